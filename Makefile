@@ -1,0 +1,72 @@
+# ferkit: `make train` sets everything up and trains; `make test` runs the tests.
+# ZenML and MLflow state stays in this folder (.ferkit/) unless you override
+# FERKIT_HOME (or ZENML_CONFIG_PATH) on the command line or in the environment.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+FERKIT_HOME ?= $(CURDIR)/.ferkit
+export ZENML_CONFIG_PATH ?= $(FERKIT_HOME)/zenml
+export ZENML_ANALYTICS_OPT_IN ?= false
+export ZENML_ENABLE_RICH_TRACEBACK ?= false
+export ZENML_LOGGING_VERBOSITY ?= INFO
+export AUTO_OPEN_DASHBOARD ?= false
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+# The shared data folder beside the repository, when there is one; else set FER2013_PATH.
+ifeq ($(origin FER2013_PATH), undefined)
+  ifneq ($(wildcard $(CURDIR)/../shared/data/fer2013.zip),)
+    export FER2013_PATH := $(abspath $(CURDIR)/../shared/data/fer2013.zip)
+  endif
+endif
+
+STAMP := $(VENV)/.installed
+UI_PORT ?= 5000
+PYTEST_ARGS ?=
+
+.PHONY: setup stack train test bench ui clean help
+
+help:
+	@echo "make train [CONFIG=configs/<name>.yaml]  set up, register the stack, run fer_training"
+	@echo "make test                                run the test suite"
+	@echo "make setup | stack | bench | ui | clean"
+
+# One pip resolve for everything; re-runs only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+stack: setup
+	@mkdir -p $(ZENML_CONFIG_PATH)
+	$(BIN)/ferkit stack --root $(CURDIR)
+
+# CONFIG defaults to configs/paper.yaml where CUDA is available and that config
+# exists, else configs/cpu.yaml.
+train: stack
+	@config="$(CONFIG)"; \
+	if [ -z "$$config" ]; then \
+	  if $(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null \
+	     && [ -f configs/paper.yaml ]; then config=configs/paper.yaml; why="CUDA is available"; \
+	  else config=configs/cpu.yaml; why="no CUDA device"; fi; \
+	  echo "make train: using $$config ($$why; pick another with CONFIG=...)"; \
+	else echo "make train: using $$config"; fi; \
+	FERKIT_CONFIG_FILE="$$config" $(BIN)/zenml pipeline run pipelines.fer_training -c "$$config"
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: stack
+	$(BIN)/python tests/benchmarks/bench_ingest.py --out tests/benchmarks/results/ingest.json
+
+ui: stack
+	@uri=$$($(BIN)/ferkit tracking-uri); echo "MLflow UI on http://127.0.0.1:$(UI_PORT) ($$uri)"; \
+	$(BIN)/mlflow ui --backend-store-uri "$$uri" --host 127.0.0.1 --port $(UI_PORT)
+
+clean:
+	rm -rf $(FERKIT_HOME) .zen .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

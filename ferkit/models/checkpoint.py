@@ -1,0 +1,86 @@
+"""A trained model that knows how it was built and how to feed it.
+
+Like torchvision's `WeightsEnum`, the checkpoint carries its metadata: the
+architecture and its arguments, the label order, the input size and the
+preprocessing, plus the recipe and history that made it.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
+from ferkit.models.registry import build_model
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file does not match the model it is loaded into."""
+
+
+@dataclass
+class TrainedModel:
+    architecture: str  # registry name, e.g. "plain_cnn"
+    architecture_kwargs: dict  # keyword arguments of the builder
+    state_dict: dict[str, torch.Tensor]
+    emotions: tuple[str, ...] = EMOTIONS  # label order of the logits
+    input_size: int = IMAGE_SIZE  # square grayscale input, pixels scaled to [0, 1]
+    recipe: dict = field(default_factory=dict)  # resolved training config
+    history: list[dict] = field(default_factory=list)  # per-epoch metrics
+
+    def build(self) -> nn.Module:
+        """The architecture with these weights, in eval mode."""
+        model = build_model(self.architecture, **self.architecture_kwargs)
+        load_state_dict_strict(model, self.state_dict, source=f"checkpoint of {self.architecture}")
+        return model.eval()
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        torch.save(self._payload(), buffer)
+        return buffer.getvalue()
+
+    def save(self, path: str | Path) -> None:
+        torch.save(self._payload(), path)
+
+    @classmethod
+    def load(cls, path_or_buffer) -> "TrainedModel":
+        payload = torch.load(path_or_buffer, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+            raise CheckpointError(f"{path_or_buffer}: not a ferkit checkpoint (format {FORMAT_VERSION})")
+        return cls(
+            architecture=payload["architecture"],
+            architecture_kwargs=payload["architecture_kwargs"],
+            state_dict=payload["state_dict"],
+            emotions=tuple(payload["emotions"]),
+            input_size=payload["input_size"],
+            recipe=payload["recipe"],
+            history=payload["history"],
+        )
+
+    def _payload(self) -> dict:
+        return {
+            "format": FORMAT_VERSION,
+            "architecture": self.architecture,
+            "architecture_kwargs": self.architecture_kwargs,
+            "state_dict": self.state_dict,
+            "emotions": list(self.emotions),
+            "input_size": self.input_size,
+            "recipe": self.recipe,
+            "history": self.history,
+        }
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str) -> None:
+    """Load weights, failing with the missing and unexpected key names."""
+    result = model.load_state_dict(state_dict, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{source} does not match the model: missing keys {result.missing_keys[:10]}, "
+            f"unexpected keys {result.unexpected_keys[:10]}"
+        )

@@ -1,0 +1,33 @@
+"""`fer_training`: FER2013 in, a registered emotion model out.
+
+Run from the repository root:
+    zenml pipeline run pipelines.fer_training -c configs/smoke.yaml
+"""
+
+from zenml import pipeline
+
+from steps.evaluate.evaluate_model import evaluate_model
+from steps.ingest.fingerprint_source import fingerprint_source
+from steps.ingest.ingest_fer2013 import ingest_fer2013
+from steps.register.register_model import register_model
+from steps.train.train_model import train_model
+from steps.weights.compute_class_weights import compute_class_weights
+
+
+@pipeline(name="fer_training")
+def fer_training(data_path: str | None = None) -> None:
+    # Ingest: hash the source (decides caching), decode every image once.
+    source_sha256 = fingerprint_source(data_path=data_path)
+    fer_dataset, _manifest = ingest_fer2013(source_sha256=source_sha256, data_path=data_path)
+
+    # Class weighting on the training split.
+    class_weights = compute_class_weights(fer_dataset)
+
+    # Training; the best epoch is chosen on val (PublicTest).
+    model = train_model(fer_dataset=fer_dataset, class_weights=class_weights)
+
+    # Evaluation on test (PrivateTest), touched once.
+    test_metrics = evaluate_model(model=model, fer_dataset=fer_dataset)
+
+    # Registration in MLflow as `fer_emotion`.
+    register_model(model=model, test_metrics=test_metrics)
