@@ -22,6 +22,17 @@ def active() -> bool:
     return mlflow.active_run() is not None
 
 
+def in_step() -> bool:
+    """True inside a running ZenML step (not when called through `entrypoint`)."""
+    from zenml import get_step_context
+
+    try:
+        get_step_context()
+    except RuntimeError:
+        return False
+    return True
+
+
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'train': {'lr': 0.1}} -> {'train.lr': 0.1}, the names the MLflow compare view lines up on."""
     flat: dict[str, Any] = {}

@@ -140,7 +140,7 @@ def train_one_epoch(
         correct += int((logits.argmax(dim=1) == y).sum())
         seen += len(idx)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-    return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+    return {"train.loss": loss_sum / max(seen, 1), "train.accuracy": correct / max(seen, 1)}
 
 
 def _optimizer_and_schedule(model: nn.Module, config: TrainConfig, steps_per_epoch: int):
@@ -199,9 +199,9 @@ def fit(
         )
         probs = predict_proba(model, val_images, config.eval_batch_size, tta_flip=config.tta_flip)
         val = classification_metrics(val_labels, probs)
-        metrics.update({f"val_{k}": v for k, v in val.items()})
-        metrics["lr"] = scheduler.get_last_lr()[0]
-        metrics["epoch_seconds"] = time.perf_counter() - epoch_start
+        metrics.update({f"val.{k}": v for k, v in val.items()})
+        metrics["train.lr"] = scheduler.get_last_lr()[0]
+        metrics["train.epoch_seconds"] = time.perf_counter() - epoch_start
         history.append({"epoch": epoch, **metrics})
         if val["macro_f1"] > best_f1:
             best_f1, best_epoch, stale = val["macro_f1"], epoch, 0

@@ -35,7 +35,9 @@ def evaluate_model(
 
 def _in_model_context() -> bool:
     """True inside a pipeline run that is tied to a ZenML model (configs set `model:`)."""
+    if not tracking.in_step():
+        return False
     try:
         return get_step_context().model is not None
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         return False

@@ -9,6 +9,7 @@ from zenml.config.cache_policy import CachePolicy
 from ferkit.data import DataError, read_fer2013
 from ferkit.data.manifest import build_manifest
 from ferkit.data.dataset import FERDataset
+from steps import tracking
 from steps.materializers import FERDatasetMaterializer
 
 # The source hash arrives as a fresh artifact every run; its value, not its
@@ -34,16 +35,17 @@ def ingest_fer2013(
             f"(sha256 {source_sha256[:12]}... before, {data.report.source_sha256[:12]}... now); run again"
         )
     summary = data.summary()
-    log_metadata(
-        metadata={
-            "splits": summary["splits"],
-            "train_classes": summary["classes"]["train"],
-            "converted": data.report.converted,
-            "bad_files": data.report.bad_files[:100],
-            "missing_classes": data.report.missing_classes,
-            "source_sha256": source_sha256,
-        },
-        infer_artifact=True,
-        artifact_name="fer_dataset",
-    )
+    if tracking.in_step():
+        log_metadata(
+            metadata={
+                "splits": summary["splits"],
+                "train_classes": summary["classes"]["train"],
+                "converted": data.report.converted,
+                "bad_files": data.report.bad_files[:100],
+                "missing_classes": data.report.missing_classes,
+                "source_sha256": source_sha256,
+            },
+            infer_artifact=True,
+            artifact_name="fer_dataset",
+        )
     return data, build_manifest(data)

@@ -1,5 +1,6 @@
 """Log the model to MLflow with its signature and register it as `fer_emotion`."""
 
+import importlib.metadata
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -10,11 +11,15 @@ import torch
 from mlflow.models import infer_signature
 from zenml import step
 
+import ferkit
 from ferkit.data.labels import IMAGE_SIZE
 from ferkit.models import TrainedModel
 from steps import tracking
 
 REGISTERED_MODEL_NAME = "fer_emotion"
+# The logged model carries ferkit's source, so loading it needs only these.
+_RUNTIME_REQUIREMENTS = ("torch", "numpy", "pandas<3", "pillow", "tqdm", "pydantic>=2", "scikit-learn")
+_FERKIT_SOURCE = str(Path(ferkit.__file__).parent)
 
 
 @step(enable_cache=False)
@@ -42,6 +47,8 @@ def register_model(
         name="model",
         signature=infer_signature(example, probs),
         input_example=example,
+        code_paths=[_FERKIT_SOURCE],
+        pip_requirements=[_pin(r) for r in _RUNTIME_REQUIREMENTS],
         registered_model_name=registered_model_name,
         metadata={"emotions": list(model.emotions), "input": "(B, 1, 48, 48) float32 in [0, 1]"},
     )
@@ -54,3 +61,13 @@ def register_model(
     for name, value in test_metrics.items():
         client.set_model_version_tag(registered_model_name, version, f"test.{name}", f"{value:.4f}")
     return version
+
+
+def _pin(requirement: str) -> str:
+    """'torch' -> 'torch==<installed version>'; requirements with a specifier stay as they are."""
+    if any(c in requirement for c in "<>=!"):
+        return requirement
+    try:
+        return f"{requirement}=={importlib.metadata.version(requirement)}"
+    except importlib.metadata.PackageNotFoundError:
+        return requirement

@@ -9,7 +9,7 @@ from zenml import ArtifactConfig, get_step_context, step
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import EMOTIONS
 from ferkit.models import TrainedModel, build_model
-from ferkit.training import TrainConfig, fit
+from ferkit.training import TrainConfig, fit, seed_everything
 from steps import tracking
 from steps.materializers import TrainedModelMaterializer
 
@@ -39,6 +39,7 @@ def train_model(
     """Fit on train, pick the epoch with the best PublicTest (val) macro-F1."""
     _log_run_config(config)
     train, val = fer_dataset.split("train"), fer_dataset.split("val")
+    seed_everything(config.seed)  # the initial weights belong to the seeded run too
     model = build_model(config.architecture, **config.architecture_kwargs)
     tracking.log_params(
         {"parameters": sum(p.numel() for p in model.parameters()), "train_images": len(train), "val_images": len(val)},

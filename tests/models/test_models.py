@@ -1,0 +1,57 @@
+"""Architectures from the registry and the self-describing checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ferkit.data import EMOTIONS
+from ferkit.models import CheckpointError, TrainedModel, available_models, build_model
+
+
+class TestRegistry:
+    @pytest.mark.parametrize("name", available_models())
+    def test_forward_shape(self, name):
+        model = build_model(name).eval()
+        with torch.no_grad():
+            logits = model(torch.rand(3, 1, 48, 48))
+        assert logits.shape == (3, len(EMOTIONS))
+        assert torch.isfinite(logits).all()
+
+    def test_unknown_name_lists_the_available_ones(self):
+        with pytest.raises(ValueError, match="unknown model 'resnet9000'.*plain_cnn"):
+            build_model("resnet9000")
+
+    def test_widths_come_from_config(self):
+        small = build_model("plain_cnn", widths=[8, 8, 8, 8])
+        large = build_model("plain_cnn")
+        assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in large.parameters()) / 50
+
+
+class TestTrainedModel:
+    def _trained(self) -> TrainedModel:
+        net = build_model("plain_cnn", widths=[8, 8, 16, 16])
+        return TrainedModel("plain_cnn", {"widths": (8, 8, 16, 16)}, net.state_dict(), recipe={"epochs": 1})
+
+    def test_save_load_round_trip_predicts_the_same(self, tmp_path):
+        trained = self._trained()
+        trained.save(tmp_path / "m.pt")
+        loaded = TrainedModel.load(tmp_path / "m.pt")
+        assert loaded.emotions == EMOTIONS and loaded.input_size == 48 and loaded.recipe == {"epochs": 1}
+        x = torch.rand(2, 1, 48, 48)
+        with torch.no_grad():
+            torch.testing.assert_close(trained.build()(x), loaded.build()(x))
+
+    def test_wrong_key_set_fails_naming_the_keys(self):
+        trained = self._trained()
+        state = dict(trained.state_dict)
+        state["extra.weight"] = torch.zeros(1)
+        del state["head.3.bias"]
+        broken = TrainedModel("plain_cnn", {"widths": (8, 8, 16, 16)}, state)
+        with pytest.raises(CheckpointError, match=r"missing keys \['head.3.bias'\].*unexpected keys \['extra.weight'\]"):
+            broken.build()
+
+    def test_a_foreign_file_is_not_a_checkpoint(self, tmp_path):
+        torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+        with pytest.raises(CheckpointError, match="not a ferkit checkpoint"):
+            TrainedModel.load(tmp_path / "other.pt")

@@ -1,0 +1,102 @@
+"""`fer_training` end to end through the ZenML CLI, in the tests' own ZenML/MLflow home.
+
+conftest.py points ZENML_CONFIG_PATH and ZENML_REPOSITORY_PATH at a temporary
+folder, so the user's ZenML state and this checkout's `.zen` stay untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.factories import image_tree, write_zip
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str], data_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FER2013_PATH": str(data_path), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def run_smoke(data_path: Path) -> None:
+    _run([str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_training", "-c", "configs/smoke.yaml"], data_path)
+
+
+def latest_run_steps() -> dict[str, str]:
+    """step name -> status of the newest fer_training run."""
+    from zenml.client import Client
+
+    run = Client().get_pipeline("fer_training").runs[0]
+    assert run.status.value == "completed"
+    return {name: step.status.value for name, step in run.steps.items()}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> str:
+    """The local stack, set up exactly as `make stack` does; returns the MLflow URI."""
+    out = _run([str(BIN / "ferkit"), "stack", "--root", os.environ["ZENML_REPOSITORY_PATH"]], Path("unused"))
+    return out.stdout.strip().splitlines()[-1].split(": ", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def smoke_data(tmp_path_factory, request) -> Path:
+    """The real archive when available (CI has it), else generated faces."""
+    for candidate in (os.environ.get("FER2013_PATH", ""), str(ROOT.parent / "shared/data/fer2013.zip")):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return write_zip(tmp_path_factory.mktemp("data") / "fer.zip", image_tree(12))
+
+
+def test_smoke_run_tracks_and_registers(stack, smoke_data):
+    run_smoke(smoke_data)
+    steps = latest_run_steps()
+    assert set(steps) == {"fingerprint_source", "ingest_fer2013", "compute_class_weights", "train_model",
+                          "evaluate_model", "register_model"}
+
+    mlflow.set_tracking_uri(stack)
+    runs = mlflow.search_runs(experiment_names=["fer_training"], output_format="list", order_by=["start_time DESC"])
+    run = runs[0]
+    for name in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss"):
+        assert 0 <= run.data.metrics[f"test.{name}"] <= (1 if name != "log_loss" else 50)
+    assert "val.macro_f1" in run.data.metrics and run.data.params["train.epochs"] == "2"
+    client = mlflow.MlflowClient()
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/confusion_matrix.png" in artifacts
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} >= {"config/resolved.yaml"}
+
+    versions = client.search_model_versions("name='fer_emotion'")
+    newest = max(versions, key=lambda v: int(v.version))
+    assert newest.run_id == run.info.run_id
+    assert float(newest.tags["test.macro_f1"]) == pytest.approx(run.data.metrics["test.macro_f1"], abs=1e-4)
+
+    # The registered model loads and predicts 7 probabilities per face.
+    import numpy as np
+
+    model = mlflow.pyfunc.load_model(f"models:/fer_emotion/{newest.version}")
+    out = np.asarray(model.predict(np.random.default_rng(0).random((3, 1, 48, 48), dtype=np.float32)))
+    assert out.shape == (3, 7)
+
+
+def test_ingest_is_cached_until_the_file_changes(stack, tmp_path):
+    data = write_zip(tmp_path / "fer.zip", image_tree(8))
+    run_smoke(data)
+    assert latest_run_steps()["ingest_fer2013"] == "completed"
+
+    run_smoke(data)
+    steps = latest_run_steps()
+    assert steps["ingest_fer2013"] == "cached"
+    assert steps["fingerprint_source"] == "completed"  # always hashes the file
+
+    write_zip(data, image_tree(9))  # same path, new content
+    run_smoke(data)
+    assert latest_run_steps()["ingest_fer2013"] == "completed"

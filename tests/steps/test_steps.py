@@ -1,0 +1,67 @@
+"""Each step through `entrypoint(...)`: no stack, no MLflow run, real data flowing through."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ferkit.data import DataError, FERDataset, file_sha256
+from ferkit.models import TrainedModel
+from ferkit.training import TrainConfig
+from steps.evaluate.evaluate_model import evaluate_model
+from steps.ingest.fingerprint_source import fingerprint_source
+from steps.ingest.ingest_fer2013 import ingest_fer2013
+from steps.register.register_model import register_model
+from steps.train.train_model import train_model
+from steps.weights.compute_class_weights import compute_class_weights
+from tests.factories import image_tree, write_zip
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory) -> tuple[FERDataset, pd.DataFrame]:
+    path = write_zip(tmp_path_factory.mktemp("d") / "fer.zip", image_tree(6))
+    return ingest_fer2013.entrypoint(source_sha256=file_sha256(path), data_path=str(path))
+
+
+def test_fingerprint_source_changes_with_the_file(tmp_path):
+    path = write_zip(tmp_path / "a.zip", image_tree(1))
+    first = fingerprint_source.entrypoint(data_path=str(path))
+    assert first == fingerprint_source.entrypoint(data_path=str(path))
+    write_zip(path, image_tree(2))
+    assert fingerprint_source.entrypoint(data_path=str(path)) != first
+
+
+def test_ingest_returns_data_set_and_manifest(ingested):
+    data, manifest = ingested
+    assert isinstance(data, FERDataset) and len(data) == 6 * 7 * 3
+    assert len(manifest) == len(data) and set(manifest["split"]) == {"train", "val", "test"}
+
+
+def test_ingest_refuses_a_file_that_changed_since_it_was_hashed(tmp_path):
+    path = write_zip(tmp_path / "a.zip", image_tree(1))
+    with pytest.raises(DataError, match="changed while the pipeline was reading it"):
+        ingest_fer2013.entrypoint(source_sha256="0" * 64, data_path=str(path))
+
+
+def test_class_weights_are_inverse_frequency(ingested):
+    weights = compute_class_weights.entrypoint(ingested[0])
+    assert list(weights) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    np.testing.assert_allclose(list(weights.values()), 1.0)  # 6 per class: balanced
+
+
+def test_train_then_evaluate(ingested):
+    data = ingested[0]
+    weights = compute_class_weights.entrypoint(data)
+    config = TrainConfig(epochs=1, batch_size=16, architecture_kwargs={"widths": [8, 8, 8, 8]})
+    model = train_model.entrypoint(fer_dataset=data, class_weights=weights, config=config)
+    assert isinstance(model, TrainedModel) and model.recipe["epochs"] == 1 and len(model.history) == 1
+    metrics = evaluate_model.entrypoint(model=model, fer_dataset=data)
+    assert set(metrics) == {"accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss"}
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["log_loss"] > 0
+
+
+def test_register_without_mlflow_run_says_what_is_missing(ingested):
+    model = TrainedModel("plain_cnn", {}, {})
+    with pytest.raises(RuntimeError, match="needs an active MLflow run"):
+        register_model.entrypoint(model=model, test_metrics={})

@@ -1,0 +1,34 @@
+"""`ferkit info` on generated data, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.factories import image_tree, write_zip
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ferkit.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_info_json_counts(tmp_path):
+    path = write_zip(tmp_path / "d.zip", image_tree(2))
+    result = run_cli("info", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["splits"] == {"train": 14, "val": 14, "test": 14}
+    assert summary["classes"]["train"]["disgust"] == 2
+
+
+def test_info_table(tmp_path):
+    result = run_cli("info", str(write_zip(tmp_path / "d.zip", image_tree(1))))
+    assert result.returncode == 0 and "21 images" in result.stdout and "train" in result.stdout
+
+
+def test_missing_data_is_one_clear_line(tmp_path):
+    result = run_cli("info", str(tmp_path / "absent.zip"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "absent.zip" in result.stderr and "msambare/fer2013" in result.stderr

@@ -1,0 +1,104 @@
+"""The training loop learns, weighs classes, stays seeded, and augmentation keeps shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ferkit.data.augment import AugmentConfig, augment_batch
+from ferkit.models import build_model
+from ferkit.training import TrainConfig, fit, predict_proba, seed_everything
+from ferkit.training.loop import to_input
+
+
+def two_class_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class 0: bright upper half; class 3: bright lower half, over noise."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, size=(n, 48, 48)).astype(np.uint8)
+    labels = np.where(np.arange(n) % 2 == 0, 0, 3)
+    images[labels == 0, :24] += 150
+    images[labels == 3, 24:] += 150
+    return images, labels
+
+
+SMALL = dict(architecture="plain_cnn", architecture_kwargs={"widths": [8, 16, 16, 32]}, batch_size=32,
+             lr=0.05, early_stopping_patience=None, tta_flip=True, use_class_weights=False, num_threads=2)
+
+
+class TestFit:
+    def test_tiny_model_learns_a_two_class_task(self):
+        x, y = two_class_faces(256, seed=0)
+        vx, vy = two_class_faces(128, seed=1)
+        config = TrainConfig(epochs=4, **SMALL)
+        model = build_model(config.architecture, **config.architecture_kwargs)
+        result = fit(model, x, y, vx, vy, config)
+        model.load_state_dict(result.state_dict)
+        accuracy = (predict_proba(model, vx).argmax(1) == vy).mean()
+        assert accuracy > 0.9
+        assert len(result.history) == 4 and 1 <= result.best_epoch <= 4
+        assert {"train.loss", "val.macro_f1", "val.log_loss", "train.lr"} <= set(result.history[0])
+
+    def test_same_seed_same_weights(self):
+        x, y = two_class_faces(64, seed=0)
+        config = TrainConfig(epochs=1, **SMALL)
+        states = []
+        for _ in range(2):
+            seed_everything(config.seed)  # initial weights too
+            model = build_model(config.architecture, **config.architecture_kwargs)
+            states.append(fit(model, x, y, x[:16], y[:16], config).state_dict)
+        for key in states[0]:
+            torch.testing.assert_close(states[0][key], states[1][key])
+
+    def test_callbacks_see_every_epoch(self):
+        x, y = two_class_faces(64, seed=0)
+        seen = []
+        config = TrainConfig(epochs=2, **SMALL)
+        fit(build_model("plain_cnn", widths=[8, 8, 8, 8]), x, y, x[:16], y[:16], config,
+            callbacks=[lambda epoch, metrics: seen.append((epoch, metrics["val.accuracy"]))])
+        assert [epoch for epoch, _ in seen] == [1, 2]
+
+    def test_early_stopping_stops(self):
+        x, y = two_class_faces(64, seed=0)
+        config = TrainConfig(epochs=20, **{**SMALL, "early_stopping_patience": 1, "lr": 1e-9})
+        result = fit(build_model("plain_cnn", widths=[8, 8, 8, 8]), x, y, x[:16], y[:16], config)
+        assert len(result.history) < 20
+
+    def test_empty_validation_split_is_refused(self):
+        x, y = two_class_faces(8, seed=0)
+        with pytest.raises(ValueError, match="validation split is empty"):
+            fit(build_model("plain_cnn"), x, y, x[:0], y[:0], TrainConfig(epochs=1))
+
+    def test_class_weights_change_the_loss(self):
+        logits = torch.randn(8, 7)
+        labels = torch.tensor([0, 1, 1, 2, 3, 4, 5, 6])
+        weights = torch.ones(7)
+        plain = F.cross_entropy(logits, labels, weight=weights)
+        weights[1] = 5.0
+        weighted = F.cross_entropy(logits, labels, weight=weights)
+        per_sample = F.cross_entropy(logits, labels, reduction="none")
+        expected = (per_sample * weights[labels]).sum() / weights[labels].sum()
+        torch.testing.assert_close(weighted, expected)
+        assert not torch.isclose(plain, weighted)
+
+
+class TestAugment:
+    def test_shape_range_and_randomness(self):
+        x = to_input(two_class_faces(16, seed=0)[0])
+        out = augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(0))
+        assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+        assert not torch.allclose(out, x)
+
+    def test_zero_strength_without_flip_or_brightness_is_identity(self):
+        x = to_input(two_class_faces(4, seed=0)[0])
+        config = AugmentConfig(strength=0.0, hflip=False, brightness=(1.0, 1.0))
+        torch.testing.assert_close(augment_batch(x, config), x, atol=1e-5, rtol=0)
+
+    def test_flip_only_mirrors(self):
+        x = to_input(two_class_faces(64, seed=0)[0])
+        config = AugmentConfig(strength=0.0, hflip=True, brightness=(1.0, 1.0))
+        out = augment_batch(x, config, torch.Generator().manual_seed(1))
+        mirrored = torch.isclose(out, x.flip(dims=[3]), atol=1e-5).flatten(1).all(1)
+        same = torch.isclose(out, x, atol=1e-5).flatten(1).all(1)
+        assert (mirrored | same).all() and mirrored.any() and same.any()
