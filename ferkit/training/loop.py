@@ -28,6 +28,11 @@ from ferkit.metrics.classification import classification_metrics
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+def _progress_disabled() -> bool:
+    """FERKIT_NO_PROGRESS=1 silences the bars (tests, CI logs)."""
+    return os.environ.get("FERKIT_NO_PROGRESS") == "1"
+
+
 class AugmentSettings(BaseModel):
     """YAML face of `AugmentConfig`."""
 
@@ -126,7 +131,8 @@ def train_one_epoch(
     if config.max_batches_per_epoch is not None:
         batches = batches[: config.max_batches_per_epoch]
     loss_sum, correct, seen = 0.0, 0, 0
-    bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False, mininterval=2.0)
+    bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False, mininterval=2.0,
+               disable=_progress_disabled())
     for idx in bar:
         x = augment_batch(to_input(images[idx]), augment, generator)  # (B, 1, 48, 48)
         y = torch.as_tensor(labels[idx])
@@ -191,7 +197,7 @@ def fit(
     start = time.perf_counter()
     history: list[dict[str, float]] = []
     best_f1, best_epoch, best_state, stale = -1.0, 0, None, 0
-    epochs = tqdm(range(1, config.epochs + 1), desc="training", unit="epoch", disable=os.environ.get("FERKIT_NO_PROGRESS") == "1")
+    epochs = tqdm(range(1, config.epochs + 1), desc="training", unit="epoch", disable=_progress_disabled())
     for epoch in epochs:
         epoch_start = time.perf_counter()
         metrics = train_one_epoch(
