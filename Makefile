@@ -60,7 +60,7 @@ train: stack
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: stack
+bench: setup
 	$(BIN)/python tests/benchmarks/bench_ingest.py --out tests/benchmarks/results/ingest.json
 
 ui: stack
