@@ -45,6 +45,11 @@ class PlainCNN(nn.Module):
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes)
         )
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (B, C): pooled, before dropout and the classifier."""
+        x = (x - self.mean) / self.std  # (B, 1, 48, 48)
+        return self.head[1](self.head[0](self.features(x)))  # (B, C)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std  # (B, 1, 48, 48)
         return self.head(self.features(x))  # (B, K)
