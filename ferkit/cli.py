@@ -3,6 +3,7 @@
     ferkit stack          register and activate the local ZenML stack `fer_local`
     ferkit tracking-uri   print the MLflow tracking URI of the active stack
     ferkit info PATH      read a FER2013 zip, folder or CSV and print what it holds
+    ferkit validate PATH  run the data quality gate on it and print the report
 """
 
 from __future__ import annotations
@@ -94,6 +95,44 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    """Exit 0 when the gate passes (warnings allowed), 1 when a `fail_on` check failed, 2 when unreadable."""
+    import yaml
+
+    from ferkit.data import read_fer2013
+    from ferkit.data.errors import DataError
+    from ferkit.data.manifest import build_manifest
+    from ferkit.quality import QualityPolicy, run_expectations
+
+    policy = QualityPolicy()
+    if args.policy:
+        policy = QualityPolicy(**(yaml.safe_load(Path(args.policy).read_text()) or {}))
+    try:
+        data = read_fer2013(args.path, on_bad_image="skip", progress=not args.json)
+    except DataError as exc:
+        if args.json:
+            print(json.dumps({"passed": False, "readable": False, "error": str(exc)}, indent=2))
+        else:
+            print(f"ferkit validate: the data cannot be read: {exc}", file=sys.stderr)
+        return 2
+    report, _ = run_expectations(build_manifest(data), policy)
+    if args.json:
+        payload = {
+            "source": str(data.report.source),
+            "passed": report.passed,
+            "readable": True,
+            "bad_files": data.report.bad_files,
+            **{k: v for k, v in report.summary.items()},
+            "checks": [c.model_dump() for c in report.checks],
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        print(report.to_markdown())
+        if data.report.bad_files:
+            print(f"undecodable files skipped: {', '.join(data.report.bad_files[:10])}")
+    return 0 if report.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferkit", description="FER2013 emotion-recognition toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--on-bad-image", choices=["skip", "fail"], default="skip")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=_cmd_info)
+    validate = sub.add_parser("validate", help="run the data quality gate and print its report")
+    validate.add_argument("path", nargs="?", default=None, help="data path (default: $FER2013_PATH)")
+    validate.add_argument("--policy", help="YAML file with QualityPolicy fields (fail_on, thresholds, ...)")
+    validate.add_argument("--json", action="store_true", help="print JSON counts and checks")
+    validate.set_defaults(func=_cmd_validate)
     return parser
 
 

@@ -6,11 +6,13 @@ Run from the repository root:
 
 from zenml import pipeline
 
+from steps.drift.report_drift import report_drift
 from steps.evaluate.evaluate_model import evaluate_model
 from steps.ingest.fingerprint_source import fingerprint_source
 from steps.ingest.ingest_fer2013 import ingest_fer2013
 from steps.register.register_model import register_model
 from steps.train.train_model import train_model
+from steps.validate.validate_data import validate_data
 from steps.weights.compute_class_weights import compute_class_weights
 
 
@@ -18,16 +20,20 @@ from steps.weights.compute_class_weights import compute_class_weights
 def fer_training(data_path: str | None = None) -> None:
     # Ingest: hash the source (decides caching), decode every image once.
     source_sha256 = fingerprint_source(data_path=data_path)
-    fer_dataset, _manifest = ingest_fer2013(source_sha256=source_sha256, data_path=data_path)
+    fer_dataset, manifest = ingest_fer2013(source_sha256=source_sha256, data_path=data_path)
 
-    # Class weighting on the training split.
-    class_weights = compute_class_weights(fer_dataset)
+    # Quality gate: great-expectations checks, stop or warn, dedupe / drop blanks from train.
+    validated_dataset, _report, _summary = validate_data(fer_dataset=fer_dataset, manifest=manifest)
+
+    # Class weighting on the (cleaned) training split.
+    class_weights = compute_class_weights(validated_dataset)
 
     # Training; the best epoch is chosen on val (PublicTest).
-    model = train_model(fer_dataset=fer_dataset, class_weights=class_weights)
+    model = train_model(fer_dataset=validated_dataset, class_weights=class_weights)
 
-    # Evaluation on test (PrivateTest), touched once.
-    test_metrics = evaluate_model(model=model, fer_dataset=fer_dataset)
+    # Evaluation on test (PrivateTest), touched once; drift of test against train.
+    test_metrics = evaluate_model(model=model, fer_dataset=validated_dataset)
+    report_drift(fer_dataset=validated_dataset, model=model)
 
     # Registration in MLflow as `fer_emotion`.
     register_model(model=model, test_metrics=test_metrics)

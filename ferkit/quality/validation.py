@@ -124,10 +124,11 @@ def run_expectations(manifest: pd.DataFrame, policy: QualityPolicy) -> tuple[Val
     if missing:
         raise DataQualityError(f"manifest is missing columns {missing}; expected {list(MANIFEST_COLUMNS)}")
 
+    # GE logs its API registry at INFO while importing; quiet it first.
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     import great_expectations as gx
     from great_expectations import expectations as gxe
-
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    from great_expectations.data_context.types.base import ProgressBarsConfig
     flags = flag_images(manifest, policy.blank_std_threshold)
     splits, classes = split_table(flags), class_table(flags)
     tol = policy.proportion_tolerance
@@ -159,6 +160,7 @@ def run_expectations(manifest: pd.DataFrame, policy: QualityPolicy) -> tuple[Val
     }
 
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     ge_json: dict[str, Any] = {}
     outcomes: dict[str, CheckResult] = {}
     gx_frame = flags.drop(columns=["dup_group"])

@@ -7,6 +7,7 @@ import yaml
 from zenml import ArtifactConfig, get_step_context, step
 
 from ferkit.data.dataset import FERDataset
+from ferkit.data.weights import ClassWeights
 from ferkit.data.labels import EMOTIONS
 from ferkit.models import TrainedModel, build_model
 from ferkit.training import TrainConfig, fit, seed_everything
@@ -33,7 +34,7 @@ def _log_run_config(config: TrainConfig) -> None:
 @step(output_materializers={"model": TrainedModelMaterializer})
 def train_model(
     fer_dataset: FERDataset,
-    class_weights: dict[str, float],
+    class_weights: ClassWeights,
     config: TrainConfig,
 ) -> Annotated[TrainedModel, ArtifactConfig(name="model", is_model_artifact=True)]:
     """Fit on train, pick the epoch with the best PublicTest (val) macro-F1."""
@@ -52,7 +53,7 @@ def train_model(
         val.images,
         val.labels,
         config,
-        class_weights=[class_weights[name] for name in EMOTIONS],
+        class_weights=class_weights.as_list(),
         callbacks=[lambda epoch, metrics: tracking.log_metrics(metrics, step=epoch)],
     )
     tracking.log_metrics(

@@ -7,7 +7,7 @@ import pytest
 
 from ferkit.data import EMOTIONS, FERDataset, IngestReport
 from ferkit.data.manifest import MANIFEST_COLUMNS, build_manifest
-from ferkit.data.weights import inverse_frequency_weights
+from ferkit.data.weights import class_weights, effective_number_weights, inverse_frequency_weights
 from tests.factories import face
 
 
@@ -105,3 +105,21 @@ class TestClassWeights:
     def test_absent_class_is_named(self):
         with pytest.raises(ValueError, match="disgust"):
             inverse_frequency_weights(np.array([0, 2, 3, 4, 5, 6]))
+
+    def test_effective_number_is_normalised_and_ordered(self):
+        labels = np.array([0] * 400 + [1] * 10 + [2] * 100 + [3] * 700 + [4] * 100 + [5] * 100 + [6] * 100)
+        weights = effective_number_weights(labels, beta=0.999)
+        assert weights.sum() == pytest.approx(7)
+        assert weights[1] > weights[2] > weights[0] > weights[3]  # fewer images, more weight
+        # Softer than inverse frequency: the rare/common ratio shrinks.
+        inverse = inverse_frequency_weights(labels)
+        assert weights[1] / weights[3] < inverse[1] / inverse[3]
+
+    def test_typed_weights_record_method_and_counts(self):
+        labels = np.repeat(np.arange(7), [5, 1, 5, 9, 5, 5, 5])
+        weights = class_weights(labels, method="effective_number", beta=0.9)
+        assert weights.method == "effective_number" and weights.beta == 0.9
+        assert weights.counts["happy"] == 9 and len(weights.as_list()) == 7
+        assert weights.table().splitlines()[0] == "emotion,train_images,weight"
+        with pytest.raises(ValueError, match="unknown class-weight method"):
+            class_weights(labels, method="sqrt")

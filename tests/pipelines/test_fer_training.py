@@ -60,8 +60,8 @@ def smoke_data(tmp_path_factory, request) -> Path:
 def test_smoke_run_tracks_and_registers(stack, smoke_data):
     run_smoke(smoke_data)
     steps = latest_run_steps()
-    assert set(steps) == {"fingerprint_source", "ingest_fer2013", "compute_class_weights", "train_model",
-                          "evaluate_model", "register_model"}
+    assert set(steps) == {"fingerprint_source", "ingest_fer2013", "validate_data", "compute_class_weights",
+                          "train_model", "evaluate_model", "report_drift", "register_model"}
 
     mlflow.set_tracking_uri(stack)
     runs = mlflow.search_runs(experiment_names=["fer_training"], output_format="list", order_by=["start_time DESC"])
@@ -73,6 +73,10 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert "evaluation/confusion_matrix.png" in artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} >= {"config/resolved.yaml"}
+    quality = {a.path for a in client.list_artifacts(run.info.run_id, "quality")}
+    assert quality >= {"quality/report.md", "quality/great_expectations.json", "quality/report.json"}
+    assert any(a.path.endswith(".html") for a in client.list_artifacts(run.info.run_id, "drift"))
+    assert "drift.drift_share" in run.data.metrics and "quality.duplicate_groups" in run.data.metrics
 
     versions = client.search_model_versions("name='fer_emotion'")
     newest = max(versions, key=lambda v: int(v.version))

@@ -13,6 +13,7 @@ from steps.evaluate.evaluate_model import evaluate_model
 from steps.ingest.fingerprint_source import fingerprint_source
 from steps.ingest.ingest_fer2013 import ingest_fer2013
 from steps.register.register_model import register_model
+from steps.drift.report_drift import report_drift
 from steps.train.train_model import train_model
 from steps.weights.compute_class_weights import compute_class_weights
 from tests.factories import image_tree, write_zip
@@ -46,8 +47,8 @@ def test_ingest_refuses_a_file_that_changed_since_it_was_hashed(tmp_path):
 
 def test_class_weights_are_inverse_frequency(ingested):
     weights = compute_class_weights.entrypoint(ingested[0])
-    assert list(weights) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-    np.testing.assert_allclose(list(weights.values()), 1.0)  # 6 per class: balanced
+    assert list(weights.weights) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    np.testing.assert_allclose(weights.as_list(), 1.0)  # 6 per class: balanced
 
 
 def test_train_then_evaluate(ingested):
@@ -59,6 +60,9 @@ def test_train_then_evaluate(ingested):
     metrics = evaluate_model.entrypoint(model=model, fer_dataset=data)
     assert set(metrics) == {"accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss"}
     assert 0 <= metrics["accuracy"] <= 1 and metrics["log_loss"] > 0
+    html, drift = report_drift.entrypoint(fer_dataset=data, model=model, sample_size=30)
+    assert "<html" in str(html).lower()
+    assert {"drift_share", "p_value.mean", "p_value.emb_pc1"} <= set(drift)
 
 
 def test_register_without_mlflow_run_says_what_is_missing(ingested):
