@@ -60,8 +60,11 @@ train: stack
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Benchmarks write JSON to tests/benchmarks/results/; they need FER2013_PATH.
 bench: setup
-	$(BIN)/python tests/benchmarks/bench_ingest.py --out tests/benchmarks/results/ingest.json
+	@$(BIN)/python tests/benchmarks/bench_ingest.py --out tests/benchmarks/results/ingest.json; a=$$?; \
+	$(BIN)/python tests/benchmarks/bench_validate.py --out tests/benchmarks/results/validate.json; b=$$?; \
+	exit $$(( a || b ))
 
 ui: stack
 	@uri=$$($(BIN)/ferkit tracking-uri); echo "MLflow UI on http://127.0.0.1:$(UI_PORT) ($$uri)"; \

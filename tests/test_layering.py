@@ -8,7 +8,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["ferkit", "ferkit.data", "ferkit.models", "ferkit.training", "ferkit.metrics", "ferkit.cli"])
+@pytest.mark.parametrize("module", ["ferkit", "ferkit.data", "ferkit.models", "ferkit.training", "ferkit.metrics", "ferkit.quality", "ferkit.cli"])
 def test_core_imports_without_zenml_or_mlflow(module):
     code = (
         f"import sys, {module}; "
