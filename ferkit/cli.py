@@ -4,12 +4,15 @@
     ferkit tracking-uri   print the MLflow tracking URI of the active stack
     ferkit info PATH      read a FER2013 zip, folder or CSV and print what it holds
     ferkit validate PATH  run the data quality gate on it and print the report
+    ferkit evaluate --model URI_OR_PATH --data PATH   score a saved or registered model
+    ferkit promote VERSION | ferkit rollback          move the `champion` alias by hand
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -133,6 +136,93 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+class ModelNotFound(RuntimeError):
+    """A model path or URI that does not resolve."""
+
+
+def _use_stack_tracking() -> None:
+    import mlflow
+
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        mlflow.set_tracking_uri(tracking_uri())
+
+
+def load_trained_model(uri_or_path: str):
+    """A ferkit checkpoint file, or a registry URI `models:/NAME@ALIAS` / `models:/NAME/VERSION`."""
+    from ferkit.models import TrainedModel
+
+    if Path(uri_or_path).is_file():
+        return TrainedModel.load(uri_or_path)
+    if not uri_or_path.startswith("models:/"):
+        raise ModelNotFound(f"'{uri_or_path}' is neither a checkpoint file nor a models:/ URI")
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    _use_stack_tracking()
+    client = mlflow.MlflowClient()
+    ref = uri_or_path[len("models:/"):]
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        else:
+            name, number = ref.rsplit("/", 1)
+            version = client.get_model_version(name, number)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path="checkpoint/ferkit_model.pt", dst_path=tmp
+            )
+            return TrainedModel.load(local)
+    except (MlflowException, ValueError, OSError) as exc:
+        raise ModelNotFound(f"model '{uri_or_path}' does not resolve: {str(exc).splitlines()[0]}") from None
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ferkit.data import read_fer2013
+    from ferkit.inference import evaluate, write_report
+    from ferkit.quality.checks import train_copy_mask
+
+    model = load_trained_model(args.model)
+    data = read_fer2013(args.data, progress=not args.json)
+    has_val = data.split_counts()["val"] > 0 and args.split != "val"
+    result = evaluate(model, data, split=args.split, fit_temperature_on="val" if has_val else None,
+                      leakage_mask=train_copy_mask(data), bootstrap_resamples=args.bootstrap)
+    if args.report:
+        write_report(result, args.report)
+    if args.json:
+        print(json.dumps({"model": args.model, "data": str(args.data), "split": args.split,
+                          "images": result.images, "classes_present": result.classes_present,
+                          "metrics": result.flat_metrics()}, indent=2))
+    else:
+        m = result.metrics
+        print(f"{args.model} on {args.split} ({result.images} images, TTA {result.tta}); "
+              f"classes: {', '.join(result.classes_present)}")
+        for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece"):
+            print(f"  {key:18s} {m[key]:.4f}")
+    return 0
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from steps.register import promotion
+
+    _use_stack_tracking()
+    old = promotion.promote(args.name, str(args.version), reason=args.reason)
+    was = f" (was v{old.version}, now '{promotion.PREVIOUS}')" if old else ""
+    print(f"{args.name} v{args.version} is now the champion{was}")
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from steps.register import promotion
+
+    _use_stack_tracking()
+    demoted, restored = promotion.rollback(args.name)
+    print(f"{args.name}: champion rolled back from v{demoted} to v{restored}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferkit", description="FER2013 emotion-recognition toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--policy", help="YAML file with QualityPolicy fields (fail_on, thresholds, ...)")
     validate.add_argument("--json", action="store_true", help="print JSON counts and checks")
     validate.set_defaults(func=_cmd_validate)
+    ev = sub.add_parser("evaluate", help="evaluate a saved or registered model on any data ingest reads")
+    ev.add_argument("--model", required=True, help="checkpoint file or models:/fer_emotion@champion")
+    ev.add_argument("--data", default=None, help="data path (default: $FER2013_PATH)")
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
+    ev.add_argument("--report", help="folder for the report (markdown, HTML, PNGs)")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=_cmd_evaluate)
+    pr = sub.add_parser("promote", help="make a registered version the champion")
+    pr.add_argument("version")
+    pr.add_argument("--name", default="fer_emotion")
+    pr.add_argument("--reason", default="promoted by hand")
+    pr.set_defaults(func=_cmd_promote)
+    rb = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
+    rb.add_argument("--name", default="fer_emotion")
+    rb.set_defaults(func=_cmd_rollback)
     return parser
 
 
@@ -160,7 +266,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except DataError as exc:
+    except (DataError, ModelNotFound) as exc:
+        print(f"ferkit: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if type(exc).__name__ != "PromotionError":
+            raise
         print(f"ferkit: {exc}", file=sys.stderr)
         return 2
 

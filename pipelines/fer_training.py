@@ -32,8 +32,8 @@ def fer_training(data_path: str | None = None) -> None:
     model = train_model(fer_dataset=validated_dataset, class_weights=class_weights)
 
     # Evaluation on test (PrivateTest), touched once; drift of test against train.
-    test_metrics = evaluate_model(model=model, fer_dataset=validated_dataset)
+    test_metrics, _evaluation_report = evaluate_model(model=model, fer_dataset=validated_dataset)
     report_drift(fer_dataset=validated_dataset, model=model)
 
-    # Registration in MLflow as `fer_emotion`.
-    register_model(model=model, test_metrics=test_metrics)
+    # Registration in MLflow as `fer_emotion`, then champion/challenger promotion.
+    register_model(model=model, test_metrics=test_metrics, fer_dataset=validated_dataset)

@@ -86,3 +86,23 @@ def confusion_matrix_png(y_true: np.ndarray, probs: np.ndarray, path: str | Path
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return counts
+
+
+# The confusions the published design discusses, as (true, predicted).
+NAMED_CONFUSIONS: tuple[tuple[str, str], ...] = (
+    ("fear", "surprise"),
+    ("surprise", "fear"),
+    ("neutral", "sad"),
+    ("sad", "neutral"),
+)
+
+
+def named_confusions(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """Share of each true class predicted as the other: {'fear_to_surprise': 0.12, ...}."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(probs).argmax(axis=1)
+    out = {}
+    for true, predicted in NAMED_CONFUSIONS:
+        members = y_true == EMOTIONS.index(true)
+        share = float((y_pred[members] == EMOTIONS.index(predicted)).mean()) if members.any() else float("nan")
+        out[f"{true}_to_{predicted}"] = share
+    return out

@@ -125,3 +125,13 @@ def quality_summary(flags: pd.DataFrame) -> dict:
         "converted_images": int(flags["wrong_format"].sum()),
         "class_counts": per_split,
     }
+
+
+def train_copy_mask(data) -> np.ndarray:
+    """Rows of a FERDataset in val/test whose pixels also appear in train (the leaked ones)."""
+    import hashlib
+
+    hashes = np.array([hashlib.blake2b(img.tobytes(), digest_size=16).hexdigest() for img in data.images])
+    train = set(hashes[data.split_mask("train")])
+    is_eval = ~data.split_mask("train")
+    return is_eval & np.isin(hashes, list(train))

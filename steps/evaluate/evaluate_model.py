@@ -1,13 +1,14 @@
-"""Score the trained model once on the test split (PrivateTest)."""
+"""Score the trained model once on the test split (PrivateTest) and write the evaluation report."""
 
 from typing import Annotated
 
 from zenml import get_step_context, log_metadata, step
+from zenml.types import HTMLString
 
 from ferkit.data.dataset import FERDataset
-from ferkit.metrics import classification_metrics, confusion_matrix_png, per_class_table
+from ferkit.inference import evaluate, write_report
 from ferkit.models import TrainedModel
-from ferkit.training import predict_proba
+from ferkit.quality.checks import train_copy_mask
 from steps import tracking
 
 
@@ -16,21 +17,30 @@ def evaluate_model(
     model: TrainedModel,
     fer_dataset: FERDataset,
     split: str = "test",
-) -> Annotated[dict[str, float], "test_metrics"]:
-    """accuracy, balanced accuracy, macro-F1, weighted F1 and log loss, plus a confusion-matrix PNG."""
-    data = fer_dataset.split(split)
-    if len(data) == 0:
-        raise ValueError(f"the {split!r} split is empty; nothing to evaluate")
-    tta = bool(model.recipe.get("tta_flip", False))
-    probs = predict_proba(model.build(), data.images, tta_flip=tta)
-    metrics = classification_metrics(data.labels, probs)
+    tta: str | None = None,
+    fit_temperature: bool = True,
+    bootstrap_resamples: int = 1000,
+) -> tuple[Annotated[dict[str, float], "test_metrics"], Annotated[HTMLString, "evaluation_report"]]:
+    """Headline figures, bootstrap CIs, calibration, TTA modes, named confusions and the
+    leakage-free figures (test images with a pixel-identical train copy left out)."""
+    result = evaluate(
+        model,
+        fer_dataset,
+        split=split,
+        tta=tta,
+        fit_temperature_on="val" if fit_temperature else None,
+        leakage_mask=train_copy_mask(fer_dataset),
+        bootstrap_resamples=bootstrap_resamples,
+    )
+    metrics = result.flat_metrics()
+    metrics["images"] = float(result.images)
     tracking.log_metrics(metrics, prefix=split)
     with tracking.ArtifactDir("evaluation") as out:
-        confusion_matrix_png(data.labels, probs, out / "confusion_matrix.png", title=f"{split}: {len(data)} images")
-        per_class_table(data.labels, probs).to_csv(out / "per_class.csv", index=False)
+        paths = write_report(result, out)
+        html = paths["html"].read_text()
     if _in_model_context():
         log_metadata(metadata={split: metrics}, infer_model=True)
-    return metrics
+    return metrics, HTMLString(html)
 
 
 def _in_model_context() -> bool:

@@ -1,4 +1,4 @@
-"""Log the model to MLflow with its signature and register it as `fer_emotion`."""
+"""Log the model to MLflow, register it as `fer_emotion`, and run the promotion gate."""
 
 import importlib.metadata
 import tempfile
@@ -9,12 +9,16 @@ import mlflow
 import numpy as np
 import torch
 from mlflow.models import infer_signature
-from zenml import step
+from zenml import get_step_context, step
 
 import ferkit
+from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import IMAGE_SIZE
+from ferkit.inference import evaluate
+from ferkit.inference.promotion import decide
 from ferkit.models import TrainedModel
 from steps import tracking
+from steps.register import promotion
 
 REGISTERED_MODEL_NAME = "fer_emotion"
 # The logged model carries ferkit's source, so loading it needs only these.
@@ -26,22 +30,63 @@ _FERKIT_SOURCE = str(Path(ferkit.__file__).parent)
 def register_model(
     model: TrainedModel,
     test_metrics: dict[str, float],
+    fer_dataset: FERDataset,
     registered_model_name: str = REGISTERED_MODEL_NAME,
+    primary_metric: str = "macro_f1",
+    min_improvement: float = 0.0,
+    split: str = "test",
 ) -> Annotated[str, "model_version"]:
-    """Log with `mlflow.pytorch` (signature, input example) and register a new version.
+    """Register a new version, compare it with the `champion` on the same test split, and
+    give it `champion` (it wins, or there is none) or `challenger`.
 
-    The version carries the test metrics as tags so the registry alone tells
-    what a version scores.
+    Everything is logged and tagged before any alias moves, so a failure leaves the
+    registry's aliases where they were. The ZenML model version gets the matching
+    stage (production / staging).
     """
     if not tracking.active():
         raise RuntimeError(
             "register_model needs an active MLflow run: give the step the stack's MLflow "
             "experiment tracker (`experiment_tracker:` in the config) and run it in a pipeline"
         )
+    if primary_metric not in test_metrics:
+        raise ValueError(f"primary_metric {primary_metric!r} is not among the test metrics {sorted(test_metrics)}")
+    client = mlflow.MlflowClient()
+    version = _log_and_register(model, registered_model_name)
+    test_fingerprint = fer_dataset.split(split).fingerprint
+    tags = {f"test.{k}": f"{v:.6f}" for k, v in test_metrics.items()}
+    tags["test.fingerprint"] = test_fingerprint
+    zenml_version_id = _zenml_model_version_id()
+    if zenml_version_id:
+        tags[promotion.ZENML_VERSION_TAG] = zenml_version_id
+    for key, value in tags.items():
+        client.set_model_version_tag(registered_model_name, version, key, value)
+
+    def rescore(checkpoint: Path) -> float:
+        champion = TrainedModel.load(checkpoint)
+        result = evaluate(champion, fer_dataset, split=split, fit_temperature_on=None, bootstrap_resamples=10)
+        return result.metrics[primary_metric]
+
+    champion, champion_score, source = promotion.champion_score(
+        client, registered_model_name, primary_metric, test_fingerprint, rescore
+    )
+    decision = decide(test_metrics[primary_metric], champion_score, primary_metric, min_improvement,
+                      higher_is_better=primary_metric != "log_loss")
+    promotion.record_decision(client, registered_model_name, version, decision, source)
+    promotion.mirror_to_zenml(zenml_version_id, decision.alias)
+    promotion.move_aliases(client, registered_model_name, version, decision.alias)  # last
+    print(f"{registered_model_name} v{version}: {decision.alias} ({decision.reason})")
+    return version
+
+
+def _log_and_register(model: TrainedModel, name: str) -> str:
     network = model.build()
     example = np.random.default_rng(0).random((2, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     with torch.no_grad():
         probs = network(torch.from_numpy(example)).softmax(dim=1).numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / "ferkit_model.pt"
+        model.save(checkpoint)
+        tracking.log_file(checkpoint, "checkpoint")
     info = mlflow.pytorch.log_model(
         network,
         name="model",
@@ -49,18 +94,18 @@ def register_model(
         input_example=example,
         code_paths=[_FERKIT_SOURCE],
         pip_requirements=[_pin(r) for r in _RUNTIME_REQUIREMENTS],
-        registered_model_name=registered_model_name,
+        registered_model_name=name,
         metadata={"emotions": list(model.emotions), "input": "(B, 1, 48, 48) float32 in [0, 1]"},
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = Path(tmp) / "ferkit_model.pt"
-        model.save(checkpoint)
-        tracking.log_file(checkpoint, "checkpoint")
-    version = str(info.registered_model_version)
-    client = mlflow.MlflowClient()
-    for name, value in test_metrics.items():
-        client.set_model_version_tag(registered_model_name, version, f"test.{name}", f"{value:.4f}")
-    return version
+    return str(info.registered_model_version)
+
+
+def _zenml_model_version_id() -> str | None:
+    try:
+        model = get_step_context().model
+    except (RuntimeError, ValueError):
+        return None
+    return str(model.id) if model is not None else None
 
 
 def _pin(requirement: str) -> str:

@@ -1,0 +1,223 @@
+"""Evaluating a trained model on a data set split: every figure the report shows, and its plots."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+from ferkit.data.dataset import FERDataset
+from ferkit.data.labels import EMOTIONS
+from ferkit.metrics import (
+    apply_temperature,
+    bootstrap_ci,
+    classification_metrics,
+    confusion_matrix_png,
+    expected_calibration_error,
+    fit_temperature,
+    named_confusions,
+    per_class_table,
+    reliability_diagram_png,
+)
+from ferkit.models.checkpoint import TrainedModel
+from ferkit.training.loop import predict_proba
+
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss")
+
+
+@dataclass
+class EvaluationResult:
+    split: str
+    images: int
+    tta: str  # the TTA mode behind the headline figures
+    metrics: dict[str, float]  # headline figures (plus ece, ci bounds, named confusions)
+    tta_table: dict[str, dict[str, float]] = field(default_factory=dict)  # mode -> headline figures
+    per_class: pd.DataFrame | None = None
+    temperature: float | None = None  # fitted on val when asked
+    calibrated: dict[str, float] = field(default_factory=dict)  # log loss and ECE after temperature scaling
+    leakage_free: dict[str, float] = field(default_factory=dict)  # figures without test images that have a train copy
+    leakage_free_images: int = 0
+    classes_present: list[str] = field(default_factory=list)
+    probs: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+    def flat_metrics(self) -> dict[str, float]:
+        """Everything numeric under stable dotted names: `macro_f1`, `tta.ten_crop.macro_f1`, ..."""
+        flat = dict(self.metrics)
+        for mode, figures in self.tta_table.items():
+            flat.update({f"tta.{mode}.{k}": v for k, v in figures.items()})
+        flat.update({f"calibrated.{k}": v for k, v in self.calibrated.items()})
+        flat.update({f"leakage_free.{k}": v for k, v in self.leakage_free.items()})
+        if self.temperature is not None:
+            flat["temperature"] = self.temperature
+        return {k: float(v) for k, v in flat.items() if v == v}  # drop NaN (absent classes)
+
+
+def evaluate(
+    model: TrainedModel,
+    data: FERDataset,
+    split: str = "test",
+    tta: str | None = None,
+    tta_modes: tuple[str, ...] = ("none", "flip", "ten_crop"),
+    fit_temperature_on: str | None = "val",
+    leakage_mask: np.ndarray | None = None,
+    bootstrap_resamples: int = 1000,
+    seed: int = 0,
+) -> EvaluationResult:
+    """Score `model` on `split`; averages run over the classes present in it.
+
+    `tta` picks the headline mode (default: the recipe's, flip when it trained with
+    flip); every mode in `tta_modes` is reported beside it. `leakage_mask` marks
+    rows of `data` to leave out for the leakage-free figures.
+    """
+    subset = data.split(split)
+    if len(subset) == 0:
+        raise ValueError(f"the {split!r} split is empty; nothing to evaluate")
+    network = model.build()
+    headline_mode = tta or ("flip" if model.recipe.get("tta_flip") else "none")
+    modes = tuple(dict.fromkeys((headline_mode, *tta_modes)))
+    probs_by_mode = {mode: predict_proba(network, subset.images, tta=mode) for mode in modes}
+    probs, y = probs_by_mode[headline_mode], subset.labels
+    y_pred = probs.argmax(axis=1)
+
+    metrics = classification_metrics(y, probs)
+    metrics["ece"] = expected_calibration_error(y, probs)
+    present = sorted(set(y.tolist()))
+    for name, fn in (
+        ("balanced_accuracy", balanced_accuracy_score),
+        ("macro_f1", lambda t, p: f1_score(t, p, labels=present, average="macro", zero_division=0)),
+    ):
+        low, high = bootstrap_ci(y, y_pred, fn, n_resamples=bootstrap_resamples, seed=seed)
+        metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = low, high
+    metrics.update({f"confusion.{k}": v for k, v in named_confusions(y, probs).items()})
+
+    result = EvaluationResult(
+        split=split,
+        images=len(subset),
+        tta=headline_mode,
+        metrics=metrics,
+        tta_table={mode: classification_metrics(y, p) for mode, p in probs_by_mode.items()},
+        per_class=per_class_table(y, probs),
+        classes_present=[EMOTIONS[c] for c in present],
+        probs=probs,
+        labels=y,
+    )
+
+    if fit_temperature_on and fit_temperature_on != split and len(data.split(fit_temperature_on)):
+        held_out = data.split(fit_temperature_on)
+        temperature = fit_temperature(held_out.labels, predict_proba(network, held_out.images, tta=headline_mode))
+        scaled = apply_temperature(probs, temperature)
+        result.temperature = temperature
+        result.calibrated = {
+            "log_loss": classification_metrics(y, scaled)["log_loss"],
+            "ece": expected_calibration_error(y, scaled),
+        }
+
+    if leakage_mask is not None:
+        keep = ~np.asarray(leakage_mask)[data.split_mask(split)]
+        result.leakage_free_images = int(keep.sum())
+        if keep.any():
+            result.leakage_free = classification_metrics(y[keep], probs[keep])
+    return result
+
+
+def _png_tag(path: Path) -> str:
+    encoded = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{encoded}" style="max-width:100%">'
+
+
+def write_report(result: EvaluationResult, out_dir: str | Path, title: str = "fer_emotion") -> dict[str, Path]:
+    """Confusion matrix and reliability PNGs, the per-class CSV, and report.md / report.html."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "confusion_matrix": out / "confusion_matrix.png",
+        "reliability": out / "reliability_diagram.png",
+        "per_class": out / "per_class.csv",
+        "markdown": out / "report.md",
+        "html": out / "report.html",
+    }
+    confusion_matrix_png(result.labels, result.probs, paths["confusion_matrix"],
+                         title=f"{result.split}: {result.images} images, TTA {result.tta}")
+    reliability_diagram_png(result.labels, result.probs, paths["reliability"], title=f"{result.split}:")
+    result.per_class.to_csv(paths["per_class"], index=False)
+
+    m = result.metrics
+    lines = [
+        f"# Evaluation of {title} on {result.split} ({result.images} images)",
+        "",
+        f"Headline figures use test-time augmentation `{result.tta}`. Classes present: "
+        f"{', '.join(result.classes_present)}.",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        *[f"| {k} | {m[k]:.4f} |" for k in HEADLINE],
+        f"| balanced accuracy, 95% bootstrap CI | {m['balanced_accuracy_ci_low']:.4f} - {m['balanced_accuracy_ci_high']:.4f} |",
+        f"| macro-F1, 95% bootstrap CI | {m['macro_f1_ci_low']:.4f} - {m['macro_f1_ci_high']:.4f} |",
+        f"| expected calibration error (15 bins) | {m['ece']:.4f} |",
+    ]
+    if result.temperature is not None:
+        lines += [
+            f"| temperature (fitted on val) | {result.temperature:.3f} |",
+            f"| log loss / ECE after temperature scaling | {result.calibrated['log_loss']:.4f} / {result.calibrated['ece']:.4f} |",
+        ]
+    if result.leakage_free:
+        lf = result.leakage_free
+        lines.append(
+            f"| leakage-free ({result.leakage_free_images} images): accuracy / balanced / macro-F1 | "
+            f"{lf['accuracy']:.4f} / {lf['balanced_accuracy']:.4f} / {lf['macro_f1']:.4f} |"
+        )
+    lines += ["", "## Test-time augmentation", "", "| mode | " + " | ".join(HEADLINE) + " |",
+              "|---|" + "---:|" * len(HEADLINE)]
+    for mode, figures in result.tta_table.items():
+        lines.append(f"| {mode} | " + " | ".join(f"{figures[k]:.4f}" for k in HEADLINE) + " |")
+    lines += ["", "## Named confusions (share of the true class)", "", "| confusion | share |", "|---|---:|"]
+    lines += [f"| {k.split('.', 1)[1].replace('_to_', ' -> ')} | {v:.3f} |" for k, v in m.items() if k.startswith("confusion.")]
+    lines += ["", "## Per class", "", "| emotion | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for row in result.per_class.itertuples():
+        lines.append(f"| {row.emotion} | {row.precision:.3f} | {row.recall:.3f} | {row.f1:.3f} | {row.support} |")
+    markdown = "\n".join(lines) + "\n"
+    paths["markdown"].write_text(markdown + "\n![confusion matrix](confusion_matrix.png)\n\n![reliability](reliability_diagram.png)\n")
+
+    body = _markdown_tables_to_html(markdown)
+    html = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>ferkit evaluation</title>"
+        "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 8px}</style></head><body>"
+        f"{body}<h2>Confusion matrix</h2>{_png_tag(paths['confusion_matrix'])}"
+        f"<h2>Reliability</h2>{_png_tag(paths['reliability'])}</body></html>"
+    )
+    paths["html"].write_text(html)
+    return paths
+
+
+def _markdown_tables_to_html(markdown: str) -> str:
+    """Just enough markdown for this report: headings, paragraphs, pipe tables."""
+    html, table = [], []
+
+    def flush() -> None:
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-:")]
+            cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
+            head = "".join(f"<th>{c}</th>" for c in cells[0])
+            body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:])
+            html.append(f"<table><tr>{head}</tr>{body}</table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("## "):
+            html.append(f"<h2>{line[3:]}</h2>")
+        elif line.startswith("# "):
+            html.append(f"<h1>{line[2:]}</h1>")
+        elif line.strip():
+            html.append(f"<p>{line}</p>")
+    flush()
+    return "\n".join(html)

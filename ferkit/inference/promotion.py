@@ -1,0 +1,43 @@
+"""The champion/challenger decision, as plain data (the MLflow moves live in steps/register)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    alias: Literal["champion", "challenger"]  # what the new version gets
+    reason: str  # one sentence for tags and logs
+    new_score: float
+    champion_score: float | None  # None when there was no champion
+    metric: str
+
+    @property
+    def promoted(self) -> bool:
+        return self.alias == "champion"
+
+
+def decide(
+    new_score: float,
+    champion_score: float | None,
+    metric: str = "macro_f1",
+    min_improvement: float = 0.0,
+    higher_is_better: bool = True,
+) -> PromotionDecision:
+    """Champion when there is none, or when the new score beats the champion's by at
+    least `min_improvement` (in the metric's own units); challenger otherwise."""
+    if champion_score is None:
+        return PromotionDecision("champion", "first model: no champion to compare with", new_score, None, metric)
+    gain = (new_score - champion_score) if higher_is_better else (champion_score - new_score)
+    if gain >= min_improvement and gain > 0:
+        return PromotionDecision(
+            "champion", f"{metric} {new_score:.4f} beats the champion's {champion_score:.4f} by {gain:.4f}",
+            new_score, champion_score, metric,
+        )
+    return PromotionDecision(
+        "challenger",
+        f"{metric} {new_score:.4f} does not beat the champion's {champion_score:.4f} by {min_improvement:.4f}",
+        new_score, champion_score, metric,
+    )

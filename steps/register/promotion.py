@@ -1,0 +1,140 @@
+"""Champion/challenger aliases in the MLflow registry, mirrored on the ZenML Model Control Plane.
+
+Used by the register step and by `ferkit promote` / `ferkit rollback`. Aliases
+move last: a failure anywhere before leaves them where they were.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from ferkit.inference.promotion import PromotionDecision
+
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
+CHECKPOINT_ARTIFACT = "checkpoint/ferkit_model.pt"
+ZENML_VERSION_TAG = "zenml.model_version_id"
+
+
+class PromotionError(RuntimeError):
+    """A registry move that cannot be made; the message says why."""
+
+
+def version_by_alias(client: mlflow.MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def champion_score(
+    client: mlflow.MlflowClient,
+    name: str,
+    metric: str,
+    test_fingerprint: str,
+    rescore: Callable[[Path], float],
+) -> tuple[ModelVersion | None, float | None, str]:
+    """The champion, its score on *this* test split, and where the score came from.
+
+    When the champion was scored on the same split (same fingerprint tag) its tag
+    is used; otherwise its checkpoint is downloaded and scored again by `rescore`.
+    """
+    champion = version_by_alias(client, name, CHAMPION)
+    if champion is None:
+        return None, None, "no champion"
+    tags = champion.tags or {}
+    if tags.get("test.fingerprint") == test_fingerprint and f"test.{metric}" in tags:
+        return champion, float(tags[f"test.{metric}"]), "champion's registry tag (same test split)"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=champion.run_id, artifact_path=CHECKPOINT_ARTIFACT, dst_path=tmp
+            )
+        except (MlflowException, OSError) as exc:
+            raise PromotionError(
+                f"champion {name} v{champion.version} was scored on another test split and its "
+                f"checkpoint ({CHECKPOINT_ARTIFACT}) cannot be fetched to score it again: {exc}"
+            ) from exc
+        return champion, float(rescore(Path(local))), "champion re-scored on this test split"
+
+
+def record_decision(client: mlflow.MlflowClient, name: str, version: str, decision: PromotionDecision,
+                    source: str) -> None:
+    """Tags on the new version and, inside a run, metrics and params; no alias moves here."""
+    tags = {
+        "promotion.decision": decision.alias,
+        "promotion.reason": decision.reason,
+        "promotion.metric": decision.metric,
+        "promotion.new_score": f"{decision.new_score:.6f}",
+        "promotion.champion_score": "" if decision.champion_score is None else f"{decision.champion_score:.6f}",
+        "promotion.champion_score_source": source,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if mlflow.active_run() is not None:
+        mlflow.log_params({"promotion.decision": decision.alias, "promotion.metric": decision.metric})
+        scores = {"promotion.new_score": decision.new_score}
+        if decision.champion_score is not None:
+            scores["promotion.champion_score"] = decision.champion_score
+        mlflow.log_metrics(scores)
+
+
+def move_aliases(client: mlflow.MlflowClient, name: str, version: str, alias: str) -> None:
+    """Give `version` the alias; a new champion sends the old one to `previous_champion`."""
+    if alias == CHAMPION:
+        old = version_by_alias(client, name, CHAMPION)
+        if old is not None and str(old.version) != str(version):
+            client.set_registered_model_alias(name, PREVIOUS, old.version)
+        challenger = version_by_alias(client, name, CHALLENGER)
+        if challenger is not None and str(challenger.version) == str(version):
+            client.delete_registered_model_alias(name, CHALLENGER)
+    client.set_registered_model_alias(name, alias, version)
+    client.set_model_version_tag(name, version, f"{alias}.since", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def mirror_to_zenml(model_version_id: str | None, alias: str) -> None:
+    """ZenML stage for the same decision: champion -> production, challenger -> staging."""
+    if not model_version_id:
+        return
+    from zenml.client import Client
+
+    stage = "production" if alias == CHAMPION else "staging"
+    Client().get_model_version(model_version_name_or_number_or_id=model_version_id).set_stage(stage, force=True)
+
+
+def promote(name: str, version: str, reason: str = "promoted by hand") -> ModelVersion | None:
+    """Make `version` the champion by hand; returns the version it replaced."""
+    client = mlflow.MlflowClient()
+    try:
+        target = client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise PromotionError(f"{name} has no version {version!r}") from exc
+    old = version_by_alias(client, name, CHAMPION)
+    if old is not None and str(old.version) == str(target.version):
+        raise PromotionError(f"{name} v{version} is already the champion")
+    client.set_model_version_tag(name, target.version, "promotion.reason", reason)
+    mirror_to_zenml((target.tags or {}).get(ZENML_VERSION_TAG), CHAMPION)
+    move_aliases(client, name, target.version, CHAMPION)
+    return old
+
+
+def rollback(name: str) -> tuple[str, str]:
+    """Give `champion` back to the `previous_champion`; returns (demoted, restored) versions."""
+    client = mlflow.MlflowClient()
+    previous = version_by_alias(client, name, PREVIOUS)
+    current = version_by_alias(client, name, CHAMPION)
+    if previous is None:
+        raise PromotionError(f"{name} has no '{PREVIOUS}' alias: nothing to roll back to")
+    if current is None:
+        raise PromotionError(f"{name} has no champion to roll back")
+    client.set_model_version_tag(name, current.version, "promotion.reason", f"rolled back to v{previous.version}")
+    mirror_to_zenml((previous.tags or {}).get(ZENML_VERSION_TAG), CHAMPION)
+    client.set_registered_model_alias(name, CHAMPION, previous.version)
+    client.delete_registered_model_alias(name, PREVIOUS)
+    return str(current.version), str(previous.version)

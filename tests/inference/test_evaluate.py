@@ -1,0 +1,95 @@
+"""evaluate(): every figure on a small data set, TTA views, leakage-free subset, the report files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ferkit.data import FERDataset
+from ferkit.inference import evaluate, write_report
+from ferkit.inference.promotion import decide
+from ferkit.models import TrainedModel, build_model
+from ferkit.quality.checks import train_copy_mask
+from ferkit.training.loop import predict_proba
+from tests.factories import face
+
+
+def small_data(classes=range(7), per=4) -> FERDataset:
+    images, labels, splits = [], [], []
+    seed = 0
+    for split in (0, 1, 2):
+        for c in classes:
+            for _ in range(per):
+                seed += 1
+                images.append(face(seed))
+                labels.append(c)
+                splits.append(split)
+    return FERDataset(np.stack(images), labels, splits, [f"i{i}" for i in range(len(images))])
+
+
+def tiny_model(seed=0) -> TrainedModel:
+    torch.manual_seed(seed)
+    net = build_model("plain_cnn", widths=[4, 4, 8, 8])
+    return TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, net.state_dict(), recipe={"tta_flip": True})
+
+
+class TestEvaluate:
+    def test_all_figures_present_and_consistent(self):
+        data = small_data()
+        result = evaluate(tiny_model(), data, bootstrap_resamples=50)
+        m = result.metrics
+        assert result.images == 28 and result.tta == "flip"
+        assert m["balanced_accuracy_ci_low"] <= m["balanced_accuracy"] <= m["balanced_accuracy_ci_high"]
+        assert set(result.tta_table) == {"flip", "none", "ten_crop"}
+        assert result.tta_table["flip"]["accuracy"] == m["accuracy"]
+        assert result.temperature is not None and result.temperature > 0
+        assert {"confusion.fear_to_surprise", "ece"} <= set(m)
+        flat = result.flat_metrics()
+        assert "tta.ten_crop.macro_f1" in flat and "calibrated.log_loss" in flat
+
+    def test_fewer_classes_are_scored_over_those_present(self):
+        data = small_data(classes=(3, 6))
+        result = evaluate(tiny_model(), data, fit_temperature_on=None, bootstrap_resamples=20)
+        assert result.classes_present == ["happy", "neutral"]
+        assert 0 <= result.metrics["macro_f1"] <= 1
+
+    def test_leakage_free_figures_leave_out_train_copies(self):
+        data = small_data()
+        test_rows = np.flatnonzero(data.split_mask("test"))
+        data.images[test_rows[:3]] = data.images[0]  # three test images copy a train image
+        mask = train_copy_mask(data)
+        assert mask.sum() == 3 and mask[test_rows[:3]].all()
+        result = evaluate(tiny_model(), data, leakage_mask=mask, bootstrap_resamples=20)
+        assert result.leakage_free_images == 25 and "accuracy" in result.leakage_free
+
+    def test_report_files(self, tmp_path):
+        result = evaluate(tiny_model(), small_data(), bootstrap_resamples=20)
+        paths = write_report(result, tmp_path)
+        for key in ("confusion_matrix", "reliability", "per_class", "markdown", "html"):
+            assert paths[key].stat().st_size > 0
+        html = paths["html"].read_text()
+        assert html.count("data:image/png;base64") == 2 and "<table>" in html
+        assert "fear -> surprise" in paths["markdown"].read_text()
+
+    def test_ten_crop_of_a_mirror_symmetric_model_input(self):
+        # A symmetric image: flip TTA must equal plain prediction.
+        img = face(5)
+        img = np.concatenate([img[:, :24], img[:, :24][:, ::-1]], axis=1)[None]
+        net = tiny_model().build()
+        plain = predict_proba(net, img, tta="none")
+        assert np.allclose(predict_proba(net, img, tta="flip"), plain, atol=1e-5)
+        assert predict_proba(net, img, tta="ten_crop").shape == (1, 7)
+        with pytest.raises(ValueError, match="unknown tta"):
+            predict_proba(net, img, tta="twenty_crop")
+
+
+class TestDecide:
+    def test_first_model_is_champion(self):
+        assert decide(0.5, None).alias == "champion"
+
+    def test_win_lose_and_margin(self):
+        assert decide(0.61, 0.60).alias == "champion"
+        assert decide(0.60, 0.60).alias == "challenger"  # a tie does not win
+        assert decide(0.605, 0.60, min_improvement=0.01).alias == "challenger"
+        assert decide(0.80, 0.90, metric="log_loss", higher_is_better=False).alias == "champion"

@@ -1,0 +1,114 @@
+"""The registry gate against a real MLflow registry (SQLite in a temp folder), no ZenML stack."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from ferkit.data import FERDataset
+from ferkit.models import TrainedModel, build_model
+from steps.register import promotion
+from steps.register.register_model import register_model
+from tests.factories import face
+
+NAME = "fer_emotion_test"
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("gate")
+    yield mlflow.MlflowClient()
+    if mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri("")
+
+
+@pytest.fixture(scope="module")
+def data() -> FERDataset:
+    n = 7 * 3 * 3
+    return FERDataset(np.stack([face(i) for i in range(n)]), np.arange(n) % 7, np.repeat([0, 1, 2], n // 3),
+                      [f"i{i}" for i in range(n)])
+
+
+def trained(seed: int) -> TrainedModel:
+    torch.manual_seed(seed)
+    net = build_model("plain_cnn", widths=[4, 4, 8, 8])
+    return TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, net.state_dict())
+
+
+def register(model, score: float, data, **kw) -> str:
+    with mlflow.start_run():
+        return register_model.entrypoint(model=model, test_metrics={"macro_f1": score, "accuracy": score},
+                                         fer_dataset=data, registered_model_name=NAME, **kw)
+
+
+def alias(client, name: str) -> str | None:
+    version = promotion.version_by_alias(client, NAME, name)
+    return None if version is None else str(version.version)
+
+
+class TestGate:
+    def test_first_model_wins_then_better_wins_then_worse_is_challenger(self, registry, data):
+        assert register(trained(0), 0.40, data) == "1"
+        assert alias(registry, "champion") == "1"
+        assert register(trained(1), 0.45, data) == "2"
+        assert (alias(registry, "champion"), alias(registry, "previous_champion")) == ("2", "1")
+        assert register(trained(2), 0.44, data) == "3"
+        assert (alias(registry, "champion"), alias(registry, "challenger")) == ("2", "3")
+        tags = registry.get_model_version(NAME, "3").tags
+        assert tags["promotion.decision"] == "challenger"
+        assert float(tags["promotion.champion_score"]) == pytest.approx(0.45)
+        assert tags["promotion.champion_score_source"].startswith("champion's registry tag")
+
+    def test_min_improvement_is_respected(self, registry, data):
+        register(trained(0), 0.40, data)
+        register(trained(1), 0.405, data, min_improvement=0.01)
+        assert alias(registry, "champion") == "1" and alias(registry, "challenger") == "2"
+
+    def test_failure_mid_registration_leaves_aliases(self, registry, data, monkeypatch):
+        register(trained(0), 0.40, data)
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("registry bookkeeping failed")
+
+        monkeypatch.setattr(promotion, "mirror_to_zenml", broken)
+        with pytest.raises(RuntimeError, match="bookkeeping failed"):
+            register(trained(1), 0.90, data)
+        assert alias(registry, "champion") == "1" and alias(registry, "challenger") is None
+        assert "promotion.decision" in registry.get_model_version(NAME, "2").tags  # logged, not moved
+
+    def test_champion_scored_on_another_split_is_rescored(self, registry, data):
+        register(trained(0), 0.99, data)  # claimed score, on this split
+        other = FERDataset(data.images[::-1].copy(), data.labels, data.splits, data.source_ids)
+        register(trained(1), 0.0, other)  # a new test split: the champion is scored again
+        tags = registry.get_model_version(NAME, "2").tags
+        assert tags["promotion.champion_score_source"] == "champion re-scored on this test split"
+        assert float(tags["promotion.champion_score"]) < 0.99  # its real score, not its tag
+
+    def test_unknown_primary_metric_is_refused(self, registry, data):
+        with pytest.raises(ValueError, match="primary_metric 'auc'"):
+            register(trained(0), 0.4, data, primary_metric="auc")
+
+
+class TestByHand:
+    def test_promote_and_rollback(self, registry, data):
+        register(trained(0), 0.50, data)
+        register(trained(1), 0.40, data)  # challenger
+        old = promotion.promote(NAME, "2", reason="manual test")
+        assert str(old.version) == "1"
+        assert (alias(registry, "champion"), alias(registry, "previous_champion")) == ("2", "1")
+        assert promotion.rollback(NAME) == ("2", "1")
+        assert alias(registry, "champion") == "1" and alias(registry, "previous_champion") is None
+
+    def test_clear_errors(self, registry, data):
+        register(trained(0), 0.50, data)
+        with pytest.raises(promotion.PromotionError, match="no version '9'"):
+            promotion.promote(NAME, "9")
+        with pytest.raises(promotion.PromotionError, match="already the champion"):
+            promotion.promote(NAME, "1")
+        with pytest.raises(promotion.PromotionError, match="nothing to roll back to"):
+            promotion.rollback(NAME)
