@@ -6,6 +6,7 @@ folder, so the user's ZenML state and this checkout's `.zen` stay untouched.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,7 +72,8 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     assert "val.macro_f1" in run.data.metrics and run.data.params["train.epochs"] == "2"
     client = mlflow.MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert "evaluation/confusion_matrix.png" in artifacts
+    assert {"evaluation/confusion_matrix.png", "evaluation/reliability_diagram.png", "evaluation/report.html"} <= artifacts
+    assert {"test.ece", "test.macro_f1_ci_low", "test.tta.ten_crop.accuracy"} <= set(run.data.metrics)
     assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} >= {"config/resolved.yaml"}
     quality = {a.path for a in client.list_artifacts(run.info.run_id, "quality")}
     assert quality >= {"quality/report.md", "quality/great_expectations.json", "quality/report.json"}
@@ -82,6 +84,16 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     newest = max(versions, key=lambda v: int(v.version))
     assert newest.run_id == run.info.run_id
     assert float(newest.tags["test.macro_f1"]) == pytest.approx(run.data.metrics["test.macro_f1"], abs=1e-4)
+
+    # The first model of a fresh registry is the champion; the decision is on the version.
+    assert client.get_model_version_by_alias("fer_emotion", "champion").version == newest.version
+    assert newest.tags["promotion.decision"] == "champion"
+
+    # The champion resolves by URI for `ferkit evaluate`.
+    out = _run([str(BIN / "ferkit"), "evaluate", "--model", "models:/fer_emotion@champion", "--json",
+                "--bootstrap", "20"], smoke_data)
+    evaluated = json.loads(out.stdout[out.stdout.index("{"):])
+    assert evaluated["images"] > 0 and 0 <= evaluated["metrics"]["macro_f1"] <= 1
 
     # The registered model loads and predicts 7 probabilities per face.
     import numpy as np
