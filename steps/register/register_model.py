@@ -1,14 +1,18 @@
 """Log the model to MLflow, register it as `fer_emotion`, and run the promotion gate."""
 
 import importlib.metadata
+import io
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import mlflow
 import numpy as np
+import pandas as pd
 import torch
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
+from PIL import Image
 from zenml import get_step_context, step
 
 import ferkit
@@ -24,6 +28,7 @@ REGISTERED_MODEL_NAME = "fer_emotion"
 # The logged model carries ferkit's source, so loading it needs only these.
 _RUNTIME_REQUIREMENTS = ("torch", "numpy", "pandas<3", "pillow", "tqdm", "pydantic>=2", "scikit-learn")
 _FERKIT_SOURCE = str(Path(ferkit.__file__).parent)
+_PYFUNC_SOURCE = str(Path(__file__).with_name("pyfunc_model.py"))
 
 
 @step(enable_cache=False)
@@ -79,24 +84,43 @@ def register_model(
 
 
 def _log_and_register(model: TrainedModel, name: str) -> str:
+    """Log the network with `mlflow.pytorch` and register the pyfunc wrapper (faces in, labels out)."""
     network = model.build()
     example = np.random.default_rng(0).random((2, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     with torch.no_grad():
         probs = network(torch.from_numpy(example)).softmax(dim=1).numpy()
+    requirements = [_pin(r) for r in _RUNTIME_REQUIREMENTS]
+    mlflow.pytorch.log_model(
+        network,
+        name="pytorch_model",
+        signature=infer_signature(example, probs),
+        input_example=example,
+        code_paths=[_FERKIT_SOURCE],
+        pip_requirements=requirements,
+        metadata={"emotions": list(model.emotions), "input": "(B, 1, 48, 48) float32 in [0, 1]"},
+    )
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "ferkit_model.pt"
         model.save(checkpoint)
         tracking.log_file(checkpoint, "checkpoint")
-    info = mlflow.pytorch.log_model(
-        network,
-        name="model",
-        signature=infer_signature(example, probs),
-        input_example=example,
-        code_paths=[_FERKIT_SOURCE],
-        pip_requirements=[_pin(r) for r in _RUNTIME_REQUIREMENTS],
-        registered_model_name=name,
-        metadata={"emotions": list(model.emotions), "input": "(B, 1, 48, 48) float32 in [0, 1]"},
-    )
+        face = Image.fromarray((np.random.default_rng(1).random((48, 48)) * 255).astype(np.uint8))
+        buffer = io.BytesIO()
+        face.save(buffer, format="PNG")
+        signature = ModelSignature(
+            inputs=Schema([ColSpec("binary", "image")]),
+            outputs=Schema([ColSpec("string", "label")] + [ColSpec("double", e) for e in model.emotions]),
+        )
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=_PYFUNC_SOURCE,
+            artifacts={"checkpoint": str(checkpoint)},
+            code_paths=[_FERKIT_SOURCE],
+            pip_requirements=requirements,
+            signature=signature,
+            input_example=pd.DataFrame({"image": [buffer.getvalue()]}),
+            registered_model_name=name,
+            metadata={"emotions": list(model.emotions), "input": "column 'image': encoded image bytes, any size/mode"},
+        )
     return str(info.registered_model_version)
 
 

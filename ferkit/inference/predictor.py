@@ -1,0 +1,77 @@
+"""Predicting emotions for face images of any size and mode, and finding faces in photos."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
+from ferkit.models.checkpoint import TrainedModel
+from ferkit.training.loop import predict_proba
+
+ImageLike = np.ndarray | Image.Image | bytes | str | Path
+
+
+def to_face_array(image: ImageLike) -> np.ndarray:
+    """Any image (array of any size, 1 or 3-4 channels; PIL image; encoded bytes; a path)
+    -> 48x48 uint8 grayscale, the way ingestion converts."""
+    if isinstance(image, (str, Path)):
+        image = Path(image).read_bytes()
+    if isinstance(image, (bytes, bytearray)):
+        with Image.open(io.BytesIO(image)) as opened:
+            opened.load()
+            image = opened.copy()
+    if isinstance(image, np.ndarray):
+        array = image
+        if array.ndim == 3 and array.shape[-1] == 1:
+            array = array[..., 0]
+        if array.dtype != np.uint8:
+            array = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        image = Image.fromarray(array)
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"cannot read a face from {type(image).__name__}")
+    if image.mode != "L":
+        image = image.convert("L")
+    if image.size != (IMAGE_SIZE, IMAGE_SIZE):
+        image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)
+
+
+@dataclass
+class Predictor:
+    """A trained model ready to predict faces; TTA follows the recipe (flip when it trained with it)."""
+
+    model: TrainedModel
+    tta: str | None = None
+
+    def __post_init__(self) -> None:
+        self.network = self.model.build()
+        self.mode = self.tta or ("flip" if self.model.recipe.get("tta_flip") else "none")
+
+    def predict_proba(self, faces: list[ImageLike] | np.ndarray) -> np.ndarray:
+        """(N, 7) probabilities in `EMOTIONS` order."""
+        if isinstance(faces, np.ndarray) and faces.ndim == 3 and faces.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
+            batch = faces.astype(np.uint8)
+        else:
+            batch = np.stack([to_face_array(face) for face in faces]) if len(faces) else np.zeros((0, 48, 48), np.uint8)
+        return predict_proba(self.network, batch, tta=self.mode)
+
+    def predict(self, faces) -> list[dict]:
+        """[{'label': 'happy', 'probabilities': {'angry': 0.01, ...}}, ...]."""
+        return [
+            {"label": EMOTIONS[int(p.argmax())], "probabilities": {e: float(v) for e, v in zip(EMOTIONS, p)}}
+            for p in self.predict_proba(faces)
+        ]
+
+
+def detect_faces(gray: np.ndarray, min_size: int = 30) -> list[tuple[int, int, int, int]]:
+    """Face boxes (x, y, w, h), largest first, from OpenCV's frontal-face Haar cascade."""
+    import cv2
+
+    cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+    boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
+    return sorted((tuple(int(v) for v in box) for box in boxes), key=lambda b: -b[2] * b[3])
