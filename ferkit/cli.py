@@ -5,6 +5,7 @@
     ferkit info PATH      read a FER2013 zip, folder or CSV and print what it holds
     ferkit validate PATH  run the data quality gate on it and print the report
     ferkit evaluate --model URI_OR_PATH --data PATH   score a saved or registered model
+    ferkit predict PATH... [--model URI] [--json] [--no-detect]   emotions of the faces in images
     ferkit promote VERSION | ferkit rollback          move the `champion` alias by hand
 """
 
@@ -68,6 +69,8 @@ def tracking_uri() -> str:
 
 def _cmd_stack(args: argparse.Namespace) -> int:
     names = setup_local_stack(args.root)
+    _uri_file().parent.mkdir(parents=True, exist_ok=True)
+    _uri_file().write_text(tracking_uri() + "\n")
     print(f"active stack: {names['stack']} (experiment tracker {names['experiment_tracker']}, "
           f"model registry {names['model_registry']})")
     print(f"MLflow tracking URI: {tracking_uri()}")
@@ -140,11 +143,30 @@ class ModelNotFound(RuntimeError):
     """A model path or URI that does not resolve."""
 
 
+URI_FILE = "ferkit_tracking_uri"  # written by `ferkit stack` beside ZenML's config
+
+
+def _uri_file() -> Path:
+    config = os.environ.get("ZENML_CONFIG_PATH") or str(Path(".ferkit/zenml").resolve())
+    return Path(config) / URI_FILE
+
+
 def _use_stack_tracking() -> None:
+    """MLflow's tracking URI: $MLFLOW_TRACKING_URI, else the one `ferkit stack` recorded.
+
+    ZenML is not asked: importing it is slow and, outside a project, would create
+    a global ZenML config."""
     import mlflow
 
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(tracking_uri())
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return
+    recorded = _uri_file()
+    if not recorded.is_file():
+        raise ModelNotFound(
+            f"no MLflow tracking store known here ({recorded} is missing): run from the project "
+            "folder after `make stack`, or set MLFLOW_TRACKING_URI"
+        )
+    mlflow.set_tracking_uri(recorded.read_text().strip())
 
 
 def load_trained_model(uri_or_path: str):
@@ -204,6 +226,61 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def _image_files(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(path)
+    return files
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    """Exit 0 when every file was read (faces found or not), 1 when some could not be read."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from ferkit.inference.predictor import Predictor, detect_faces, to_face_array
+
+    predictor = Predictor(load_trained_model(args.model))
+    results, failed = [], 0
+    for path in _image_files(args.paths):
+        entry: dict = {"file": str(path), "faces": []}
+        try:
+            with Image.open(path) as img:
+                gray = np.asarray(img.convert("L"))
+        except (OSError, UnidentifiedImageError) as exc:
+            entry["error"] = f"cannot read image: {exc}"
+            failed += 1
+            results.append(entry)
+            continue
+        if args.no_detect:
+            boxes = [(0, 0, gray.shape[1], gray.shape[0])]
+        else:
+            boxes = detect_faces(gray)
+            if not boxes:
+                entry["error"] = "no face found"
+        crops = [to_face_array(gray[y : y + h, x : x + w]) for x, y, w, h in boxes]
+        for box, prediction in zip(boxes, predictor.predict(crops) if crops else []):
+            entry["faces"].append({"box": list(box), **prediction})
+        results.append(entry)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for entry in results:
+            if "error" in entry and not entry["faces"]:
+                print(f"{entry['file']}: {entry['error']}")
+            for face in entry["faces"]:
+                top = face["probabilities"][face["label"]]
+                print(f"{entry['file']}: box {tuple(face['box'])} -> {face['label']} ({top:.2f})")
+    return 1 if failed else 0
+
+
 def _cmd_promote(args: argparse.Namespace) -> int:
     from steps.register import promotion
 
@@ -249,6 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--report", help="folder for the report (markdown, HTML, PNGs)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_cmd_evaluate)
+    pd_ = sub.add_parser("predict", help="find faces in images and predict their emotions")
+    pd_.add_argument("paths", nargs="+", help="image files or folders")
+    pd_.add_argument("--model", default="models:/fer_emotion@champion", help="checkpoint file or models:/ URI")
+    pd_.add_argument("--no-detect", action="store_true", help="treat each image as one pre-cropped face")
+    pd_.add_argument("--json", action="store_true")
+    pd_.set_defaults(func=_cmd_predict)
     pr = sub.add_parser("promote", help="make a registered version the champion")
     pr.add_argument("version")
     pr.add_argument("--name", default="fer_emotion")
@@ -262,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Like `make`, keep ZenML's state in the project (.ferkit/zenml) unless told otherwise.
+    if "ZENML_CONFIG_PATH" not in os.environ:
+        home = Path(os.environ.get("FERKIT_HOME", ".ferkit")).resolve() / "zenml"
+        if home.is_dir() or args.command == "stack":
+            os.environ["ZENML_CONFIG_PATH"] = str(home)
     from ferkit.data.errors import DataError
 
     try:

@@ -1,20 +1,28 @@
-"""Reading FER2013 into one in-memory data set, and augmenting batches of it."""
+"""Reading FER2013 into one in-memory data set, and augmenting batches of it.
 
-from ferkit.data.dataset import FERDataset, IngestReport
-from ferkit.data.errors import DataError, DataNotFoundError
-from ferkit.data.labels import EMOTIONS, IMAGE_SIZE, SPLITS
-from ferkit.data.readers import DATA_ENV_VAR, file_sha256, read_fer2013, resolve_data_path
+Names load on first use, so `from ferkit.data.labels import EMOTIONS` (inference)
+does not pay for pandas and the readers.
+"""
 
-__all__ = [
-    "DATA_ENV_VAR",
-    "EMOTIONS",
-    "IMAGE_SIZE",
-    "SPLITS",
-    "DataError",
-    "DataNotFoundError",
-    "FERDataset",
-    "IngestReport",
-    "file_sha256",
-    "read_fer2013",
-    "resolve_data_path",
-]
+import importlib
+
+_EXPORTS = {
+    "DATA_ENV_VAR": "ferkit.data.readers",
+    "EMOTIONS": "ferkit.data.labels",
+    "IMAGE_SIZE": "ferkit.data.labels",
+    "SPLITS": "ferkit.data.labels",
+    "DataError": "ferkit.data.errors",
+    "DataNotFoundError": "ferkit.data.errors",
+    "FERDataset": "ferkit.data.dataset",
+    "IngestReport": "ferkit.data.dataset",
+    "file_sha256": "ferkit.data.readers",
+    "read_fer2013": "ferkit.data.readers",
+    "resolve_data_path": "ferkit.data.readers",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ferkit.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
 from ferkit.models.checkpoint import TrainedModel
-from ferkit.training.loop import predict_proba
+from ferkit.models.predict import predict_proba
 
 ImageLike = np.ndarray | Image.Image | bytes | str | Path
 

@@ -20,6 +20,8 @@ NAME = "fer_emotion_test"
 def registry(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(uri)
+    # An explicit artifact location: SQLite stores default to ./mlruns in the working directory.
+    mlflow.MlflowClient().create_experiment("gate", artifact_location=(tmp_path / "artifacts").as_uri())
     mlflow.set_experiment("gate")
     yield mlflow.MlflowClient()
     if mlflow.active_run():

@@ -57,9 +57,11 @@ def test_train_then_evaluate(ingested):
     config = TrainConfig(epochs=1, batch_size=16, architecture_kwargs={"widths": [8, 8, 8, 8]})
     model = train_model.entrypoint(fer_dataset=data, class_weights=weights, config=config)
     assert isinstance(model, TrainedModel) and model.recipe["epochs"] == 1 and len(model.history) == 1
-    metrics = evaluate_model.entrypoint(model=model, fer_dataset=data)
-    assert set(metrics) == {"accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss"}
-    assert 0 <= metrics["accuracy"] <= 1 and metrics["log_loss"] > 0
+    metrics, report = evaluate_model.entrypoint(model=model, fer_dataset=data, bootstrap_resamples=20)
+    assert {"accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece",
+            "macro_f1_ci_low", "tta.ten_crop.accuracy", "leakage_free.accuracy", "images"} <= set(metrics)
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["log_loss"] > 0 and metrics["images"] == 42
+    assert "Named confusions" in str(report)
     html, drift = report_drift.entrypoint(fer_dataset=data, model=model, sample_size=30)
     assert "<html" in str(html).lower()
     assert {"drift_share", "p_value.mean", "p_value.emb_pc1"} <= set(drift)
