@@ -70,4 +70,4 @@ def test_train_then_evaluate(ingested):
 def test_register_without_mlflow_run_says_what_is_missing(ingested):
     model = TrainedModel("plain_cnn", {}, {})
     with pytest.raises(RuntimeError, match="needs an active MLflow run"):
-        register_model.entrypoint(model=model, test_metrics={})
+        register_model.entrypoint(model=model, test_metrics={}, fer_dataset=ingested[0])
