@@ -95,12 +95,19 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     evaluated = json.loads(out.stdout[out.stdout.index("{"):])
     assert evaluated["images"] > 0 and 0 <= evaluated["metrics"]["macro_f1"] <= 1
 
-    # The registered model loads and predicts 7 probabilities per face.
-    import numpy as np
+    # The registered pyfunc loads and labels encoded face images.
+    import io
 
+    import pandas as pd
+    from PIL import Image
+
+    from tests.factories import face
+
+    buffer = io.BytesIO()
+    Image.fromarray(face(1)).save(buffer, format="PNG")
     model = mlflow.pyfunc.load_model(f"models:/fer_emotion/{newest.version}")
-    out = np.asarray(model.predict(np.random.default_rng(0).random((3, 1, 48, 48), dtype=np.float32)))
-    assert out.shape == (3, 7)
+    out = model.predict(pd.DataFrame({"image": [buffer.getvalue()] * 3}))
+    assert out.shape == (3, 8) and out.columns[0] == "label"
 
 
 def test_ingest_is_cached_until_the_file_changes(stack, tmp_path):
@@ -116,3 +123,42 @@ def test_ingest_is_cached_until_the_file_changes(stack, tmp_path):
     write_zip(data, image_tree(9))  # same path, new content
     run_smoke(data)
     assert latest_run_steps()["ingest_fer2013"] == "completed"
+
+
+def test_batch_inference_predicts_a_folder_with_the_champion(stack, smoke_data, tmp_path):
+    """Runs after the smoke training above, whose model became the champion."""
+    import numpy as np
+    import yaml
+    from PIL import Image
+    from skimage import data as skdata
+
+    from tests.factories import face
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    Image.fromarray(skdata.astronaut()).save(folder / "astronaut.png")
+    Image.fromarray(skdata.astronaut()[:, ::-1]).save(folder / "astronaut_mirrored.jpg")
+    for i in range(3):
+        Image.fromarray(np.kron(face(i), np.ones((4, 4), np.uint8))).save(folder / f"crop_{i}.png")
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    config = yaml.safe_load((ROOT / "configs/batch_inference.yaml").read_text())
+    config["parameters"]["image_dir"] = str(folder)
+    (tmp_path / "batch.yaml").write_text(yaml.safe_dump(config))
+    _run([str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_batch_inference", "-c", str(tmp_path / "batch.yaml")],
+         smoke_data)
+
+    from zenml.client import Client
+
+    run = Client().get_pipeline("fer_batch_inference").runs[0]
+    assert run.status.value == "completed"
+    predictions = run.steps["predict_folder"].outputs["predictions"][0].load()
+    by_file = predictions.groupby("file")
+    assert set(by_file.groups) == {"astronaut.png", "astronaut_mirrored.jpg", "crop_0.png", "crop_1.png",
+                                   "crop_2.png", "broken.jpg"}
+    # Noise is no face: reported as such, not guessed at.
+    assert (predictions[predictions["file"].str.startswith("crop_")]["error"] == "no face found").all()
+    astronaut = predictions[predictions["file"] == "astronaut.png"].iloc[0]
+    assert astronaut["error"] == "" and astronaut["label"] in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert predictions[predictions["file"] == "broken.jpg"].iloc[0]["error"].startswith("cannot read image")
+    drift = run.steps["report_batch_drift"].outputs["batch_drift_metrics"][0].load()
+    assert 0 <= drift["drift_share"] <= 1 and "p_value.entropy" in drift  # two faces: tested
