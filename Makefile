@@ -64,7 +64,8 @@ test: setup
 bench: setup
 	@$(BIN)/python tests/benchmarks/bench_ingest.py --out tests/benchmarks/results/ingest.json; a=$$?; \
 	$(BIN)/python tests/benchmarks/bench_validate.py --out tests/benchmarks/results/validate.json; b=$$?; \
-	exit $$(( a || b ))
+	$(BIN)/python tests/benchmarks/bench_inference.py --out tests/benchmarks/results/inference.json; c=$$?; \
+	exit $$(( a || b || c ))
 
 ui: stack
 	@uri=$$($(BIN)/ferkit tracking-uri); echo "MLflow UI on http://127.0.0.1:$(UI_PORT) ($$uri)"; \
