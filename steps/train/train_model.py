@@ -43,7 +43,8 @@ def train_model(
     seed_everything(config.seed)  # the initial weights belong to the seeded run too
     model = build_model(config.architecture, **config.architecture_kwargs)
     tracking.log_params(
-        {"parameters": sum(p.numel() for p in model.parameters()), "train_images": len(train), "val_images": len(val)},
+        {"backbone": config.architecture, "parameters": sum(p.numel() for p in model.parameters()),
+         "train_images": len(train), "val_images": len(val)},
         prefix="model",
     )
     result = fit(

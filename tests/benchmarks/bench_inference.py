@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +88,7 @@ def main() -> int:
 
     from ferkit.cli import load_trained_model
     from ferkit.data import read_fer2013
+    from tests.benchmarks.report import write_report
 
     trained = load_trained_model(args.model)
     data = read_fer2013(args.data, progress=False)
@@ -117,20 +115,8 @@ def main() -> int:
         "max_accuracy_drop_points": drop <= TARGETS["max_accuracy_drop_points"],
         "predict_cold_start_seconds": results["predict_cold_start_seconds"] <= TARGETS["predict_cold_start_seconds"],
     }
-    report = {
-        "benchmark": "inference",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": args.model,
-        "architecture": trained.architecture,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
-        "targets": TARGETS,
-        "results": results,
-        "meets_targets": checks,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    return 0 if all(checks.values()) else 1
+    return write_report("inference", args.out, TARGETS, results, checks, model=args.model,
+                        architecture=trained.architecture, torch=torch.__version__)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,23 +98,12 @@ def main() -> int:
     )
     Path(f"{home}/repo").mkdir(parents=True)
     sys.path.insert(0, str(ROOT))
+    from tests.benchmarks.report import write_report
 
     results = {**bench_read(data_path), **bench_cached_step(data_path)}
     checks = {name: results[name] <= limit for name, limit in TARGETS.items()}
     checks["cached_ingest_is_cached"] = results["cached_ingest_status"] == "cached"
-    report = {
-        "benchmark": "ingest",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "data": str(data_path),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "targets": TARGETS,
-        "results": results,
-        "meets_targets": checks,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    return 0 if all(checks.values()) else 1
+    return write_report("ingest", args.out, TARGETS, results, checks, data=str(data_path))
 
 
 if __name__ == "__main__":

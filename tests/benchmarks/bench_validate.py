@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,24 +39,19 @@ def main() -> int:
         print(out.stderr, file=sys.stderr)
         return out.returncode
     found = json.loads(out.stdout)
-    report = {
-        "benchmark": "validate",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "data": str(Path(args.data).resolve()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "target_seconds": TARGET_SECONDS,
-        "results": {
-            "wall_seconds": round(wall, 2),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-        },
-        "meets_targets": {"wall_seconds": wall <= TARGET_SECONDS},
-        "findings": {k: v for k, v in found.items() if k not in ("checks", "source")},
-        "failed_checks": [c["name"] for c in found["checks"] if not c["passed"]],
+    results = {
+        "wall_seconds": round(wall, 2),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    return 0 if report["meets_targets"]["wall_seconds"] else 1
+    sys.path.insert(0, str(ROOT))
+    from tests.benchmarks.report import write_report
+
+    return write_report(
+        "validate", args.out, {"wall_seconds": TARGET_SECONDS}, results, {"wall_seconds": wall <= TARGET_SECONDS},
+        data=str(Path(args.data).resolve()),
+        findings={k: v for k, v in found.items() if k not in ("checks", "source")},
+        failed_checks=[c["name"] for c in found["checks"] if not c["passed"]],
+    )
 
 
 if __name__ == "__main__":

@@ -88,6 +88,13 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     # The first model of a fresh registry is the champion; the decision is on the version.
     assert client.get_model_version_by_alias("fer_emotion", "champion").version == newest.version
     assert newest.tags["promotion.decision"] == "champion"
+    assert run.data.params["model.backbone"] == "plain_cnn"
+
+    # The same decision on the ZenML Model Control Plane.
+    from zenml.client import Client
+
+    zenml_version = Client().get_model_version("fer_emotion", newest.tags["zenml.model_version_id"])
+    assert zenml_version.stage == "production"
 
     # The champion resolves by URI for `ferkit evaluate`.
     out = _run([str(BIN / "ferkit"), "evaluate", "--model", "models:/fer_emotion@champion", "--json",
