@@ -169,6 +169,44 @@ def _use_stack_tracking() -> None:
     mlflow.set_tracking_uri(recorded.read_text().strip())
 
 
+CHECKPOINT_ARTIFACT = "checkpoint/ferkit_model.pt"
+
+
+def _local_checkpoint(uri: str) -> Path | None:
+    """Fast path for the local stack: resolve `models:/` in MLflow's SQLite store read-only
+    and return the checkpoint file in the local artifact store, without importing MLflow
+    (it costs seconds of start-up). None whenever anything differs from that layout."""
+    import sqlite3
+    from urllib.parse import unquote, urlparse
+
+    tracking = os.environ.get("MLFLOW_TRACKING_URI") or (
+        _uri_file().read_text().strip() if _uri_file().is_file() else ""
+    )
+    if not tracking.startswith("sqlite:///"):
+        return None
+    ref = uri[len("models:/"):]
+    try:
+        with sqlite3.connect(f"file:{tracking[len('sqlite:///'):]}?mode=ro", uri=True) as db:
+            if "@" in ref:
+                name, alias = ref.split("@", 1)
+                row = db.execute("SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                                 (name, alias)).fetchone()
+                if row is None:
+                    return None
+                version = row[0]
+            else:
+                name, version = ref.rsplit("/", 1)
+            row = db.execute(
+                "SELECT r.artifact_uri FROM model_versions v JOIN runs r ON r.run_uuid = v.run_id "
+                "WHERE v.name = ? AND v.version = ?", (name, int(version))).fetchone()
+    except (sqlite3.Error, ValueError):
+        return None
+    if row is None or not row[0].startswith("file:"):
+        return None
+    path = Path(unquote(urlparse(row[0]).path)) / CHECKPOINT_ARTIFACT
+    return path if path.is_file() else None
+
+
 def load_trained_model(uri_or_path: str):
     """A ferkit checkpoint file, or a registry URI `models:/NAME@ALIAS` / `models:/NAME/VERSION`."""
     from ferkit.models import TrainedModel
@@ -177,6 +215,9 @@ def load_trained_model(uri_or_path: str):
         return TrainedModel.load(uri_or_path)
     if not uri_or_path.startswith("models:/"):
         raise ModelNotFound(f"'{uri_or_path}' is neither a checkpoint file nor a models:/ URI")
+    local = _local_checkpoint(uri_or_path)
+    if local is not None:
+        return TrainedModel.load(local)
     import tempfile
 
     import mlflow
@@ -194,7 +235,7 @@ def load_trained_model(uri_or_path: str):
             version = client.get_model_version(name, number)
         with tempfile.TemporaryDirectory() as tmp:
             local = mlflow.artifacts.download_artifacts(
-                run_id=version.run_id, artifact_path="checkpoint/ferkit_model.pt", dst_path=tmp
+                run_id=version.run_id, artifact_path=CHECKPOINT_ARTIFACT, dst_path=tmp
             )
             return TrainedModel.load(local)
     except (MlflowException, ValueError, OSError) as exc:

@@ -199,3 +199,32 @@ def test_mlflow_models_serve_round_trip(registry, data, tmp_path):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+class TestResolveModelURI:
+    def test_local_fast_path_and_mlflow_path_agree(self, registry, data, monkeypatch):
+        from ferkit import cli
+
+        register(trained(0), 0.5, data)
+        register(trained(1), 0.6, data)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
+        fast = cli._local_checkpoint(f"models:/{NAME}@champion")
+        assert fast is not None and fast.name == "ferkit_model.pt"
+        by_alias = cli.load_trained_model(f"models:/{NAME}@champion")
+        by_number = cli.load_trained_model(f"models:/{NAME}/2")
+        monkeypatch.setattr(cli, "_local_checkpoint", lambda uri: None)  # force the MLflow client path
+        via_mlflow = cli.load_trained_model(f"models:/{NAME}@champion")
+        for key, tensor in via_mlflow.state_dict.items():
+            torch.testing.assert_close(by_alias.state_dict[key], tensor)
+            torch.testing.assert_close(by_number.state_dict[key], tensor)
+        expected = trained(1).state_dict
+        torch.testing.assert_close(via_mlflow.state_dict["head.3.weight"], expected["head.3.weight"])
+
+    def test_unknown_alias_is_a_clear_error(self, registry, data, monkeypatch):
+        from ferkit import cli
+
+        register(trained(0), 0.5, data)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
+        assert cli._local_checkpoint(f"models:/{NAME}@production") is None
+        with pytest.raises(cli.ModelNotFound, match="does not resolve"):
+            cli.load_trained_model(f"models:/{NAME}@production")
