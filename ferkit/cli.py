@@ -392,15 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         if home.is_dir() or args.command == "stack":
             os.environ["ZENML_CONFIG_PATH"] = str(home)
     from ferkit.data.errors import DataError
+    from ferkit.inference.promotion import RegistryError
 
     try:
         return args.func(args)
-    except (DataError, ModelNotFound) as exc:
-        print(f"ferkit: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        if type(exc).__name__ != "PromotionError":
-            raise
+    except (DataError, ModelNotFound, RegistryError) as exc:
         print(f"ferkit: {exc}", file=sys.stderr)
         return 2
 

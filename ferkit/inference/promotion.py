@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 
+class RegistryError(RuntimeError):
+    """A registry move that cannot be made (unknown version, nothing to roll back to, ...)."""
+
+
 @dataclass(frozen=True)
 class PromotionDecision:
     alias: Literal["champion", "challenger"]  # what the new version gets

@@ -15,14 +15,14 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from ferkit.inference.promotion import PromotionDecision
+from ferkit.inference.promotion import PromotionDecision, RegistryError
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
 CHECKPOINT_ARTIFACT = "checkpoint/ferkit_model.pt"
 ZENML_VERSION_TAG = "zenml.model_version_id"
 
 
-class PromotionError(RuntimeError):
+class PromotionError(RegistryError):
     """A registry move that cannot be made; the message says why."""
 
 

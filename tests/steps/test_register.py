@@ -228,3 +228,17 @@ class TestResolveModelURI:
         assert cli._local_checkpoint(f"models:/{NAME}@production") is None
         with pytest.raises(cli.ModelNotFound, match="does not resolve"):
             cli.load_trained_model(f"models:/{NAME}@production")
+
+
+def test_cli_promote_and_rollback(registry, data, monkeypatch, capsys):
+    from ferkit import cli
+
+    register(trained(0), 0.50, data)
+    register(trained(1), 0.40, data)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
+    assert cli.main(["rollback", "--name", NAME]) == 2
+    assert "nothing to roll back to" in capsys.readouterr().err
+    assert cli.main(["promote", "2", "--name", NAME]) == 0
+    assert "v2 is now the champion (was v1" in capsys.readouterr().out
+    assert cli.main(["rollback", "--name", NAME]) == 0
+    assert alias(mlflow.MlflowClient(), "champion") == "1"
