@@ -43,13 +43,22 @@ def to_face_array(image: ImageLike) -> np.ndarray:
 
 @dataclass
 class Predictor:
-    """A trained model ready to predict faces; TTA follows the recipe (flip when it trained with it)."""
+    """A trained model ready to predict faces; TTA follows the recipe (flip when it trained with it).
+
+    With `int8_calibration` (uint8 training faces, about 4,096) the network is quantized to
+    int8 first: several times faster on CPU for batches, a fraction of a point less accurate.
+    """
 
     model: TrainedModel
     tta: str | None = None
+    int8_calibration: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.network = self.model.build()
+        if self.int8_calibration is not None:
+            from ferkit.models.quantize import quantize_int8
+
+            self.network = quantize_int8(self.network, self.int8_calibration)
         self.mode = self.tta or ("flip" if self.model.recipe.get("tta_flip") else "none")
 
     def predict_proba(self, faces: list[ImageLike] | np.ndarray) -> np.ndarray:

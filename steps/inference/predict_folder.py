@@ -8,6 +8,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from zenml import step
 
+from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import EMOTIONS
 from ferkit.inference.predictor import Predictor, detect_faces, to_face_array
 from ferkit.models import TrainedModel
@@ -25,17 +26,30 @@ def _load_model(model_uri: str) -> TrainedModel:
 @step(enable_cache=False)
 def predict_folder(
     image_dir: str,
+    fer_dataset: FERDataset | None = None,
     model_uri: str = "models:/fer_emotion@champion",
     detect: bool = True,
+    int8: bool = False,
+    calibration_images: int = 4096,
+    seed: int = 0,
 ) -> tuple[Annotated[pd.DataFrame, "predictions"], Annotated[np.ndarray, "faces"]]:
     """One row per face (file, box, label, probabilities) and the 48x48 face crops.
 
     Unreadable files and images without a face get a row with an `error` and no label.
+    `int8` quantizes the model first, calibrated on `calibration_images` training faces
+    of `fer_dataset`.
     """
     folder = Path(image_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"image_dir '{folder}' is not a folder")
-    predictor = Predictor(_load_model(model_uri))
+    calibration = None
+    if int8:
+        if fer_dataset is None:
+            raise ValueError("int8 needs fer_dataset: its training faces calibrate the quantized model")
+        train = fer_dataset.split("train").images
+        rng = np.random.default_rng(seed)
+        calibration = train[rng.choice(len(train), min(calibration_images, len(train)), replace=False)]
+    predictor = Predictor(_load_model(model_uri), int8_calibration=calibration)
     rows, crops = [], []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
         try:
@@ -64,7 +78,8 @@ def predict_folder(
 
     with tracking.ArtifactDir("predictions") as out:
         predictions.to_csv(out / "predictions.csv", index=False)
-    tracking.log_params({"model_uri": model_uri, "image_dir": str(folder), "detect": detect}, prefix="batch")
+    tracking.log_params({"model_uri": model_uri, "image_dir": str(folder), "detect": detect, "int8": int8},
+                        prefix="batch")
     tracking.log_metrics({"images": predictions["file"].nunique(), "faces": len(faces),
                           "errors": int((predictions["error"] != "").sum())}, prefix="batch")
     return predictions, faces

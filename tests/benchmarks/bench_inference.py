@@ -51,19 +51,6 @@ def accuracy(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray) -> 
     return float((logits.argmax(1).numpy() == labels).mean())
 
 
-def quantize_int8(model: torch.nn.Module, calibration: np.ndarray) -> torch.nn.Module:
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-
-    torch.backends.quantized.engine = "x86"
-    example = torch.from_numpy(calibration[:8]).unsqueeze(1).float() / 255
-    prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("x86"), example_inputs=(example,))
-    with torch.inference_mode():
-        for i in range(0, len(calibration), 256):
-            prepared(torch.from_numpy(calibration[i : i + 256]).unsqueeze(1).float() / 255)
-    return convert_fx(prepared)
-
-
 def predict_cold_start(model_arg: str, image: Path, runs: int = 3) -> float:
     times = []
     for _ in range(runs):
@@ -88,6 +75,7 @@ def main() -> int:
 
     from ferkit.cli import load_trained_model
     from ferkit.data import read_fer2013
+    from ferkit.models.quantize import quantize_int8
     from tests.benchmarks.report import write_report
 
     trained = load_trained_model(args.model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,3 +56,35 @@ class TestTrainedModel:
         torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
         with pytest.raises(CheckpointError, match="not a ferkit checkpoint"):
             TrainedModel.load(tmp_path / "other.pt")
+
+
+class TestQuantize:
+    def test_int8_copy_agrees_with_fp32(self):
+        from ferkit.inference.predictor import Predictor
+        from ferkit.models.quantize import quantize_int8
+        from ferkit.training import TrainConfig, fit
+        from tests.training.test_training import SMALL, two_class_faces
+
+        x, y = two_class_faces(256, seed=0)
+        config = TrainConfig(epochs=3, **SMALL)
+        torch.manual_seed(0)
+        model = build_model(config.architecture, **config.architecture_kwargs)
+        model.load_state_dict(fit(model, x, y, x[:64], y[:64], config).state_dict)
+        model.eval()
+        quantized = quantize_int8(model, x[:128])
+        test_x, _ = two_class_faces(128, seed=5)
+        inputs = torch.from_numpy(test_x).unsqueeze(1).float() / 255
+        with torch.no_grad():
+            agree = (quantized(inputs).argmax(1) == model(inputs).argmax(1)).float().mean()
+        assert agree >= 0.95
+        assert any("quantized" in type(m).__module__ for m in quantized.modules())  # really int8 kernels
+
+        trained = TrainedModel(config.architecture, dict(config.architecture_kwargs), model.state_dict())
+        probs = Predictor(trained, tta="none", int8_calibration=x[:128]).predict_proba(test_x[:5])
+        assert probs.shape == (5, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+    def test_no_calibration_images_is_refused(self):
+        from ferkit.models.quantize import quantize_int8
+
+        with pytest.raises(ValueError, match="calibration images"):
+            quantize_int8(build_model("plain_cnn"), np.zeros((0, 48, 48), np.uint8))

@@ -167,5 +167,6 @@ def test_batch_inference_predicts_a_folder_with_the_champion(stack, smoke_data, 
     astronaut = predictions[predictions["file"] == "astronaut.png"].iloc[0]
     assert astronaut["error"] == "" and astronaut["label"] in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
     assert predictions[predictions["file"] == "broken.jpg"].iloc[0]["error"].startswith("cannot read image")
+    assert run.steps["predict_folder"].config.parameters["int8"] is True  # the config's fast path
     drift = run.steps["report_batch_drift"].outputs["batch_drift_metrics"][0].load()
     assert 0 <= drift["drift_share"] <= 1 and "p_value.entropy" in drift  # two faces: tested
