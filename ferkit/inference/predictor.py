@@ -29,8 +29,10 @@ def to_face_array(image: ImageLike) -> np.ndarray:
         array = image
         if array.ndim == 3 and array.shape[-1] == 1:
             array = array[..., 0]
+        if np.issubdtype(array.dtype, np.floating) and array.size and array.max() <= 1.0:
+            array = array * 255.0  # floats in [0, 1]
         if array.dtype != np.uint8:
-            array = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+            array = np.clip(array, 0, 255).astype(np.uint8)
         image = Image.fromarray(array)
     if not isinstance(image, Image.Image):
         raise TypeError(f"cannot read a face from {type(image).__name__}")

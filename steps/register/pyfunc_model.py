@@ -1,10 +1,12 @@
 """The `fer_emotion` MLflow pyfunc, logged as a model from code.
 
-Input: a DataFrame with one column `image` of encoded image bytes (PNG, JPEG,
-... of any size and mode; converted to 48x48 grayscale the way ingestion
-converts). Over REST the bytes travel base64-encoded. Output: a DataFrame with
-`label` and one probability column per emotion, in `EMOTIONS` order. The
-ferkit checkpoint inside the model carries the label order and preprocessing.
+Input: a DataFrame with, per row, either `image` (encoded image bytes: PNG,
+JPEG, ... of any size and mode) or `pixels` (a 2-D array of 0-255 grayscale
+values, 48x48 or any size). Both are converted to 48x48 grayscale the way
+ingestion converts. Over REST the bytes travel base64-encoded. Output: a
+DataFrame with `label` and one probability column per emotion, in `EMOTIONS`
+order. The ferkit checkpoint inside the model carries the label order and
+preprocessing.
 """
 
 import mlflow
@@ -22,7 +24,18 @@ class FERPyfunc(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from ferkit.data.labels import EMOTIONS
 
-        probs = self.predictor.predict_proba(list(model_input["image"]))
+        import numpy as np
+
+        faces = []
+        for i, row in enumerate(model_input.to_dict("records")):
+            image, pixels = row.get("image"), row.get("pixels")
+            if isinstance(image, (bytes, bytearray)):
+                faces.append(bytes(image))
+            elif pixels is not None and np.ndim(np.asarray(pixels, dtype=object)) >= 1:
+                faces.append(np.asarray(pixels.tolist() if hasattr(pixels, "tolist") else pixels, dtype=np.float64))
+            else:
+                raise ValueError(f"row {i}: give `image` (encoded image bytes) or `pixels` (a 2-D grayscale array)")
+        probs = self.predictor.predict_proba(faces)
         out = pd.DataFrame(probs, columns=list(EMOTIONS))
         out.insert(0, "label", [EMOTIONS[i] for i in probs.argmax(axis=1)])
         return out

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Array
 from PIL import Image
 from zenml import get_step_context, step
 
@@ -107,7 +108,8 @@ def _log_and_register(model: TrainedModel, name: str) -> str:
         buffer = io.BytesIO()
         face.save(buffer, format="PNG")
         signature = ModelSignature(
-            inputs=Schema([ColSpec("binary", "image")]),
+            inputs=Schema([ColSpec("binary", "image", required=False),
+                           ColSpec(Array(Array(DataType.long)), "pixels", required=False)]),
             outputs=Schema([ColSpec("string", "label")] + [ColSpec("double", e) for e in model.emotions]),
         )
         info = mlflow.pyfunc.log_model(
@@ -119,7 +121,8 @@ def _log_and_register(model: TrainedModel, name: str) -> str:
             signature=signature,
             input_example=pd.DataFrame({"image": [buffer.getvalue()]}),
             registered_model_name=name,
-            metadata={"emotions": list(model.emotions), "input": "column 'image': encoded image bytes, any size/mode"},
+            metadata={"emotions": list(model.emotions),
+                      "input": "per row: 'image' (encoded image bytes) or 'pixels' (2-D 0-255 grayscale array)"},
         )
     return str(info.registered_model_version)
 

@@ -147,6 +147,12 @@ class TestPyfunc:
         assert list(out.columns) == ["label", *EMOTIONS]
         assert set(out["label"]) <= set(EMOTIONS)
         np.testing.assert_allclose(out[list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-5)
+        # The same face as a 48x48 array, and a 60x50 array, through `pixels`.
+        arrays = model.predict(pd.DataFrame({"pixels": [gray48.astype(int).tolist(),
+                                                         np.full((60, 50), 90).tolist()]}))
+        np.testing.assert_allclose(arrays.loc[0, list(EMOTIONS)].to_numpy(float),
+                                   out.loc[1, list(EMOTIONS)].to_numpy(float), atol=1e-5)
+        assert len(arrays) == 2
 
 
 @pytest.mark.slow
