@@ -7,6 +7,8 @@
     ferkit evaluate --model URI_OR_PATH --data PATH   score a saved or registered model
     ferkit predict PATH... [--model URI] [--json] [--no-detect]   emotions of the faces in images
     ferkit promote VERSION | ferkit rollback          move the `champion` alias by hand
+    ferkit compare configs/compare_backbones.yaml [--only NAME] [--dry-run]   one fer_training run
+                          per backbone, all in one MLflow experiment
 """
 
 from __future__ import annotations
@@ -341,6 +343,85 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def comparison_configs(spec_path: str | Path) -> dict[str, dict]:
+    """backbone name -> a full fer_training config: the spec's base config with that backbone,
+    its per-backbone model arguments, the shared epoch budget, one MLflow experiment and
+    a registered-model name of its own (so comparisons never touch `fer_emotion`)."""
+    import copy
+
+    import yaml
+
+    spec_path = Path(spec_path)
+    spec = yaml.safe_load(spec_path.read_text())
+    missing = {"base", "backbones", "experiment_name", "registered_model_name"} - set(spec)
+    if missing:
+        raise ValueError(f"{spec_path}: missing {sorted(missing)}")
+    base_path = Path(spec["base"])
+    if not base_path.is_file() and (spec_path.parent / base_path).is_file():
+        base_path = spec_path.parent / base_path  # relative to the spec rather than the working folder
+    base = yaml.safe_load(base_path.read_text())
+    train = base["steps"]["train_model"]["parameters"]["config"]
+    if train.get("architecture") != "hybrid":
+        raise ValueError(f"{base_path}: the comparison swaps the hybrid model's backbone; architecture is "
+                         f"{train.get('architecture')!r}")
+    configs = {}
+    for name, overrides in spec["backbones"].items():
+        config = copy.deepcopy(base)
+        trained = config["steps"]["train_model"]["parameters"]["config"]
+        kwargs = dict(trained["architecture_kwargs"])
+        if name != kwargs.get("backbone"):
+            kwargs.pop("backbone_options", None)  # options of the base trunk mean nothing to another
+        kwargs.update({"backbone": name, **(overrides or {})})
+        trained["architecture_kwargs"] = kwargs
+        trained.update(copy.deepcopy(spec.get("train_overrides") or {}))
+        if spec.get("epochs"):
+            for phase in trained.get("phases") or []:
+                phase["epochs"] = min(phase["epochs"], spec["epochs"])
+            trained["epochs"] = min(trained.get("epochs", spec["epochs"]), spec["epochs"])
+        if spec.get("limit_per_class"):
+            config["steps"]["ingest_fer2013"].setdefault("parameters", {})["limit_per_class"] = spec["limit_per_class"]
+        config["steps"]["register_model"].setdefault("parameters", {})["registered_model_name"] = (
+            spec["registered_model_name"])
+        config.setdefault("settings", {})["experiment_tracker"] = {
+            "experiment_name": spec["experiment_name"], "tags": {"comparison": spec_path.stem, "backbone": name}}
+        config["run_name"] = f"{spec_path.stem}-{name}-{{date}}-{{time}}"
+        config["model"] = {**config.get("model", {}), "name": spec["registered_model_name"]}
+        configs[name] = config
+    return configs
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import subprocess
+    import tempfile
+
+    import yaml
+
+    configs = comparison_configs(args.spec)
+    chosen = args.only or list(configs)
+    unknown = sorted(set(chosen) - set(configs))
+    if unknown:
+        print(f"ferkit compare: {unknown} not in {args.spec} (has {list(configs)})", file=sys.stderr)
+        return 2
+    zenml = str(Path(sys.executable).parent / "zenml")
+    failed = []
+    with tempfile.TemporaryDirectory(prefix="ferkit-compare-") as folder:
+        for name in chosen:
+            path = Path(folder) / f"{name}.yaml"
+            path.write_text(yaml.safe_dump(configs[name], sort_keys=False))
+            command = [zenml, "pipeline", "run", "pipelines.fer_training", "-c", str(path)]
+            print(f"== {name}: {' '.join(command[1:4])} (backbone {name})", flush=True)
+            if args.dry_run:
+                print(yaml.safe_dump(configs[name]["steps"]["train_model"]["parameters"]["config"], sort_keys=False))
+                continue
+            env = {**os.environ, "FERKIT_CONFIG_FILE": str(path)}
+            if subprocess.run(command, env=env).returncode != 0:
+                failed.append(name)
+    if failed:
+        print(f"ferkit compare: runs failed for {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferkit", description="FER2013 emotion-recognition toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -381,6 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
     rb.add_argument("--name", default="fer_emotion")
     rb.set_defaults(func=_cmd_rollback)
+    cmp_ = sub.add_parser("compare", help="train several backbones, one fer_training run each, one experiment")
+    cmp_.add_argument("spec", help="comparison YAML, e.g. configs/compare_backbones.yaml")
+    cmp_.add_argument("--only", nargs="+", help="run just these backbones of the spec")
+    cmp_.add_argument("--dry-run", action="store_true", help="print each run's train config, run nothing")
+    cmp_.set_defaults(func=_cmd_compare)
     return parser
 
 

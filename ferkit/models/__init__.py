@@ -4,6 +4,6 @@ from ferkit.models.checkpoint import CheckpointError, TrainedModel
 from ferkit.models.registry import available_models, build_model, register_model
 
 # Importing the module registers its architectures.
-from ferkit.models import cnn  # noqa: F401,E402
+from ferkit.models import cnn, hybrid  # noqa: F401,E402
 
 __all__ = ["CheckpointError", "TrainedModel", "available_models", "build_model", "register_model"]

@@ -36,7 +36,10 @@ class TrainedModel:
 
     def build(self) -> nn.Module:
         """The architecture with these weights, in eval mode."""
-        model = build_model(self.architecture, **self.architecture_kwargs)
+        kwargs = dict(self.architecture_kwargs)
+        if "weights" in kwargs:
+            kwargs["weights"] = "none"  # the saved state dict holds every weight; never fetch the initial ones
+        model = build_model(self.architecture, **kwargs)
         load_state_dict_strict(model, self.state_dict, source=f"checkpoint of {self.architecture}")
         return model.eval()
 

@@ -42,19 +42,29 @@ def _views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def predict_proba(
-    model: nn.Module, images: np.ndarray, batch_size: int = 512, tta_flip: bool = False, tta: str | None = None
+    model: nn.Module,
+    images: np.ndarray,
+    batch_size: int = 512,
+    tta_flip: bool = False,
+    tta: str | None = None,
+    bf16: bool = False,
 ) -> np.ndarray:
     """Softmax probabilities (N, 7) for uint8 images (N, 48, 48), averaged over the TTA views.
 
     `tta` is "none", "flip" or "ten_crop"; `tta_flip=True` is shorthand for "flip".
+    Batches go to the model's device; `bf16` runs the forward pass under bfloat16 autocast.
     """
     mode = tta or ("flip" if tta_flip else "none")
     model.eval()
+    first = next(model.parameters(), None)  # int8 graph modules keep packed weights, no parameters
+    device = first.device if first is not None else torch.device("cpu")
     out = []
     for start in range(0, len(images), batch_size):
-        x = to_input(images[start : start + batch_size])  # (B, 1, 48, 48)
+        x = to_input(images[start : start + batch_size]).to(device)  # (B, 1, 48, 48)
         views = _views(x, mode)
-        out.append(sum(model(v).softmax(dim=1) for v in views) / len(views))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            probs = sum(model(v).float().softmax(dim=1) for v in views) / len(views)
+        out.append(probs.cpu())
     if not out:
         return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
     return torch.cat(out).numpy()

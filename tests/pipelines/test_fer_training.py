@@ -170,3 +170,67 @@ def test_batch_inference_predicts_a_folder_with_the_champion(stack, smoke_data, 
     assert run.steps["predict_folder"].config.parameters["int8"] is True  # the config's fast path
     drift = run.steps["report_batch_drift"].outputs["batch_drift_metrics"][0].load()
     assert 0 <= drift["drift_share"] <= 1 and "p_value.entropy" in drift  # two faces: tested
+
+
+def test_paper_config_runs_end_to_end_with_tiny_epochs(stack, smoke_data, tmp_path):
+    """configs/paper.yaml as `make train CONFIG=configs/paper.yaml` runs it (the same `zenml pipeline run`),
+    with one batch per phase on four images per class. `weights: imagenet` is served from a torch hub
+    cache this test writes (random weights under torchvision's file name): nothing is downloaded."""
+    import torch
+    import torchvision
+    import yaml
+
+    config = yaml.safe_load((ROOT / "configs/paper.yaml").read_text())
+    config["steps"]["ingest_fer2013"]["parameters"]["limit_per_class"] = 4
+    config["steps"]["report_drift"]["parameters"]["sample_size"] = 50
+    train = config["steps"]["train_model"]["parameters"]["config"]
+    for phase in train["phases"]:
+        phase["epochs"] = 1
+    train.update(batch_size=8, max_batches_per_epoch=1, eval_batch_size=32)
+    (tmp_path / "paper_tiny.yaml").write_text(yaml.safe_dump(config))
+
+    torch_home = tmp_path / "torch"
+    enum = torchvision.models.get_model_weights("resnet50").DEFAULT
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(torchvision.models.resnet50().state_dict(),
+               torch_home / "hub" / "checkpoints" / os.path.basename(enum.url))
+    env_extra = {"TORCH_HOME": str(torch_home)}
+    args = [str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_training", "-c", str(tmp_path / "paper_tiny.yaml")]
+    env = {**os.environ, "FER2013_PATH": str(smoke_data), "PYTHONPATH": str(ROOT), **env_extra}
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    latest_run_steps()  # completed
+
+    mlflow.set_tracking_uri(stack)
+    run = mlflow.search_runs(experiment_names=["fer_training"], output_format="list",
+                             order_by=["start_time DESC"])[0]
+    assert run.data.params["model.backbone"] == "resnet50"
+    assert [run.data.params[f"train.phase{i}.name"] for i in range(5)] == [
+        "frozen_backbone", "unfreeze_160_175", "unfreeze_140_175", "unfreeze_100_175", "head_only"]
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train.phase")
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == [0, 1, 2, 3, 4]
+    trainable = {m.step: m.value for m in mlflow.MlflowClient().get_metric_history(
+        run.info.run_id, "train.trainable_parameters")}
+    assert trainable[1] < trainable[2] < trainable[3] < trainable[4] and trainable[5] < trainable[1]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "training")}
+    assert "training/training_curves.png" in artifacts
+    assert 0 <= run.data.metrics["test.macro_f1"] <= 1
+
+
+def test_compare_runs_each_backbone_into_one_experiment(stack, smoke_data, tmp_path):
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "configs/compare_backbones.yaml").read_text())
+    spec.update(limit_per_class=4, epochs=1, experiment_name="fer_backbones_test",
+                train_overrides={"max_batches_per_epoch": 1, "batch_size": 8},
+                backbones={"fer_resnet": {}, "mobilenet_v3_small": {"input_size": 64, "dim": 64}})
+    (tmp_path / "compare.yaml").write_text(yaml.safe_dump(spec))
+    _run([str(BIN / "ferkit"), "compare", str(tmp_path / "compare.yaml")], smoke_data)
+
+    mlflow.set_tracking_uri(stack)
+    runs = mlflow.search_runs(experiment_names=["fer_backbones_test"], output_format="list")
+    assert sorted(r.data.tags["backbone"] for r in runs) == ["fer_resnet", "mobilenet_v3_small"]
+    assert sorted(r.data.params["model.backbone"] for r in runs) == ["fer_resnet", "mobilenet_v3_small"]
+    assert all("test.macro_f1" in r.data.metrics for r in runs)
+    versions = mlflow.MlflowClient().search_model_versions("name='fer_emotion_backbones'")
+    assert len(versions) == 2
