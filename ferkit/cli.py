@@ -9,6 +9,7 @@
     ferkit promote VERSION | ferkit rollback          move the `champion` alias by hand
     ferkit compare configs/compare_backbones.yaml [--only NAME] [--dry-run]   one fer_training run
                           per backbone, all in one MLflow experiment
+    ferkit schedule install --cron "0 3 * * 1" | list | remove NAME   retraining from this machine's crontab
 """
 
 from __future__ import annotations
@@ -422,6 +423,43 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from ferkit.scheduling import CronError, CronJob, Crontab, validate_cron
+    from ferkit.scheduling.crontab import job_command
+
+    try:
+        crontab = Crontab()
+        if args.action == "list":
+            jobs = crontab.jobs()
+            for job in jobs:
+                print(f"{job.name}\t{job.cron}\t{job.command}")
+            if not jobs:
+                print("no ferkit schedules installed")
+            return 0
+        if args.action == "remove":
+            job = crontab.remove(args.name)
+            print(f"removed schedule {job.name!r} ({job.cron})")
+            return 0
+        cron = validate_cron(args.cron)
+        project = Path(args.project).resolve()
+        config = (project / args.config).resolve()
+        if not config.is_file():
+            raise CronError(f"config {config} does not exist")
+        env = {"ZENML_CONFIG_PATH": os.environ.get("ZENML_CONFIG_PATH", str(project / ".ferkit" / "zenml")),
+               "FERKIT_RESUME_DIR": str(project / ".ferkit" / "resume"), "FERKIT_NO_PROGRESS": "1",
+               "FERKIT_CONFIG_FILE": str(config), "PYTHONPATH": str(project)}
+        if os.environ.get("FER2013_PATH"):
+            env["FER2013_PATH"] = str(Path(os.environ["FER2013_PATH"]).resolve())
+        log = Path(args.log).resolve() if args.log else project / ".ferkit" / "logs" / f"{args.name}.log"
+        job = CronJob(args.name, cron, job_command(project, args.pipeline, config, log, env))
+        crontab.install(job, replace=args.replace)
+        print(f"installed schedule {job.name!r}: {cron}, {args.pipeline} -c {config}, log {log}")
+        return 0
+    except CronError as exc:
+        print(f"ferkit schedule: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferkit", description="FER2013 emotion-recognition toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -467,6 +505,20 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--only", nargs="+", help="run just these backbones of the spec")
     cmp_.add_argument("--dry-run", action="store_true", help="print each run's train config, run nothing")
     cmp_.set_defaults(func=_cmd_compare)
+    sch = sub.add_parser("schedule", help="retrain on a cron schedule from this machine's crontab")
+    sch_sub = sch.add_subparsers(dest="action", required=True)
+    inst = sch_sub.add_parser("install", help="add a crontab line that runs a pipeline on a schedule")
+    inst.add_argument("--cron", required=True, help='five-field cron expression, e.g. "0 3 * * 1", or @daily')
+    inst.add_argument("--name", default="retrain", help="schedule name (the crontab line's marker)")
+    inst.add_argument("--pipeline", default="pipelines.fer_training", help="pipeline to run")
+    inst.add_argument("--config", default="configs/cpu.yaml", help="its run config (without a `schedule:`)")
+    inst.add_argument("--project", default=".", help="project folder the job runs in")
+    inst.add_argument("--log", help="log file (default .ferkit/logs/<name>.log)")
+    inst.add_argument("--replace", action="store_true", help="replace a schedule of the same name")
+    sch_sub.add_parser("list", help="ferkit's schedules in the crontab")
+    rm = sch_sub.add_parser("remove", help="remove a schedule by name")
+    rm.add_argument("name")
+    sch.set_defaults(func=_cmd_schedule)
     return parser
 
 
