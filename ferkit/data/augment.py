@@ -18,12 +18,15 @@ class AugmentConfig:
     brightness: tuple[float, float] = (0.8, 1.2)  # multiplicative range
     hflip: bool = True  # mirror half of the faces
     strength: float = 1.0  # scales every geometric range; 0 disables them
+    erase: float = 0.0  # probability of random erasing (one noise-filled rectangle per image)
+    erase_area: tuple[float, float] = (0.02, 0.2)  # erased share of the image
 
 
 def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Randomly flip, rotate, shear, zoom, shift and brighten a batch (B, 1, H, W) in [0, 1].
+    """Randomly flip, rotate, shear, zoom, shift, brighten and erase a batch (B, 1, H, W) in [0, 1].
 
-    Pixels warped in from outside the image are zero (constant fill).
+    Pixels warped in from outside the image are zero (constant fill). Erasing
+    (Zhong et al. 2020) replaces one rectangle with uniform noise.
     """
     b, device = x.shape[0], x.device
 
@@ -50,4 +53,26 @@ def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Gener
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     low, high = config.brightness
     gain = uniform(low, high).view(b, 1, 1, 1)
-    return (out * gain).clamp_(0, 1)
+    out = (out * gain).clamp_(0, 1)
+    if config.erase > 0:
+        out = _erase(out, config, uniform, generator)
+    return out
+
+
+def _erase(x: torch.Tensor, config: AugmentConfig, uniform, generator: torch.Generator | None) -> torch.Tensor:
+    """One rectangle per chosen image (area share and aspect ratio drawn at random) set to noise."""
+    b, _, h, w = x.shape
+    area = uniform(*config.erase_area) * h * w
+    aspect = torch.exp(uniform(math.log(0.3), math.log(1 / 0.3)))
+    eh = (area * aspect).sqrt().clamp(1, h)
+    ew = (area / aspect).sqrt().clamp(1, w)
+    top = uniform(0, 1) * (h - eh)
+    left = uniform(0, 1) * (w - ew)
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    inside = ((rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1))
+              & (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1)))
+    chosen = (uniform(0, 1) < config.erase).view(b, 1, 1)
+    mask = (inside & chosen).unsqueeze(1)  # (B, 1, H, W)
+    noise = torch.rand(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
+    return torch.where(mask, noise, x)

@@ -35,6 +35,7 @@ class EvaluationResult:
     images: int
     tta: str  # the TTA mode behind the headline figures
     metrics: dict[str, float]  # headline figures (plus ece, ci bounds, named confusions)
+    precision: str = "fp32"  # forward-pass precision of every figure
     tta_table: dict[str, dict[str, float]] = field(default_factory=dict)  # mode -> headline figures
     per_class: pd.DataFrame | None = None
     temperature: float | None = None  # fitted on val when asked
@@ -67,20 +68,26 @@ def evaluate(
     leakage_mask: np.ndarray | None = None,
     bootstrap_resamples: int = 1000,
     seed: int = 0,
+    precision: str | None = None,
 ) -> EvaluationResult:
     """Score `model` on `split`; averages run over the classes present in it.
 
     `tta` picks the headline mode (default: the recipe's, flip when it trained with
     flip); every mode in `tta_modes` is reported beside it. `leakage_mask` marks
-    rows of `data` to leave out for the leakage-free figures.
+    rows of `data` to leave out for the leakage-free figures. `precision` ("fp32" or
+    "bf16") defaults to the recipe's, the precision the checkpoint was chosen at.
     """
     subset = data.split(split)
     if len(subset) == 0:
         raise ValueError(f"the {split!r} split is empty; nothing to evaluate")
     network = model.build()
     headline_mode = tta or ("flip" if model.recipe.get("tta_flip") else "none")
+    precision = precision or model.recipe.get("precision", "fp32")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    bf16 = precision == "bf16"
     modes = tuple(dict.fromkeys((headline_mode, *tta_modes)))
-    probs_by_mode = {mode: predict_proba(network, subset.images, tta=mode) for mode in modes}
+    probs_by_mode = {mode: predict_proba(network, subset.images, tta=mode, bf16=bf16) for mode in modes}
     probs, y = probs_by_mode[headline_mode], subset.labels
     y_pred = probs.argmax(axis=1)
 
@@ -99,6 +106,7 @@ def evaluate(
         split=split,
         images=len(subset),
         tta=headline_mode,
+        precision=precision,
         metrics=metrics,
         tta_table={mode: classification_metrics(y, p) for mode, p in probs_by_mode.items()},
         per_class=per_class_table(y, probs),
@@ -109,7 +117,8 @@ def evaluate(
 
     if fit_temperature_on and fit_temperature_on != split and len(data.split(fit_temperature_on)):
         held_out = data.split(fit_temperature_on)
-        temperature = fit_temperature(held_out.labels, predict_proba(network, held_out.images, tta=headline_mode))
+        temperature = fit_temperature(held_out.labels, predict_proba(network, held_out.images, tta=headline_mode,
+                                                                           bf16=bf16))
         scaled = apply_temperature(probs, temperature)
         result.temperature = temperature
         result.calibrated = {
@@ -150,7 +159,7 @@ def write_report(result: EvaluationResult, out_dir: str | Path, title: str = "fe
     lines = [
         f"# Evaluation of {title} on {result.split} ({result.images} images)",
         "",
-        f"Headline figures use test-time augmentation `{result.tta}`. Classes present: "
+        f"Headline figures use test-time augmentation `{result.tta}` at {result.precision} precision. Classes present: "
         f"{', '.join(result.classes_present)}.",
         "",
         "| figure | value |",

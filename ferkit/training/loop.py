@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm.auto import tqdm
@@ -53,6 +53,15 @@ class AugmentSettings(BaseModel):
     brightness: tuple[float, float] = (0.8, 1.2)  # multiplicative brightness range
     hflip: bool = True  # random horizontal mirror
     strength: float = 1.0  # scales the geometric ranges; 0 turns them off
+    erase: float = Field(default=0.0, ge=0.0, le=1.0)  # probability of random erasing per image
+    erase_area: tuple[float, float] = (0.02, 0.2)  # erased share of the image, low..high
+
+    @model_validator(mode="after")
+    def _check_erase_area(self) -> "AugmentSettings":
+        low, high = self.erase_area
+        if not 0 < low <= high < 1:
+            raise ValueError(f"augment.erase_area must satisfy 0 < low <= high < 1, got {self.erase_area}")
+        return self
 
     def to_config(self) -> AugmentConfig:
         return AugmentConfig(**self.model_dump())

@@ -69,14 +69,18 @@ def register_model(
 
     def rescore(checkpoint: Path) -> float:
         champion = TrainedModel.load(checkpoint)
-        result = evaluate(champion, fer_dataset, split=split, fit_temperature_on=None, bootstrap_resamples=10)
-        return result.metrics[primary_metric]
+        # Only the views the metric needs: `tta.<mode>.<figure>` names its mode, else the headline.
+        parts = primary_metric.split(".")
+        mode = parts[1] if len(parts) == 3 and parts[0] == "tta" else None
+        result = evaluate(champion, fer_dataset, split=split, tta=mode, tta_modes=(), fit_temperature_on=None,
+                          bootstrap_resamples=10)
+        return result.flat_metrics()[primary_metric]
 
     champion, champion_score, source = promotion.champion_score(
         client, registered_model_name, primary_metric, test_fingerprint, rescore
     )
     decision = decide(test_metrics[primary_metric], champion_score, primary_metric, min_improvement,
-                      higher_is_better=primary_metric != "log_loss")
+                      higher_is_better=not primary_metric.endswith("log_loss"))
     promotion.record_decision(client, registered_model_name, version, decision, source)
     promotion.mirror_to_zenml(zenml_version_id, decision.alias)
     promotion.move_aliases(client, registered_model_name, version, decision.alias)  # last

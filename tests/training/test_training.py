@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from ferkit.data.augment import AugmentConfig, augment_batch
 from ferkit.models import build_model
 from ferkit.training import TrainConfig, fit, predict_proba, seed_everything
-from ferkit.training.loop import to_input
+from ferkit.training.loop import AugmentSettings, to_input
 
 
 def two_class_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +94,24 @@ class TestAugment:
         x = to_input(two_class_faces(4, seed=0)[0])
         config = AugmentConfig(strength=0.0, hflip=False, brightness=(1.0, 1.0))
         torch.testing.assert_close(augment_batch(x, config), x, atol=1e-5, rtol=0)
+
+    def test_erasing_replaces_one_rectangle_in_the_chosen_share(self):
+        x = torch.zeros(400, 1, 48, 48)  # black faces: erased pixels are the only non-zero ones
+        config = AugmentConfig(strength=0.0, hflip=False, brightness=(1.0, 1.0), erase=0.5, erase_area=(0.05, 0.1))
+        out = augment_batch(x, config, torch.Generator().manual_seed(0))
+        touched = out.flatten(1) > 0
+        erased = touched.any(1)
+        assert 0.4 < erased.float().mean() < 0.6
+        share = touched[erased].float().mean(1)
+        assert share.min() > 0.02 and share.max() < 0.13  # clamped rectangles, noise rarely exactly 0
+        rows = (out[erased] > 0).any(dim=3).squeeze(1)  # (n, H): rows touched are one contiguous run
+        for r in rows:
+            idx = r.nonzero().flatten()
+            assert idx.max() - idx.min() + 1 <= 48 and r[idx.min():idx.max() + 1].float().mean() > 0.9
+
+    def test_erase_area_out_of_range_is_refused(self):
+        with pytest.raises(ValueError, match="erase_area"):
+            AugmentSettings(erase=0.5, erase_area=(0.3, 0.1))
 
     def test_flip_only_mirrors(self):
         x = to_input(two_class_faces(64, seed=0)[0])
