@@ -10,6 +10,8 @@
     ferkit compare configs/compare_backbones.yaml [--only NAME] [--dry-run]   one fer_training run
                           per backbone, all in one MLflow experiment
     ferkit schedule install --cron "0 3 * * 1" | list | remove NAME   retraining from this machine's crontab
+    ferkit train --config configs/cpu.yaml --out model.pt   the train step alone, without ZenML;
+                          under `torchrun --nproc-per-node N` it trains data-parallel on N processes
 """
 
 from __future__ import annotations
@@ -460,6 +462,42 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
         return 2
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ferkit.data import read_fer2013
+    from ferkit.data.labels import EMOTIONS
+    from ferkit.data.weights import class_weights
+    from ferkit.models import TrainedModel, build_model
+    from ferkit.training import TrainConfig, fit, seed_everything
+    from ferkit.training.distributed import init_from_env
+
+    raw = yaml.safe_load(Path(args.config).read_text()) or {}
+    try:
+        section = raw["steps"]["train_model"]["parameters"]["config"]
+    except (KeyError, TypeError):
+        print(f"ferkit: {args.config} has no steps.train_model.parameters.config section", file=sys.stderr)
+        return 2
+    overrides = json.loads(args.override) if args.override else {}
+    config = TrainConfig(**{**section, **overrides})
+    workers = init_from_env(config.device)
+    data = read_fer2013(args.data, limit_per_class=args.limit_per_class, progress=workers.is_main)
+    train, val = data.split("train"), data.split("val")
+    seed_everything(config.seed)  # every rank starts from the same initial weights
+    model = build_model(config.architecture, **config.architecture_kwargs)
+    weights = class_weights(train.labels).as_list()
+    log = (lambda epoch, m: print(json.dumps({"epoch": epoch, **m}), flush=True)) if args.json else None
+    result = fit(model, train.images, train.labels, val.images, val.labels, config, class_weights=weights,
+                 callbacks=[log] if log else [], checkpoint_path=args.resume)
+    if workers.is_main:
+        TrainedModel(architecture=config.architecture, architecture_kwargs=dict(config.architecture_kwargs),
+                     state_dict=result.state_dict, emotions=EMOTIONS, recipe=config.model_dump(mode="json"),
+                     history=result.history).save(args.out)
+        print(f"ferkit train: best epoch {result.best_epoch}, val macro-F1 {result.best_val_macro_f1:.4f}, "
+              f"{workers.world_size} process(es), saved {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferkit", description="FER2013 emotion-recognition toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -519,6 +557,15 @@ def build_parser() -> argparse.ArgumentParser:
     rm = sch_sub.add_parser("remove", help="remove a schedule by name")
     rm.add_argument("name")
     sch.set_defaults(func=_cmd_schedule)
+    tr = sub.add_parser("train", help="train without ZenML; data-parallel under torchrun")
+    tr.add_argument("--config", required=True, help="pipeline config whose train_model step config to use")
+    tr.add_argument("--data", default=None, help="data path (default: $FER2013_PATH)")
+    tr.add_argument("--out", required=True, help="where rank 0 saves the trained checkpoint")
+    tr.add_argument("--resume", help="resumable state file (written by rank 0 after every epoch)")
+    tr.add_argument("--override", help='JSON of TrainConfig fields to override, e.g. \'{"epochs": 1}\'')
+    tr.add_argument("--limit-per-class", type=int, help="read only the first N images of each class and split")
+    tr.add_argument("--json", action="store_true", help="print each epoch's metrics as a JSON line")
+    tr.set_defaults(func=_cmd_train)
     return parser
 
 

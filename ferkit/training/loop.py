@@ -31,6 +31,8 @@ from ferkit.data.augment import AugmentConfig, augment_batch
 from ferkit.data.labels import EMOTIONS
 from ferkit.metrics.classification import classification_metrics
 from ferkit.models.predict import TTA_MODES, predict_proba, to_input  # noqa: F401 (re-exported)
+from ferkit.training import distributed
+from ferkit.training.distributed import Workers
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 ALL = "all"  # a phase's `trainable` entry meaning every parameter
@@ -228,8 +230,17 @@ def train_one_epoch(
     desc: str,
     repeats: np.ndarray | None = None,
     ema: torch.optim.swa_utils.AveragedModel | None = None,
+    net: nn.Module | None = None,
+    workers: Workers = Workers(),
 ) -> dict[str, float]:
-    """One pass over shuffled, augmented training images; returns loss, accuracy and data-wait share."""
+    """One pass over shuffled, augmented training images; returns loss, accuracy and data-wait share.
+
+    `net` is what forward passes go through (DDP over `model` when distributed). Every rank
+    augments the whole global batch from the shared generator and trains on its slice; the
+    loss is normalised by the global batch's total weight, so the averaged gradient equals
+    one process's on the whole batch. The returned figures are summed over ranks.
+    """
+    net = net if net is not None else model
     model.train()
     freeze_frozen_batchnorm(model)
     device = next(model.parameters()).device
@@ -239,19 +250,29 @@ def train_one_epoch(
     batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
     if config.max_batches_per_epoch is not None:
         batches = batches[: config.max_batches_per_epoch]
+    if workers.distributed:  # a global batch smaller than the world would leave a rank without images
+        batches = [b for b in batches if len(b) >= workers.world_size]
     regularization = getattr(model, "regularization", None)
     loss_sum, correct, seen, data_seconds = 0.0, 0, 0, 0.0
     start = time.perf_counter()
-    bar = tqdm(batches, desc=desc, unit="batch", leave=False, mininterval=2.0, disable=_progress_disabled())
+    bar = tqdm(batches, desc=desc, unit="batch", leave=False, mininterval=2.0,
+               disable=_progress_disabled() or not workers.is_main)
     for idx in bar:
         data_start = time.perf_counter()
         x = augment_batch(to_input(images[idx]).to(device), augment, generator)  # (B, 1, 48, 48)
-        x = x.contiguous(memory_format=memory_format)
         y = torch.as_tensor(labels[idx]).to(device, non_blocking=True)
+        # The denominator of the weighted mean over the *global* batch (what F.cross_entropy divides by).
+        total_weight = class_weights[y].sum() if class_weights is not None else torch.tensor(float(len(idx)))
+        if workers.distributed:
+            mine = torch.as_tensor(workers.shard(idx), device=device)
+            x, y = x[mine], y[mine]
+        x = x.contiguous(memory_format=memory_format)
         data_seconds += time.perf_counter() - data_start
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, weight=class_weights, label_smoothing=config.label_smoothing)
+            logits = net(x)
+        per_image = F.cross_entropy(logits.float(), y, weight=class_weights, reduction="none",
+                                    label_smoothing=config.label_smoothing)
+        loss = per_image.sum() / total_weight * workers.world_size  # DDP divides by the world size
         if regularization is not None:
             loss = loss + regularization()
         optimizer.zero_grad(set_to_none=True)
@@ -260,11 +281,12 @@ def train_one_epoch(
         scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
-        loss_sum += loss.item() * len(idx)
+        loss_sum += loss.item() / workers.world_size * len(idx)
         correct += int((logits.argmax(dim=1) == y).sum())
-        seen += len(idx)
+        seen += len(y)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
     total = time.perf_counter() - start
+    loss_sum, correct, seen = distributed.sum_across([loss_sum, float(correct), float(seen)], workers)
     return {
         "train.loss": loss_sum / max(seen, 1),
         "train.accuracy": correct / max(seen, 1),
@@ -357,7 +379,12 @@ def fit(
     never enters here. With `checkpoint_path`, the full state is saved after every epoch
     and a run started again with the same config resumes where it stopped and ends with
     the same weights as an uninterrupted run.
+
+    Inside an initialised process group (torchrun, see `ferkit.training.distributed`) each
+    rank trains on its slice of every global batch; only rank 0 calls the callbacks and
+    writes the checkpoint.
     """
+    workers = distributed.current()
     if len(train_images) == 0:
         raise ValueError("the training split is empty")
     if len(val_images) == 0:
@@ -367,6 +394,7 @@ def fit(
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     model.to(device)
+    model = distributed.sync_batchnorm(model, workers)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     repeats = np.ones(len(EMOTIONS), dtype=np.int64)
@@ -404,15 +432,17 @@ def fit(
         history, best_f1, best_epoch, best_state = state["history"], state["best_f1"], state["best_epoch"], state["best"]
         start_phase, start_epoch, elapsed = state["phase"], state["epoch_in_phase"], state["seconds"]
         _restore_rng(state["rng"], generator)
-        for past in history:  # a resumed run reports its whole history (a new MLflow run sees every epoch)
+        for past in history if workers.is_main else []:  # a resumed run reports its whole history
             for callback in callbacks:
                 callback(int(past["epoch"]), {k: v for k, v in past.items() if k != "epoch"})
 
     start = time.perf_counter()
-    bar = tqdm(total=total_epochs, initial=len(history), desc="training", unit="epoch", disable=_progress_disabled())
+    bar = tqdm(total=total_epochs, initial=len(history), desc="training", unit="epoch",
+               disable=_progress_disabled() or not workers.is_main)
     for phase_index in range(start_phase, len(phases)):
         phase = phases[phase_index]
         params = set_trainable(model, phase.trainable, phase.name)
+        net = distributed.wrap(model, workers)  # per phase: DDP hooks the parameters trainable now
         optimizer, scheduler = make_optimizer(params, phase, config.weight_decay, phase.epochs * steps_per_epoch)
         first_epoch, stale = 0, 0
         if state is not None and phase_index == start_phase and state["optimizer"] is not None:
@@ -424,11 +454,11 @@ def fit(
             epoch_start = time.perf_counter()
             desc = f"{phase.name} {epoch_in_phase + 1}/{phase.epochs}"
             metrics = train_one_epoch(model, optimizer, scheduler, train_images, train_labels, config, weights,
-                                      generator, desc, repeats, ema)
+                                      generator, desc, repeats, ema, net, workers)
             scored = ema.module if ema is not None else model
             probs = predict_proba(scored, val_images, config.eval_batch_size, tta_flip=config.tta_flip,
                                   bf16=config.precision == "bf16")
-            val = classification_metrics(val_labels, probs)
+            val = distributed.from_main(classification_metrics(val_labels, probs), workers)
             metrics.update({f"val.{k}": v for k, v in val.items()})
             metrics["train.lr"] = scheduler.get_last_lr()[0]
             metrics["train.phase"] = float(phase_index)
@@ -441,7 +471,7 @@ def fit(
             else:
                 stale += 1
             stop_phase = config.early_stopping_patience is not None and stale >= config.early_stopping_patience
-            if checkpoint is not None:
+            if checkpoint is not None and workers.is_main:
                 done = stop_phase or epoch_in_phase + 1 == phase.epochs
                 _save_atomic({
                     "config": config.fingerprint(),
@@ -461,7 +491,7 @@ def fit(
                 }, checkpoint)
             bar.update(1)
             bar.set_postfix(phase=phase.name, val_f1=f"{val['macro_f1']:.3f}", best=best_epoch)
-            for callback in callbacks:
+            for callback in callbacks if workers.is_main else []:
                 callback(epoch, metrics)
             if stop_phase:
                 break
