@@ -26,12 +26,14 @@ STAMP := $(VENV)/.installed
 UI_PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: setup stack train test bench ablation ui clean help
+.PHONY: setup stack train test bench ablation ui clean help stack-kubernetes stack-kubeflow run-cluster
 
 help:
 	@echo "make train [CONFIG=configs/<name>.yaml]  set up, register the stack, run fer_training"
 	@echo "make test                                run the test suite"
 	@echo "make setup | stack | bench | ablation | ui | clean"
+	@echo "make stack-kubernetes | stack-kubeflow       register a cluster stack (needs a ZenML server, see docs/scaling.md)"
+	@echo "make run-cluster TARGET=kubernetes CONFIG=configs/paper.yaml [PIPELINE=pipelines.fer_training]"
 
 # One pip resolve for everything; re-runs only when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -72,6 +74,20 @@ bench: setup
 # The ablation table of README (six rows of a shortened cpu budget; about an hour on 2 cores).
 ablation: setup
 	$(BIN)/python tests/benchmarks/bench_ablation.py --epochs $(or $(EPOCHS),5) --out tests/benchmarks/results/ablation.json
+
+# Cluster stacks: need `zenml login <server>`, kubectl access, a registry and object storage
+# (docs/scaling.md). The integrations' packages are installed into the venv first.
+stack-kubernetes stack-kubeflow: stack-%: setup
+	@$(BIN)/ferkit stack-remote $* --dry-run > /dev/null
+	$(BIN)/zenml integration install -y $$($(BIN)/python -c "import yaml; print(' '.join(yaml.safe_load(open('configs/stacks/$*.yaml'))['integrations']))")
+	$(BIN)/ferkit stack-remote $*
+
+TARGET ?= kubernetes
+PIPELINE ?= pipelines.fer_training
+run-cluster: setup
+	@test -n "$(CONFIG)" || { echo "give CONFIG=configs/<run config>.yaml"; exit 2; }
+	$(BIN)/ferkit cluster-config $(CONFIG) --target $(TARGET) --pipeline $(PIPELINE) -o $(FERKIT_HOME)/cluster/$(TARGET)-$(notdir $(CONFIG))
+	$(BIN)/zenml pipeline run $(PIPELINE) -c $(FERKIT_HOME)/cluster/$(TARGET)-$(notdir $(CONFIG))
 
 ui: stack
 	@uri=$$($(BIN)/ferkit tracking-uri); echo "MLflow UI on http://127.0.0.1:$(UI_PORT) ($$uri)"; \

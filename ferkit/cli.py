@@ -9,7 +9,10 @@
     ferkit promote VERSION | ferkit rollback          move the `champion` alias by hand
     ferkit compare configs/compare_backbones.yaml [--only NAME] [--dry-run]   one fer_training run
                           per backbone, all in one MLflow experiment
-    ferkit schedule install --cron "0 3 * * 1" | list | remove NAME   retraining from this machine's crontab
+    ferkit schedule install --cron "0 3 * * 1" | list | remove NAME   fer_retraining from this machine's crontab
+    ferkit stack-remote kubernetes|kubeflow [--dry-run]   register the cluster stack of configs/stacks/
+    ferkit cluster-config configs/paper.yaml --target kubernetes [-o FILE]   a run config with
+                          configs/cluster/<target>.yaml merged over it, validated
     ferkit train --config configs/cpu.yaml --out model.pt   the train step alone, without ZenML;
                           under `torchrun --nproc-per-node N` it trains data-parallel on N processes
 """
@@ -447,6 +450,12 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
         config = (project / args.config).resolve()
         if not config.is_file():
             raise CronError(f"config {config} does not exist")
+        import yaml
+
+        if "schedule" in (yaml.safe_load(config.read_text()) or {}):
+            raise CronError(f"config {config} has a `schedule:`, which ZenML's local orchestrator cannot run; "
+                            "cron runs the pipeline at the times you give, so use a config without one "
+                            "(configs/retraining.yaml rather than configs/schedule.yaml)")
         env = {"ZENML_CONFIG_PATH": os.environ.get("ZENML_CONFIG_PATH", str(project / ".ferkit" / "zenml")),
                "FERKIT_RESUME_DIR": str(project / ".ferkit" / "resume"), "FERKIT_NO_PROGRESS": "1",
                "FERKIT_CONFIG_FILE": str(config), "PYTHONPATH": str(project)}
@@ -460,6 +469,62 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     except CronError as exc:
         print(f"ferkit schedule: {exc}", file=sys.stderr)
         return 2
+
+
+def pipeline_step_names(pipeline: str, parameters: dict) -> set[str]:
+    """Invocation names of `pipelines.<module>` composed with `parameters`."""
+    import importlib
+
+    module = importlib.import_module(pipeline)
+    name = pipeline.rsplit(".", 1)[-1]
+    definition = getattr(module, name)
+    definition.prepare(**{k: v for k, v in parameters.items() if v is not None})
+    return set(definition.invocations)
+
+
+def _cmd_stack_remote(args: argparse.Namespace) -> int:
+    import shlex
+
+    from ferkit.cluster import ClusterConfigError, register_stack, registration_commands, stack_definition
+
+    try:
+        definition = stack_definition(args.target, args.root)
+        if args.dry_run:
+            print(f"# integrations: zenml integration install -y {' '.join(definition.get('integrations', []))}")
+            for command in registration_commands(definition):
+                print(shlex.join(command))
+            return 0
+        register_stack(definition)
+    except ClusterConfigError as exc:
+        print(f"ferkit stack-remote: {exc}", file=sys.stderr)
+        return 2
+    print(f"registered and activated stack {definition['name']}")
+    return 0
+
+
+def _cmd_cluster_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ferkit.cluster import ClusterConfigError, cluster_run_config
+
+    try:
+        base = yaml.safe_load(Path(args.config).read_text()) or {}
+        names = pipeline_step_names(args.pipeline, base.get("parameters") or {})
+        merged = cluster_run_config(args.config, args.target, args.root, names)
+    except (ClusterConfigError, OSError) as exc:
+        print(f"ferkit cluster-config: {exc}", file=sys.stderr)
+        return 2
+    text = yaml.safe_dump(merged, sort_keys=False)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+        print(f"wrote {out} ({args.config} + configs/cluster/{args.target}.yaml)")
+    else:
+        print(text)
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -548,8 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
     inst = sch_sub.add_parser("install", help="add a crontab line that runs a pipeline on a schedule")
     inst.add_argument("--cron", required=True, help='five-field cron expression, e.g. "0 3 * * 1", or @daily')
     inst.add_argument("--name", default="retrain", help="schedule name (the crontab line's marker)")
-    inst.add_argument("--pipeline", default="pipelines.fer_training", help="pipeline to run")
-    inst.add_argument("--config", default="configs/cpu.yaml", help="its run config (without a `schedule:`)")
+    inst.add_argument("--pipeline", default="pipelines.fer_retraining", help="pipeline to run")
+    inst.add_argument("--config", default="configs/retraining.yaml", help="its run config (without a `schedule:`)")
     inst.add_argument("--project", default=".", help="project folder the job runs in")
     inst.add_argument("--log", help="log file (default .ferkit/logs/<name>.log)")
     inst.add_argument("--replace", action="store_true", help="replace a schedule of the same name")
@@ -557,6 +622,18 @@ def build_parser() -> argparse.ArgumentParser:
     rm = sch_sub.add_parser("remove", help="remove a schedule by name")
     rm.add_argument("name")
     sch.set_defaults(func=_cmd_schedule)
+    sr = sub.add_parser("stack-remote", help="register the Kubernetes or Kubeflow stack of configs/stacks/")
+    sr.add_argument("target", choices=["kubernetes", "kubeflow"])
+    sr.add_argument("--root", default=".", help="repository root (where configs/ is)")
+    sr.add_argument("--dry-run", action="store_true", help="validate and print the zenml commands, register nothing")
+    sr.set_defaults(func=_cmd_stack_remote)
+    cc = sub.add_parser("cluster-config", help="merge configs/cluster/<target>.yaml over a run config")
+    cc.add_argument("config", help="run config, e.g. configs/paper.yaml or configs/schedule.yaml")
+    cc.add_argument("--target", required=True, choices=["kubernetes", "kubeflow"])
+    cc.add_argument("--pipeline", default="pipelines.fer_training", help="the pipeline the config is for")
+    cc.add_argument("--root", default=".", help="repository root (where configs/ is)")
+    cc.add_argument("-o", "--out", help="write here (default: print)")
+    cc.set_defaults(func=_cmd_cluster_config)
     tr = sub.add_parser("train", help="train without ZenML; data-parallel under torchrun")
     tr.add_argument("--config", required=True, help="pipeline config whose train_model step config to use")
     tr.add_argument("--data", default=None, help="data path (default: $FER2013_PATH)")

@@ -84,11 +84,16 @@ class TestScheduleCli:
                      "--log", str(tmp_path / "logs" / "weekly.log")]) == 0
         job = Crontab().jobs()[0]
         assert job.cron == "0 3 * * 1" and job.name == "weekly"
-        assert "pipeline run pipelines.fer_training -c" in job.command and "configs/cpu.yaml" in job.command
+        assert "pipeline run pipelines.fer_retraining -c" in job.command and "configs/retraining.yaml" in job.command
         assert f">> {tmp_path / 'logs' / 'weekly.log'} 2>&1" in job.command
         assert "ZENML_CONFIG_PATH=" in job.command
         assert main(["schedule", "list"]) == 0
         assert "weekly\t0 3 * * 1" in capsys.readouterr().out
+
+    def test_a_config_with_a_schedule_is_refused(self, crontab_file, capsys):
+        assert main(["schedule", "install", "--cron", "@daily", "--config", "configs/schedule.yaml"]) == 2
+        assert "has a `schedule:`" in capsys.readouterr().err
+        assert Crontab().jobs() == []
 
     def test_the_installed_command_runs_and_logs(self, crontab_file, tmp_path):
         import subprocess

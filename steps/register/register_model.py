@@ -26,6 +26,7 @@ from steps import tracking
 from steps.register import promotion
 
 REGISTERED_MODEL_NAME = "fer_emotion"
+DATA_ARTIFACT_TAG = "data.artifact_version_id"  # the ZenML artifact of the data a version trained on
 # The logged model carries ferkit's source, so loading it needs only these.
 _RUNTIME_REQUIREMENTS = ("torch", "numpy", "pandas<3", "pillow", "tqdm", "pydantic>=2", "scikit-learn")
 _FERKIT_SOURCE = str(Path(ferkit.__file__).parent)
@@ -49,6 +50,31 @@ def register_model(
     registry's aliases where they were. The ZenML model version gets the matching
     stage (production / staging).
     """
+    return register_and_promote(model, test_metrics, fer_dataset, registered_model_name, primary_metric,
+                                min_improvement, split, data_tags("fer_dataset", fer_dataset))
+
+
+def data_tags(input_name: str, data: FERDataset) -> dict[str, str]:
+    """Which data trained the model: its fingerprint and, inside a step, its ZenML artifact version."""
+    tags = {"data.fingerprint": data.fingerprint, "data.train_images": str(len(data.split("train")))}
+    try:
+        tags[DATA_ARTIFACT_TAG] = str(get_step_context().inputs[input_name][0].id)
+    except (RuntimeError, KeyError, IndexError, AttributeError):
+        pass  # outside a pipeline run
+    return tags
+
+
+def register_and_promote(
+    model: TrainedModel,
+    test_metrics: dict[str, float],
+    fer_dataset: FERDataset,
+    registered_model_name: str = REGISTERED_MODEL_NAME,
+    primary_metric: str = "macro_f1",
+    min_improvement: float = 0.0,
+    split: str = "test",
+    extra_tags: dict[str, str] | None = None,
+) -> str:
+    """The register step's work, shared with the retraining pipeline; returns the new version."""
     if not tracking.active():
         raise RuntimeError(
             "register_model needs an active MLflow run: give the step the stack's MLflow "
@@ -61,6 +87,7 @@ def register_model(
     test_fingerprint = fer_dataset.split(split).fingerprint
     tags = {f"test.{k}": f"{v:.6f}" for k, v in test_metrics.items()}
     tags["test.fingerprint"] = test_fingerprint
+    tags.update(extra_tags or {})
     zenml_version_id = _zenml_model_version_id()
     if zenml_version_id:
         tags[promotion.ZENML_VERSION_TAG] = zenml_version_id

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import yaml
 from zenml import ArtifactConfig, get_step_context, step
+from zenml.enums import ArtifactType
 
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import EMOTIONS
@@ -55,7 +56,7 @@ def train_model(
     class_weights: ClassWeights,
     config: TrainConfig,
     resume_dir: str | None = None,
-) -> Annotated[TrainedModel, ArtifactConfig(name="model", is_model_artifact=True)]:
+) -> Annotated[TrainedModel, ArtifactConfig(name="model", artifact_type=ArtifactType.MODEL)]:
     """Fit on train through the phases, pick the epoch with the best PublicTest (val) macro-F1.
 
     With `resume_dir` (or $FERKIT_RESUME_DIR) the state is saved every epoch; a rerun
