@@ -58,6 +58,18 @@ def _pixel_keys(images: np.ndarray) -> np.ndarray:
     return np.array([hashlib.sha1(img.tobytes()).hexdigest() for img in images])
 
 
+def unseen_mask(batch: FERDataset, *known: FERDataset) -> np.ndarray:
+    """True for the batch images that are in none of `known` (pixel-identical), each counted once."""
+    seen: set[str] = set()
+    for data in known:
+        seen.update(_pixel_keys(data.images).tolist())
+    keys = _pixel_keys(batch.images)
+    _, first = np.unique(keys, return_index=True)  # duplicates inside the batch count once
+    fresh = np.zeros(len(batch), dtype=bool)
+    fresh[first] = True
+    return fresh & np.array([k not in seen for k in keys], dtype=bool)
+
+
 def merge_new_data(
     base: FERDataset,
     batch: FERDataset,
@@ -77,12 +89,7 @@ def merge_new_data(
     if not 0 <= holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
     previous = previous_holdout if previous_holdout is not None else empty_dataset()
-    known = set(_pixel_keys(base.images).tolist()) | set(_pixel_keys(previous.images).tolist())
-    batch_keys = _pixel_keys(batch.images)
-    _, first = np.unique(batch_keys, return_index=True)  # duplicates inside the batch count once
-    fresh = np.zeros(len(batch), dtype=bool)
-    fresh[first] = True
-    fresh &= np.array([k not in known for k in batch_keys], dtype=bool)
+    fresh = unseen_mask(batch, base, previous)
     rows = np.flatnonzero(fresh)
 
     rng = np.random.default_rng(seed)

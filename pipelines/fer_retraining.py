@@ -30,7 +30,8 @@ def fer_retraining(new_data_path: str, data_path: str | None = None, force: bool
     # Merge (new images to train, a held-out share apart), drift against the champion's data, decide.
     merged, holdout, lineage = merge_new_data(champion_data=champion_data, champion_holdout=champion_holdout,
                                               new_data=checked, new_sha256=new_sha256)
-    drift = report_new_data_drift(champion_data=champion_data, new_data=checked, champion=champion)
+    drift = report_new_data_drift(champion_data=champion_data, champion_holdout=champion_holdout, new_data=checked,
+                                  champion=champion)
     decision = decide_retraining(lineage=lineage, new_data_drift=drift, force=force)
 
     # Fine-tune from the champion, score on the fixed test split and the held-out new images, promote.

@@ -21,7 +21,7 @@ def build_manifest(data: FERDataset) -> pd.DataFrame:
     """
     original = data.report.original_formats
     fmt = [original.get(i, (IMAGE_SIZE, IMAGE_SIZE, "L")) for i in data.source_ids.tolist()]
-    flat = data.images.reshape(len(data), -1).astype(np.float32)  # (N, 2304)
+    flat = data.images.reshape(len(data), IMAGE_SIZE * IMAGE_SIZE).astype(np.float32)  # (N, 2304)
     hashes = [hashlib.blake2b(img.tobytes(), digest_size=16).hexdigest() for img in data.images]
     return pd.DataFrame(
         {

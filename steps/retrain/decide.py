@@ -10,20 +10,24 @@ from ferkit.data.dataset import FERDataset
 from ferkit.models import TrainedModel
 from ferkit.quality.drift import drift_report, embed, embedding_components, image_statistics
 from ferkit.retraining import decide_retraining as decide
+from ferkit.retraining import unseen_mask
 from steps import tracking
 
 
 @step
 def report_new_data_drift(
     champion_data: FERDataset,
+    champion_holdout: FERDataset,
     new_data: FERDataset,
     champion: TrainedModel,
     sample_size: int = 5000,
     p_value_threshold: float = 0.05,
     seed: int = 0,
 ) -> Annotated[dict[str, float], "new_data_drift"]:
-    """K-S drift of the batch against the champion's training split, on image statistics and
-    on the champion's own embeddings; empty for a batch of fewer than 2 images."""
+    """K-S drift of the batch's unseen images against the champion's training split, on image
+    statistics and on the champion's own embeddings; empty when fewer than 2 images are unseen
+    (images the champion's data already holds cannot have drifted from it)."""
+    new_data = new_data.subset(unseen_mask(new_data, champion_data, champion_holdout))
     if len(new_data) < 2:
         return {}
     rng = np.random.default_rng(seed)

@@ -7,7 +7,7 @@ import pytest
 
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import EMOTIONS, SPLITS
-from ferkit.retraining import decide_retraining, merge_new_data
+from ferkit.retraining import decide_retraining, merge_new_data, unseen_mask
 
 
 def dataset(n: int, seed: int, split: str = "train") -> FERDataset:
@@ -62,6 +62,13 @@ class TestMerge:
                              source_ids=np.array([f"x{i}" for i in range(14)]))
         _, _, lineage = merge_new_data(base(), doubled, "d" * 64, holdout_fraction=0.0)
         assert lineage.known_images == 7 and lineage.added_to_train == 7
+
+    def test_unseen_mask_checks_every_known_set(self):
+        batch, other = dataset(7, 3), dataset(7, 4)
+        mixed = FERDataset(images=np.concatenate([batch.images[:3], other.images[:4]]), labels=np.zeros(7, int),
+                           splits=np.zeros(7, np.uint8), source_ids=np.array([str(i) for i in range(7)]))
+        assert unseen_mask(mixed, batch).tolist() == [False] * 3 + [True] * 4
+        assert not unseen_mask(mixed, batch, other).any()
 
     def test_same_seed_same_holdout(self):
         a = merge_new_data(base(), dataset(35, 4), "e" * 64, seed=3)[1]
