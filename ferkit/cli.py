@@ -485,7 +485,12 @@ def pipeline_step_names(pipeline: str, parameters: dict) -> set[str]:
 def _cmd_stack_remote(args: argparse.Namespace) -> int:
     import shlex
 
-    from ferkit.cluster import ClusterConfigError, register_stack, registration_commands, stack_definition
+    from ferkit.cluster import (
+        ClusterConfigError,
+        register_stack,
+        registration_commands,
+        stack_definition,
+    )
 
     try:
         definition = stack_definition(args.target, args.root)

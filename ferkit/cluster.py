@@ -109,7 +109,7 @@ def stack_definition(target: str, root: str | Path = ".", env: dict[str, str] | 
         flavor_class = _class(*FLAVORS[(kind, flavor)])
         try:
             flavor_class().config_class(**(component.get("configuration") or {}))
-        except Exception as exc:  # noqa: BLE001 (pydantic and ZenML validators raise several kinds)
+        except Exception as exc:
             raise ClusterConfigError(f"{where} ({flavor}): {exc}") from exc
     return definition
 
@@ -146,7 +146,7 @@ def validate_settings(settings: dict, where: str) -> None:
             raise ClusterConfigError(f"{where}.{key}: ferkit validates only {sorted(SETTINGS)}")
         try:
             _class(*SETTINGS[key])(**(value or {}))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ClusterConfigError(f"{where}.{key}: {exc}") from exc
 
 
@@ -172,7 +172,7 @@ def cluster_run_config(base_config: str | Path, target: str, root: str | Path = 
 
     try:
         PipelineRunConfiguration(**merged)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ClusterConfigError(f"{base_config} + {overlay_path}: {exc}") from exc
     return merged
 

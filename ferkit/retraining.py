@@ -96,7 +96,7 @@ def merge_new_data(
     held = np.zeros(len(batch), dtype=bool)
     for c in range(len(EMOTIONS)):
         of_class = rows[batch.labels[rows] == c]
-        n_hold = int(round(holdout_fraction * len(of_class)))
+        n_hold = round(holdout_fraction * len(of_class))
         if holdout_fraction > 0 and len(of_class) >= 2:
             n_hold = max(n_hold, 1)
         held[rng.permutation(of_class)[:n_hold]] = True

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["ferkit", "ferkit.data", "ferkit.models", "ferkit.training", "ferkit.metrics", "ferkit.quality", "ferkit.cli"])
+@pytest.mark.parametrize("module", ["ferkit", "ferkit.data", "ferkit.models", "ferkit.training", "ferkit.metrics", "ferkit.quality", "ferkit.cli",
+                                    "ferkit.retraining", "ferkit.cluster", "ferkit.training.distributed"])
 def test_core_imports_without_zenml_or_mlflow(module):
     code = (
         f"import sys, {module}; "

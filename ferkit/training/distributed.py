@@ -46,11 +46,14 @@ class Workers:
         return np.arange(self.rank, len(batch), self.world_size)
 
 
+SINGLE = Workers()  # one process, no process group
+
+
 def current() -> Workers:
     """The process group's rank and size, or a single worker when none is initialised."""
     if dist.is_available() and dist.is_initialized():
         return Workers(dist.get_rank(), dist.get_world_size())
-    return Workers()
+    return SINGLE
 
 
 def init_from_env(device: str = "auto") -> Workers:

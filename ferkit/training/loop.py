@@ -59,7 +59,7 @@ class AugmentSettings(BaseModel):
     erase_area: tuple[float, float] = (0.02, 0.2)  # erased share of the image, low..high
 
     @model_validator(mode="after")
-    def _check_erase_area(self) -> "AugmentSettings":
+    def _check_erase_area(self) -> AugmentSettings:
         low, high = self.erase_area
         if not 0 < low <= high < 1:
             raise ValueError(f"augment.erase_area must satisfy 0 < low <= high < 1, got {self.erase_area}")
@@ -231,7 +231,7 @@ def train_one_epoch(
     repeats: np.ndarray | None = None,
     ema: torch.optim.swa_utils.AveragedModel | None = None,
     net: nn.Module | None = None,
-    workers: Workers = Workers(),
+    workers: Workers = distributed.SINGLE,
 ) -> dict[str, float]:
     """One pass over shuffled, augmented training images; returns loss, accuracy and data-wait share.
 
@@ -421,7 +421,9 @@ def fit(
         ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema_update(config.ema_decay), use_buffers=True)
 
     checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
-    state = load_resume_state(checkpoint, config) if checkpoint is not None else None
+    state = None
+    if checkpoint is not None:  # rank 0 reads it and hands it on: other nodes need not see the file
+        state = distributed.from_main(load_resume_state(checkpoint, config) if workers.is_main else None, workers)
     history: list[dict[str, float]] = []
     best_f1, best_epoch, best_state = -1.0, 0, None
     start_phase, start_epoch, elapsed = 0, 0, 0.0

@@ -52,7 +52,7 @@ def load_champion(
         try:
             local = mlflow.artifacts.download_artifacts(run_id=champion.run_id,
                                                         artifact_path=promotion.CHECKPOINT_ARTIFACT, dst_path=tmp)
-        except Exception as exc:  # noqa: BLE001 (MLflow raises several kinds)
+        except Exception as exc:
             raise RegistryError(f"{registered_model_name} v{champion.version}: cannot fetch its checkpoint "
                                 f"({promotion.CHECKPOINT_ARTIFACT}): {exc}") from exc
         model = TrainedModel.load(Path(local))

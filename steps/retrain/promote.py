@@ -11,8 +11,8 @@ from ferkit.models import TrainedModel
 from ferkit.models.predict import predict_proba
 from ferkit.quality.checks import train_copy_mask
 from steps import tracking
-from steps.retrain.load_champion import HOLDOUT_ARTIFACT_TAG
 from steps.register.register_model import REGISTERED_MODEL_NAME, data_tags, register_and_promote
+from steps.retrain.load_champion import HOLDOUT_ARTIFACT_TAG
 
 
 @step
