@@ -1,5 +1,8 @@
 """`fer_retraining` end to end through the ZenML CLI: trains, promotes, records lineage, skips,
-and stops on a bad batch with the champion untouched."""
+and stops on a bad batch with the champion untouched.
+
+This module sorts after test_fer_training.py on purpose: that module's first run must not
+find its steps cached by the fer_training run this module's fixture makes."""
 
 from __future__ import annotations
 
@@ -14,10 +17,11 @@ import yaml
 
 from ferkit.data.labels import EMOTIONS
 from tests.factories import face, jpeg_bytes, write_folder
-from tests.pipelines.test_fer_training import BIN, ROOT, run_smoke, smoke_data, stack  # noqa: F401 (fixtures)
+from tests.pipelines.test_fer_training import BIN, ROOT, _run, smoke_data, stack  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
-NAME = "fer_emotion"
+# Its own registered model and ZenML model, so these runs never move another test's champion.
+NAME = "fer_emotion_retraining_test"
 
 
 def retrain(config: Path, data_path: Path, expect_ok: bool = True) -> subprocess.CompletedProcess:
@@ -32,6 +36,9 @@ def retrain(config: Path, data_path: Path, expect_ok: bool = True) -> subprocess
 def smoke_config(tmp: Path, batch: Path, **parameters) -> Path:
     config = yaml.safe_load((ROOT / "configs/retraining_smoke.yaml").read_text())
     config["parameters"].update(new_data_path=str(batch), **parameters)
+    config["model"]["name"] = NAME
+    for step in ("load_champion", "promote_retrained"):
+        config["steps"][step].setdefault("parameters", {})["registered_model_name"] = NAME
     path = tmp / f"retrain-{len(list(tmp.glob('retrain-*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -60,14 +67,20 @@ def line(stack, smoke_data, tmp_path_factory):  # noqa: F811 (pytest fixtures)
     """A fresh champion from fer_training, made champion by hand, with a known test score."""
     mlflow.set_tracking_uri(stack)
     client = mlflow.MlflowClient()
-    run_smoke(smoke_data)
+    training = yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
+    training["model"]["name"] = NAME
+    training["steps"]["register_model"].setdefault("parameters", {})["registered_model_name"] = NAME
+    tmp = tmp_path_factory.mktemp("retraining")
+    (tmp / "training.yaml").write_text(yaml.safe_dump(training))
+    _run([str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_training", "-c", str(tmp / "training.yaml")],
+         smoke_data)
     newest = versions(client)[-1]
     if champion(client).version != newest.version:  # another test's model may hold the alias
-        subprocess.run([str(BIN / "ferkit"), "promote", str(newest.version)], cwd=ROOT, check=True,
+        subprocess.run([str(BIN / "ferkit"), "promote", str(newest.version), "--name", NAME], cwd=ROOT, check=True,
                        capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert champion(client).version == newest.version
     assert newest.tags["data.artifact_version_id"]  # fer_training records the data it trained on
-    return client, tmp_path_factory.mktemp("retraining")
+    return client, tmp
 
 
 def test_new_data_trains_records_lineage_and_promotes(line, smoke_data):  # noqa: F811
