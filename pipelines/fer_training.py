@@ -10,6 +10,7 @@ from steps.drift.report_drift import report_drift
 from steps.evaluate.evaluate_model import evaluate_model
 from steps.ingest.fingerprint_source import fingerprint_source
 from steps.ingest.ingest_fer2013 import ingest_fer2013
+from steps.oversample.oversample_minority import oversample_minority
 from steps.register.register_model import register_model
 from steps.train.train_model import train_model
 from steps.validate.validate_data import validate_data
@@ -25,11 +26,14 @@ def fer_training(data_path: str | None = None) -> None:
     # Quality gate: great-expectations checks, stop or warn, dedupe / drop blanks from train.
     validated_dataset, _report, _summary = validate_data(fer_dataset=fer_dataset, manifest=manifest)
 
-    # Class weighting on the (cleaned) training split.
-    class_weights = compute_class_weights(validated_dataset)
+    # GAN oversampling: synthetic faces of minority emotions join train (only train); off unless configured.
+    training_dataset, _generator, _gan_quality = oversample_minority(fer_dataset=validated_dataset)
+
+    # Class weighting on the training split the model will see.
+    class_weights = compute_class_weights(training_dataset)
 
     # Training; the best epoch is chosen on val (PublicTest).
-    model = train_model(fer_dataset=validated_dataset, class_weights=class_weights)
+    model = train_model(fer_dataset=training_dataset, class_weights=class_weights)
 
     # Evaluation on test (PrivateTest), touched once; drift of test against train.
     test_metrics, _evaluation_report = evaluate_model(model=model, fer_dataset=validated_dataset)

@@ -11,10 +11,12 @@ from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
 from ferkit.data.dataset import FERDataset
+from ferkit.gan.oversample import TrainedGenerator
 from ferkit.models.checkpoint import TrainedModel
 
 _DATASET_FILES = ("arrays.npz", "meta.json")
 _MODEL_FILE = "model.pt"
+_GENERATOR_FILE = "generator.pt"
 
 
 def _copy_dir(src: str, dst: str, names: tuple[str, ...]) -> None:
@@ -77,3 +79,27 @@ class TrainedModelMaterializer(BaseMaterializer):
             "parameters": int(sum(t.numel() for t in data.state_dict.values() if t.is_floating_point())),
             "emotions": ",".join(data.emotions),
         }
+
+
+class GeneratorMaterializer(BaseMaterializer):
+    """Stores the GAN's `TrainedGenerator` as one torch file loadable with weights_only=True."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (TrainedGenerator,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
+
+    def load(self, data_type: type[Any]) -> TrainedGenerator:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, _GENERATOR_FILE)
+            fileio.copy(os.path.join(self.uri, _GENERATOR_FILE), local)
+            return TrainedGenerator.load(local)
+
+    def save(self, data: TrainedGenerator) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, _GENERATOR_FILE)
+            data.save(local)
+            fileio.makedirs(self.uri)
+            fileio.copy(local, os.path.join(self.uri, _GENERATOR_FILE), overwrite=True)
+
+    def extract_metadata(self, data: TrainedGenerator) -> dict[str, Any]:
+        return {"steps": int(data.config.get("steps", 0)), "train_seconds": round(data.seconds, 1),
+                "emotions": ",".join(data.emotions)}

@@ -93,6 +93,7 @@ class TestOverlays:
         assert merged["settings"]["docker"]["dockerfile"] == "docker/Dockerfile"
         assert merged["parameters"]["data_path"] == "/data/fer2013.zip"
         assert "retrain_model" not in merged["steps"]  # not a fer_training step
+        assert merged["steps"]["oversample_minority"]["settings"]["resources"]["gpu_count"] == 1  # the GAN
 
     def test_scheduled_retraining_on_kubeflow(self):
         names = pipeline_step_names("pipelines.fer_retraining", {"new_data_path": "/data/new"})

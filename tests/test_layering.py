@@ -9,7 +9,8 @@ import pytest
 
 
 @pytest.mark.parametrize("module", ["ferkit", "ferkit.data", "ferkit.models", "ferkit.training", "ferkit.metrics", "ferkit.quality", "ferkit.cli",
-                                    "ferkit.retraining", "ferkit.cluster", "ferkit.training.distributed"])
+                                    "ferkit.retraining", "ferkit.cluster", "ferkit.training.distributed",
+                                    "ferkit.gan", "ferkit.gan.oversample", "ferkit.gan.quality"])
 def test_core_imports_without_zenml_or_mlflow(module):
     code = (
         f"import sys, {module}; "

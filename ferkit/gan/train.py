@@ -12,7 +12,9 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -42,6 +44,8 @@ class GANConfig(BaseModel):
     balanced: bool = True  # draw real batches class-balanced
     mirror: bool = True  # random horizontal flips before the discriminator
     seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast: about 2x on CPUs with AVX512-BF16
+    channels_last: bool = False  # NHWC memory layout, faster convolutions on CPU
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1)
     log_every: int = Field(100, ge=1)  # steps between callback calls
@@ -83,6 +87,11 @@ def train_gan(
     device = _device(config.device)
     netg = Generator(num_classes, config.z_dim, config.width).to(device)
     netd = Discriminator(num_classes, config.width).to(device)
+    if config.channels_last:
+        netg, netd = netg.to(memory_format=torch.channels_last), netd.to(memory_format=torch.channels_last)
+
+    def autocast() -> AbstractContextManager:
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     ema = copy.deepcopy(netg).eval()
     opt_g = torch.optim.Adam(netg.parameters(), lr=config.lr_generator, betas=config.betas)
     opt_d = torch.optim.Adam(netd.parameters(), lr=config.lr_discriminator, betas=config.betas)
@@ -109,18 +118,20 @@ def train_gan(
     for step in bar:
         real, y = real_batch()
         z = torch.randn(config.batch_size, config.z_dim, generator=rng).to(device)
-        fake = netg(z, y)
-        if config.mirror:
-            real, fake_d = _mirror(real, rng), _mirror(fake.detach(), rng)
-        else:
-            fake_d = fake.detach()
-        d_loss = F.relu(1 - netd(real, y)).mean() + F.relu(1 + netd(fake_d, y)).mean()
+        with autocast():
+            fake = netg(z, y)
+            if config.mirror:
+                real, fake_d = _mirror(real, rng), _mirror(fake.detach(), rng)
+            else:
+                fake_d = fake.detach()
+            d_loss = F.relu(1 - netd(real, y).float()).mean() + F.relu(1 + netd(fake_d, y).float()).mean()
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
 
-        fake_g = _mirror(fake, rng) if config.mirror else fake
-        g_loss = -netd(fake_g, y).mean()
+        with autocast():
+            fake_g = _mirror(fake, rng) if config.mirror else fake
+            g_loss = -netd(fake_g, y).float().mean()
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -140,7 +151,8 @@ def train_gan(
             for callback in callbacks:
                 callback(step, metrics)
             d_sum = g_sum = 0.0
-    return GANResult(generator=ema.eval(), history=history, seconds=time.perf_counter() - start)
+    ema = ema.to(memory_format=torch.contiguous_format).eval()
+    return GANResult(generator=ema, history=history, seconds=time.perf_counter() - start)
 
 
 @torch.no_grad()

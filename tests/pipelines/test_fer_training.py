@@ -61,7 +61,8 @@ def smoke_data(tmp_path_factory, request) -> Path:
 def test_smoke_run_tracks_and_registers(stack, smoke_data):
     run_smoke(smoke_data)
     steps = latest_run_steps()
-    assert set(steps) == {"fingerprint_source", "ingest_fer2013", "validate_data", "compute_class_weights",
+    assert set(steps) == {"fingerprint_source", "ingest_fer2013", "validate_data", "oversample_minority",
+                          "compute_class_weights",
                           "train_model", "evaluate_model", "report_drift", "register_model"}
 
     mlflow.set_tracking_uri(stack)
@@ -79,6 +80,26 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     assert quality >= {"quality/report.md", "quality/great_expectations.json", "quality/report.json"}
     assert any(a.path.endswith(".html") for a in client.list_artifacts(run.info.run_id, "drift"))
     assert "drift.drift_share" in run.data.metrics and "quality.duplicate_groups" in run.data.metrics
+
+    # GAN oversampling (on in the smoke config): synthetic disgust faces in train only, the
+    # generator an artifact, its quality scores and sample grids in MLflow.
+    from zenml.client import Client
+
+    zenml_run = Client().get_pipeline("fer_training").runs[0]
+    validated = zenml_run.steps["validate_data"].outputs["validated_dataset"][0].load()
+    oversampled = zenml_run.steps["oversample_minority"].outputs["oversampled_dataset"][0].load()
+    real_disgust = validated.class_counts("train")["disgust"]
+    assert oversampled.synthetic.sum() == real_disgust == run.data.metrics["oversample.added.disgust"]  # 2x
+    assert set(oversampled.splits[oversampled.synthetic]) == {0}  # train
+    assert oversampled.split("test").fingerprint == validated.split("test").fingerprint
+    assert int(run.data.params["model.train_images"]) == len(validated.split("train")) + real_disgust
+    generator = zenml_run.steps["oversample_minority"].outputs["generator"][0]
+    from zenml.enums import ArtifactType
+
+    assert generator.type == ArtifactType.MODEL
+    assert generator.load().config["steps"] == 20
+    assert {"gan.fid.disgust", "gan.agreement.disgust", "gan.copy_share.disgust", "gan.d_loss"} <= set(run.data.metrics)
+    assert "gan/samples/disgust.png" in {a.path for a in client.list_artifacts(run.info.run_id, "gan/samples")}
 
     versions = client.search_model_versions("name='fer_emotion'")
     newest = max(versions, key=lambda v: int(v.version))
@@ -125,11 +146,13 @@ def test_ingest_is_cached_until_the_file_changes(stack, tmp_path):
     run_smoke(data)
     steps = latest_run_steps()
     assert steps["ingest_fer2013"] == "cached"
+    assert steps["oversample_minority"] == "cached"  # same data, same GAN config: no GAN training
     assert steps["fingerprint_source"] == "completed"  # always hashes the file
 
     write_zip(data, image_tree(9))  # same path, new content
     run_smoke(data)
-    assert latest_run_steps()["ingest_fer2013"] == "completed"
+    steps = latest_run_steps()
+    assert steps["ingest_fer2013"] == "completed" and steps["oversample_minority"] == "completed"
 
 
 def test_batch_inference_predicts_a_folder_with_the_champion(stack, smoke_data, tmp_path):
@@ -183,6 +206,11 @@ def test_paper_config_runs_end_to_end_with_tiny_epochs(stack, smoke_data, tmp_pa
     config = yaml.safe_load((ROOT / "configs/paper.yaml").read_text())
     config["steps"]["ingest_fer2013"]["parameters"]["limit_per_class"] = 4
     config["steps"]["report_drift"]["parameters"]["sample_size"] = 50
+    oversample = config["steps"]["oversample_minority"]["parameters"]
+    assert oversample["config"]["enabled"] is True
+    oversample["config"].update(min_images_per_class=2, gan={"width": 4, "z_dim": 8, "batch_size": 8, "steps": 2})
+    oversample["quality"] = {"judge_epochs": 1, "judge_widths": [4, 8], "judge_max_batches": 1,
+                             "samples_per_class": 8, "kid_subsets": 1, "kid_subset_size": 4}
     train = config["steps"]["train_model"]["parameters"]["config"]
     for phase in train["phases"]:
         phase["epochs"] = 1

@@ -1,0 +1,146 @@
+"""Does GAN oversampling help? The cpu config with and without it, on the same seeds.
+
+    python tests/benchmarks/bench_gan.py [--data PATH] [--epochs 10] [--seeds 0,1]
+        [--out tests/benchmarks/results/gan_ablation.json]
+
+For each seed: the conditional GAN is trained with the cpu config's
+`oversample_minority` settings (forced on), its faces are scored (FID / KID on a
+real-trained judge's features, class agreement, nearest-neighbour copies), and the
+cpu config's classifier is trained twice from that seed with the same shortened
+budget: on the real training faces, and on them plus the synthetic ones. Class
+weights come from the training faces each run sees, as in the pipeline. Both are
+scored once on PrivateTest with flip TTA. Runs are written as they finish; a rerun
+skips the ones already measured with the same config. Generators are cached under
+`.ferkit/bench/` (derived from FER2013: never committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.benchmarks.bench_ablation import run_row
+from tests.benchmarks.report import write_report
+
+CACHE = ROOT / ".ferkit" / "bench"
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Mean and spread (min, max) across seeds of each figure, per variant, and the paired differences."""
+    figures = {"accuracy": ("test", "accuracy"), "balanced_accuracy": ("test", "balanced_accuracy"),
+               "macro_f1": ("test", "macro_f1"), "log_loss": ("test", "log_loss"),
+               "disgust_recall": (None, "test_disgust_recall"), "disgust_f1": (None, "test_disgust_f1")}
+
+    def value(run: dict, where: tuple) -> float:
+        return run[where[0]][where[1]] if where[0] else run[where[1]]
+
+    out: dict = {}
+    for variant in ("without_gan", "with_gan"):
+        chosen = [r for r in runs if r["variant"] == variant]
+        if chosen:
+            out[variant] = {name: {"mean": round(float(np.mean([value(r, w) for r in chosen])), 4),
+                                   "min": round(float(min(value(r, w) for r in chosen)), 4),
+                                   "max": round(float(max(value(r, w) for r in chosen)), 4),
+                                   "seeds": len(chosen)} for name, w in figures.items()}
+    paired = {}
+    for seed in sorted({r["seed"] for r in runs}):
+        pair = {r["variant"]: r for r in runs if r["seed"] == seed}
+        if len(pair) == 2:
+            paired[str(seed)] = {name: round(value(pair["with_gan"], w) - value(pair["without_gan"], w), 4)
+                                 for name, w in figures.items()}
+    out["with_minus_without"] = paired
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="FER2013 archive (default: $FER2013_PATH)")
+    parser.add_argument("--config", default=str(ROOT / "configs/cpu.yaml"))
+    parser.add_argument("--epochs", type=int, default=10, help="shared budget per run (the cpu config has 36)")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--out", default=str(ROOT / "tests/benchmarks/results/gan_ablation.json"))
+    args = parser.parse_args()
+
+    from ferkit.data import read_fer2013
+    from ferkit.data.weights import class_weights
+    from ferkit.gan.oversample import (
+        OversampleConfig,
+        TrainedGenerator,
+        add_synthetic,
+        fit_generator,
+        plan_synthetic,
+        real_training_faces,
+        synthesize,
+    )
+    from ferkit.gan.quality import QualityConfig, assess, train_judge
+
+    steps = yaml.safe_load(Path(args.config).read_text())["steps"]
+    train_raw = copy.deepcopy(steps["train_model"]["parameters"]["config"])
+    if len(train_raw.get("phases", [])) != 1:
+        raise SystemExit(f"{args.config}: the benchmark shortens a single-phase config")
+    train_raw["phases"][0]["epochs"] = args.epochs
+    over_params = steps["oversample_minority"]["parameters"]
+    quality_config = QualityConfig(**over_params.get("quality", {}))
+    data = read_fer2013(args.data, progress=False)
+
+    out = Path(args.out)
+    previous = json.loads(out.read_text())["results"] if out.is_file() else {}
+    runs, quality = list(previous.get("runs", [])), dict(previous.get("gan", {}))
+    judge = None
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        over = OversampleConfig(**{**over_params["config"], "enabled": True, "seed": seed})
+        over.gan.seed = seed
+        plan = plan_synthetic(real_training_faces(data).class_counts(), over)
+        cache = CACHE / f"generator-{hashlib.sha256(over.model_dump_json().encode()).hexdigest()[:16]}.pt"
+        if cache.is_file():
+            generator = TrainedGenerator.load(cache)
+        else:
+            print(f"== GAN, seed {seed}", flush=True)
+            generator = fit_generator(data, over.gan)
+            CACHE.mkdir(parents=True, exist_ok=True)
+            generator.save(cache)
+        if str(seed) not in quality:
+            judge = judge or train_judge(data, quality_config)
+            result = assess(generator, data, quality_config, emotions=tuple(plan), judge=judge)
+            quality[str(seed)] = {"train_seconds": round(generator.seconds, 1), "steps": over.gan.steps,
+                                  "added": plan, **result.report}
+        images, labels = synthesize(generator, plan, seed=over.seed)
+        variants = {"without_gan": data, "with_gan": add_synthetic(data, images, labels)}
+        for variant, dataset in variants.items():
+            config_dict = {**copy.deepcopy(train_raw), "seed": seed}
+            key = {"variant": variant, "seed": seed, "config": config_dict,
+                   "gan": over.model_dump(mode="json") if variant == "with_gan" else None}
+            if any(all(r.get(k) == v for k, v in key.items()) for r in runs):
+                continue
+            print(f"== {variant}, seed {seed}, {args.epochs} epochs", flush=True)
+            weights = class_weights(dataset.split("train").labels, "inverse_frequency").as_list()
+            start = time.perf_counter()
+            row = run_row(variant, config_dict, dataset, weights)
+            row.update(key, wall_seconds=round(time.perf_counter() - start, 1),
+                       train_images=int(dataset.split_mask("train").sum()),
+                       synthetic_images=int(dataset.synthetic.sum()))
+            runs = [r for r in runs if not (r["variant"] == variant and r["seed"] == seed)] + [row]
+            runs.sort(key=lambda r: (r["seed"], r["variant"] != "without_gan"))
+            write_report(
+                "gan_ablation", out, targets={}, checks={},
+                results={"budget_epochs": args.epochs, "runs": runs, "gan": quality, "summary": summarise(runs)},
+                config=str(Path(args.config).relative_to(ROOT)),
+                note=(f"each run trains {args.epochs} of the cpu config's epochs; with_gan adds the GAN's faces "
+                      f"for {plan} to train; PrivateTest, flip TTA"),
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
