@@ -135,7 +135,7 @@ def main() -> int:
             write_report(
                 "gan_ablation", out, targets={}, checks={},
                 results={"budget_epochs": args.epochs, "runs": runs, "gan": quality, "summary": summarise(runs)},
-                config=str(Path(args.config).relative_to(ROOT)),
+                config=str(Path(args.config).resolve().relative_to(ROOT)),
                 note=(f"each run trains {args.epochs} of the cpu config's epochs; with_gan adds the GAN's faces "
                       f"for {plan} to train; PrivateTest, flip TTA"),
             )
