@@ -48,6 +48,7 @@ class FERDatasetMaterializer(BaseMaterializer):
             "splits": data.split_counts(),
             "converted": data.report.converted,
             "bad_files": len(data.report.bad_files),
+            "synthetic": int(data.synthetic.sum()),  # GAN-made faces, train split only
         }
 
     def compute_content_hash(self, data: FERDataset) -> str | None:

@@ -10,6 +10,7 @@ before the discriminator sees them.
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -113,7 +114,8 @@ def train_gan(
 
     history: list[dict[str, float]] = []
     start = time.perf_counter()
-    bar = tqdm(range(1, config.steps + 1), desc="gan", unit="step", mininterval=2.0, disable=not progress)
+    quiet = not progress or os.environ.get("FERKIT_NO_PROGRESS") == "1"  # as the training loop
+    bar = tqdm(range(1, config.steps + 1), desc="gan", unit="step", mininterval=2.0, disable=quiet)
     d_sum = g_sum = 0.0
     for step in bar:
         real, y = real_batch()
