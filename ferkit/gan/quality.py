@@ -43,7 +43,7 @@ class QualityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     judge_epochs: int = Field(3, ge=1)  # epochs of the real-data classifier whose features score the faces
-    judge_widths: list[int] = Field(default_factory=lambda: [32, 64, 128, 256])  # its plain-CNN widths
+    judge_widths: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])  # its plain-CNN widths
     judge_max_batches: int | None = Field(None, ge=1)  # cap per epoch, for smoke runs
     samples_per_class: int = Field(400, ge=2)  # generated faces per emotion for the scores
     kid_subsets: int = Field(20, ge=1)  # random subsets averaged for KID

@@ -1,6 +1,6 @@
 """Does GAN oversampling help? The cpu config with and without it, on the same seeds.
 
-    python tests/benchmarks/bench_gan.py [--data PATH] [--epochs 10] [--seeds 0,1]
+    python tests/benchmarks/bench_gan.py [--data PATH] [--epochs 10] [--seeds 0,1] [--variants ...]
         [--out tests/benchmarks/results/gan_ablation.json]
 
 For each seed: the conditional GAN is trained with the cpu config's
@@ -8,7 +8,10 @@ For each seed: the conditional GAN is trained with the cpu config's
 real-trained judge's features, class agreement, nearest-neighbour copies), and the
 cpu config's classifier is trained twice from that seed with the same shortened
 budget: on the real training faces, and on them plus the synthetic ones. Class
-weights come from the training faces each run sees, as in the pipeline. Both are
+weights come from the training faces each run sees, as in the pipeline, so
+oversampling also lowers the weight of the oversampled class; the optional
+`weights_matched` variant (`--variants without_gan,with_gan,weights_matched`)
+trains on the real faces with the with_gan run's weights, to tell the two apart. Both are
 scored once on PrivateTest with flip TTA. Runs are written as they finish; a rerun
 skips the ones already measured with the same config. Generators are cached under
 `.ferkit/bench/` (derived from FER2013: never committed).
@@ -34,6 +37,7 @@ from tests.benchmarks.bench_ablation import run_row
 from tests.benchmarks.report import write_report
 
 CACHE = ROOT / ".ferkit" / "bench"
+VARIANTS = ("without_gan", "with_gan", "weights_matched")
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -46,20 +50,21 @@ def summarise(runs: list[dict]) -> dict:
         return run[where[0]][where[1]] if where[0] else run[where[1]]
 
     out: dict = {}
-    for variant in ("without_gan", "with_gan"):
+    for variant in VARIANTS:
         chosen = [r for r in runs if r["variant"] == variant]
         if chosen:
             out[variant] = {name: {"mean": round(float(np.mean([value(r, w) for r in chosen])), 4),
                                    "min": round(float(min(value(r, w) for r in chosen)), 4),
                                    "max": round(float(max(value(r, w) for r in chosen)), 4),
                                    "seeds": len(chosen)} for name, w in figures.items()}
-    paired = {}
-    for seed in sorted({r["seed"] for r in runs}):
-        pair = {r["variant"]: r for r in runs if r["seed"] == seed}
-        if len(pair) == 2:
-            paired[str(seed)] = {name: round(value(pair["with_gan"], w) - value(pair["without_gan"], w), 4)
-                                 for name, w in figures.items()}
-    out["with_minus_without"] = paired
+    for against in ("without_gan", "weights_matched"):
+        paired = {}
+        for seed in sorted({r["seed"] for r in runs}):
+            pair = {r["variant"]: r for r in runs if r["seed"] == seed}
+            if "with_gan" in pair and against in pair:
+                paired[str(seed)] = {name: round(value(pair["with_gan"], w) - value(pair[against], w), 4)
+                                     for name, w in figures.items()}
+        out[f"with_minus_{against.removesuffix('_gan')}"] = paired
     return out
 
 
@@ -69,6 +74,8 @@ def main() -> int:
     parser.add_argument("--config", default=str(ROOT / "configs/cpu.yaml"))
     parser.add_argument("--epochs", type=int, default=10, help="shared budget per run (the cpu config has 36)")
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--variants", default="without_gan,with_gan",
+                        help=f"comma-separated subset of {VARIANTS}")
     parser.add_argument("--out", default=str(ROOT / "tests/benchmarks/results/gan_ablation.json"))
     args = parser.parse_args()
 
@@ -116,22 +123,29 @@ def main() -> int:
             quality[str(seed)] = {"train_seconds": round(generator.seconds, 1), "steps": over.gan.steps,
                                   "added": plan, **result.report}
         images, labels = synthesize(generator, plan, seed=over.seed)
-        variants = {"without_gan": data, "with_gan": add_synthetic(data, images, labels)}
-        for variant, dataset in variants.items():
+        oversampled = add_synthetic(data, images, labels)
+        # weights_matched: the real faces with the with_gan run's class weights, so the synthetic
+        # faces are the only difference (oversampling also lowers the class weight of disgust).
+        variants = {"without_gan": (data, data), "with_gan": (oversampled, oversampled),
+                    "weights_matched": (data, oversampled)}
+        for variant in args.variants.split(","):
+            if variant not in variants:
+                raise SystemExit(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+            dataset, weighted_by = variants[variant]
             config_dict = {**copy.deepcopy(train_raw), "seed": seed}
             key = {"variant": variant, "seed": seed, "config": config_dict,
-                   "gan": over.model_dump(mode="json") if variant == "with_gan" else None}
+                   "gan": over.model_dump(mode="json") if variant != "without_gan" else None}
             if any(all(r.get(k) == v for k, v in key.items()) for r in runs):
                 continue
             print(f"== {variant}, seed {seed}, {args.epochs} epochs", flush=True)
-            weights = class_weights(dataset.split("train").labels, "inverse_frequency").as_list()
+            weights = class_weights(weighted_by.split("train").labels, "inverse_frequency").as_list()
             start = time.perf_counter()
             row = run_row(variant, config_dict, dataset, weights)
             row.update(key, wall_seconds=round(time.perf_counter() - start, 1),
                        train_images=int(dataset.split_mask("train").sum()),
                        synthetic_images=int(dataset.synthetic.sum()))
             runs = [r for r in runs if not (r["variant"] == variant and r["seed"] == seed)] + [row]
-            runs.sort(key=lambda r: (r["seed"], r["variant"] != "without_gan"))
+            runs.sort(key=lambda r: (r["seed"], VARIANTS.index(r["variant"])))
             write_report(
                 "gan_ablation", out, targets={}, checks={},
                 results={"budget_epochs": args.epochs, "runs": runs, "gan": quality, "summary": summarise(runs)},
