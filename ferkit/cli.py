@@ -250,6 +250,10 @@ def load_trained_model(uri_or_path: str):
         raise ModelNotFound(f"model '{uri_or_path}' does not resolve: {str(exc).splitlines()[0]}") from None
 
 
+# ferkit.models.predict.TTA_MODES, spelled out so that the CLI starts without importing torch.
+CLI_TTA_MODES = ("none", "flip", "ten_crop", "multi_scale", "multi_view")
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ferkit.data import read_fer2013
     from ferkit.inference import evaluate, write_report
@@ -258,7 +262,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     model = load_trained_model(args.model)
     data = read_fer2013(args.data, progress=not args.json)
     has_val = data.split_counts()["val"] > 0 and args.split != "val"
-    result = evaluate(model, data, split=args.split, fit_temperature_on="val" if has_val else None,
+    result = evaluate(model, data, split=args.split, tta=args.tta, fit_temperature_on="val" if has_val else None,
                       leakage_mask=train_copy_mask(data), bootstrap_resamples=args.bootstrap)
     if args.report:
         write_report(result, args.report)
@@ -590,6 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="checkpoint file or models:/fer_emotion@champion")
     ev.add_argument("--data", default=None, help="data path (default: $FER2013_PATH)")
     ev.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ev.add_argument("--tta", choices=CLI_TTA_MODES, default=None,
+                    help="headline test-time augmentation (default: the recipe's, flip); every mode is reported")
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
     ev.add_argument("--report", help="folder for the report (markdown, HTML, PNGs)")
     ev.add_argument("--json", action="store_true")

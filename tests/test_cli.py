@@ -32,3 +32,25 @@ def test_missing_data_is_one_clear_line(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "absent.zip" in result.stderr and "msambare/fer2013" in result.stderr
+
+
+def test_evaluate_headline_tta_from_the_command_line(tmp_path):
+    import torch
+
+    from ferkit.cli import CLI_TTA_MODES
+    from ferkit.models import TrainedModel, build_model
+    from ferkit.models.predict import TTA_MODES
+
+    assert CLI_TTA_MODES == TTA_MODES  # the CLI's copy (it starts without torch) stays in step
+    torch.manual_seed(0)
+    net = build_model("plain_cnn", widths=[4, 4, 8, 8])
+    checkpoint = tmp_path / "model.pt"
+    TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, net.state_dict(), recipe={"tta_flip": True}).save(checkpoint)
+    data = write_zip(tmp_path / "d.zip", image_tree(2))
+    result = run_cli("evaluate", "--model", str(checkpoint), "--data", str(data), "--tta", "multi_view",
+                     "--bootstrap", "10", "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["accuracy"] == metrics["tta.multi_view.accuracy"]
+    bad = run_cli("evaluate", "--model", str(checkpoint), "--data", str(data), "--tta", "twenty_crop")
+    assert bad.returncode == 2 and "invalid choice: 'twenty_crop'" in bad.stderr

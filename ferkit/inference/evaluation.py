@@ -24,7 +24,7 @@ from ferkit.metrics import (
     reliability_diagram_png,
 )
 from ferkit.models.checkpoint import TrainedModel
-from ferkit.training.loop import predict_proba
+from ferkit.models.predict import predict_proba, predict_proba_modes
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss")
 
@@ -63,7 +63,7 @@ def evaluate(
     data: FERDataset,
     split: str = "test",
     tta: str | None = None,
-    tta_modes: tuple[str, ...] = ("none", "flip", "ten_crop"),
+    tta_modes: tuple[str, ...] = ("none", "flip", "ten_crop", "multi_scale"),  # views shared: no extra cost
     fit_temperature_on: str | None = "val",
     leakage_mask: np.ndarray | None = None,
     bootstrap_resamples: int = 1000,
@@ -87,7 +87,7 @@ def evaluate(
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
     bf16 = precision == "bf16"
     modes = tuple(dict.fromkeys((headline_mode, *tta_modes)))
-    probs_by_mode = {mode: predict_proba(network, subset.images, tta=mode, bf16=bf16) for mode in modes}
+    probs_by_mode = predict_proba_modes(network, subset.images, modes, bf16=bf16)  # shared views run once
     probs, y = probs_by_mode[headline_mode], subset.labels
     y_pred = probs.argmax(axis=1)
 

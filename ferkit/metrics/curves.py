@@ -16,15 +16,21 @@ def training_curves_png(history: Sequence[dict[str, float]], path: str | Path) -
     if not history:
         raise ValueError("no epochs in the history to plot")
     epochs = [h["epoch"] for h in history]
+
+    def series(key: str) -> tuple[list, list]:
+        """The epochs that have `key` (validation may skip epochs: `validate_every`) and its values."""
+        points = [(h["epoch"], h[key]) for h in history if key in h]
+        return [e for e, _ in points], [v for _, v in points]
+
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     axes[0].plot(epochs, [h["train.loss"] for h in history], label="train loss")
-    if "val.log_loss" in history[0]:
-        axes[0].plot(epochs, [h["val.log_loss"] for h in history], label="val log loss")
+    if series("val.log_loss")[0]:
+        axes[0].plot(*series("val.log_loss"), marker=".", label="val log loss")
     axes[0].set_title("loss")
     for key, label in (("val.macro_f1", "val macro-F1"), ("val.accuracy", "val accuracy"),
                        ("train.accuracy", "train accuracy (augmented)")):
-        if key in history[0]:
-            axes[1].plot(epochs, [h[key] for h in history], label=label)
+        if series(key)[0]:
+            axes[1].plot(*series(key), marker="." if key.startswith("val.") else None, label=label)
     axes[1].set_title("scores")
     axes[2].plot(epochs, [h["train.lr"] for h in history])
     axes[2].set_yscale("log")

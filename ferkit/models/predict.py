@@ -17,27 +17,51 @@ def to_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(1).float().div_(255.0)
 
 
-TTA_MODES = ("none", "flip", "ten_crop")
+TTA_MODES = ("none", "flip", "ten_crop", "multi_scale", "multi_view")
+
+# A mode is a list of view groups: the views of a group are averaged, then the groups, with equal
+# weight. "full" is the face as it is; "crop_*" the four corners and the centre at 7/8 of the side,
+# resized back; "shift_*" the face moved by 5% of its side (2.4 px at 48 px) with zero fill, as
+# augmentation does; "*_mirror" the view flipped left to right.
+_CROPS = ("crop_tl", "crop_tr", "crop_bl", "crop_br", "crop_c")
+_SHIFTS = ("shift_right", "shift_left", "shift_down", "shift_up")
+_MODE_GROUPS: dict[str, list[tuple[str, ...]]] = {
+    "none": [("full",)],
+    "flip": [("full", "full_mirror")],
+    "ten_crop": [_CROPS + tuple(f"{c}_mirror" for c in _CROPS)],
+    "multi_scale": [("full", "full_mirror"), _CROPS + tuple(f"{c}_mirror" for c in _CROPS)],
+    "multi_view": [("full", "full_mirror"), _CROPS + tuple(f"{c}_mirror" for c in _CROPS),
+                   _SHIFTS + tuple(f"{s}_mirror" for s in _SHIFTS)],
+}
+# affine_grid samples the input at the moved position: content moves the other way.
+_SHIFT_XY = {"shift_right": (-0.1, 0.0), "shift_left": (0.1, 0.0), "shift_down": (0.0, -0.1), "shift_up": (0.0, 0.1)}
 
 
-def _views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
-    """The batch as the model should see it under a test-time-augmentation mode."""
-    if tta == "none":
-        return [x]
-    if tta == "flip":
-        return [x, x.flip(dims=[3])]
-    if tta == "ten_crop":
-        # Four corners and the centre at 7/8 of the side, resized back, plus their mirrors.
-        size = x.shape[-1]
+def _check_mode(tta: str) -> None:
+    if tta not in _MODE_GROUPS:
+        raise ValueError(f"unknown tta {tta!r}; expected one of {TTA_MODES}")
+
+
+def _view(x: torch.Tensor, name: str) -> torch.Tensor:
+    """One named view of a (B, 1, H, W) batch."""
+    if name.endswith("_mirror"):
+        return _view(x, name.removesuffix("_mirror")).flip(dims=[3])
+    if name == "full":
+        return x
+    size = x.shape[-1]
+    if name in _CROPS:
         crop = round(size * 7 / 8)
-        offsets = [(0, 0), (0, size - crop), (size - crop, 0), (size - crop, size - crop)]
-        offsets.append(((size - crop) // 2, (size - crop) // 2))
-        crops = [
-            F.interpolate(x[..., i : i + crop, j : j + crop], size=(size, size), mode="bilinear", align_corners=False)
-            for i, j in offsets
-        ]
-        return crops + [c.flip(dims=[3]) for c in crops]
-    raise ValueError(f"unknown tta {tta!r}; expected one of {TTA_MODES}")
+        far, mid = size - crop, (size - crop) // 2
+        i, j = {"crop_tl": (0, 0), "crop_tr": (0, far), "crop_bl": (far, 0), "crop_br": (far, far),
+                "crop_c": (mid, mid)}[name]
+        return F.interpolate(x[..., i : i + crop, j : j + crop], size=(size, size), mode="bilinear",
+                             align_corners=False)
+    if name in _SHIFT_XY:
+        dx, dy = _SHIFT_XY[name]  # affine_grid's [-1, 1] coordinates: 0.1 is 5% of the side
+        theta = torch.tensor([[1.0, 0.0, dx], [0.0, 1.0, dy]], dtype=x.dtype, device=x.device)
+        grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    raise ValueError(f"unknown view {name!r}")
 
 
 @torch.no_grad()
@@ -51,20 +75,35 @@ def predict_proba(
 ) -> np.ndarray:
     """Softmax probabilities (N, 7) for uint8 images (N, 48, 48), averaged over the TTA views.
 
-    `tta` is "none", "flip" or "ten_crop"; `tta_flip=True` is shorthand for "flip".
+    `tta` is one of TTA_MODES; `tta_flip=True` is shorthand for "flip".
     Batches go to the model's device; `bf16` runs the forward pass under bfloat16 autocast.
     """
     mode = tta or ("flip" if tta_flip else "none")
+    return predict_proba_modes(model, images, (mode,), batch_size=batch_size, bf16=bf16)[mode]
+
+
+@torch.no_grad()
+def predict_proba_modes(
+    model: nn.Module,
+    images: np.ndarray,
+    modes: tuple[str, ...],
+    batch_size: int = 512,
+    bf16: bool = False,
+) -> dict[str, np.ndarray]:
+    """Probabilities under several TTA modes at once: a view the modes share is computed once."""
+    for mode in modes:
+        _check_mode(mode)
+    names = list(dict.fromkeys(name for mode in modes for group in _MODE_GROUPS[mode] for name in group))
     model.eval()
     first = next(model.parameters(), None)  # int8 graph modules keep packed weights, no parameters
     device = first.device if first is not None else torch.device("cpu")
-    out = []
+    out: dict[str, list[torch.Tensor]] = {mode: [] for mode in modes}
     for start in range(0, len(images), batch_size):
         x = to_input(images[start : start + batch_size]).to(device)  # (B, 1, 48, 48)
-        views = _views(x, mode)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            probs = sum(model(v).float().softmax(dim=1) for v in views) / len(views)
-        out.append(probs.cpu())
-    if not out:
-        return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-    return torch.cat(out).numpy()
+            view_probs = {name: model(_view(x, name)).float().softmax(dim=1) for name in names}
+        for mode in modes:
+            groups = [sum(view_probs[n] for n in group) / len(group) for group in _MODE_GROUPS[mode]]
+            out[mode].append((sum(groups) / len(groups)).cpu())
+    return {mode: torch.cat(parts).numpy() if parts else np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+            for mode, parts in out.items()}

@@ -102,7 +102,8 @@ class TrainConfig(BaseModel):
     augment: AugmentSettings = Field(default_factory=AugmentSettings)  # batched augmentation
     tta_flip: bool = True  # average predictions over the image and its mirror at evaluation
     ema_decay: float | None = Field(None, gt=0, lt=1)  # evaluate and keep an exponential moving average
-    early_stopping_patience: int | None = Field(10, ge=1)  # epochs without val improvement end a phase
+    early_stopping_patience: int | None = Field(10, ge=1)  # validations without improvement end a phase
+    validate_every: int = Field(1, ge=1)  # score val every n-th epoch (and always a phase's last epoch)
     max_batches_per_epoch: int | None = Field(None, ge=1)  # cap for smoke runs; None = whole split
     eval_batch_size: int = Field(512, ge=1)  # images per forward pass when predicting
     device: str = "auto"  # auto: cuda when available, else cpu
@@ -458,19 +459,24 @@ def fit(
             metrics = train_one_epoch(model, optimizer, scheduler, train_images, train_labels, config, weights,
                                       generator, desc, repeats, ema, net, workers)
             scored = ema.module if ema is not None else model
-            probs = predict_proba(scored, val_images, config.eval_batch_size, tta_flip=config.tta_flip,
-                                  bf16=config.precision == "bf16")
-            val = distributed.from_main(classification_metrics(val_labels, probs), workers)
+            last_of_phase = epoch_in_phase + 1 == phase.epochs
+            validate = last_of_phase or epoch % config.validate_every == 0
+            val = {}
+            if validate:
+                probs = predict_proba(scored, val_images, config.eval_batch_size, tta_flip=config.tta_flip,
+                                      bf16=config.precision == "bf16")
+                val = distributed.from_main(classification_metrics(val_labels, probs), workers)
             metrics.update({f"val.{k}": v for k, v in val.items()})
             metrics["train.lr"] = scheduler.get_last_lr()[0]
             metrics["train.phase"] = float(phase_index)
             metrics["train.trainable_parameters"] = float(sum(p.numel() for p in params))
             metrics["train.epoch_seconds"] = time.perf_counter() - epoch_start
             history.append({"epoch": epoch, **metrics})
-            if val["macro_f1"] > best_f1:
+            # An epoch left unscored neither moves the checkpoint choice nor counts towards early stopping.
+            if validate and val["macro_f1"] > best_f1:
                 best_f1, best_epoch, stale = val["macro_f1"], epoch, 0
                 best_state = {k: v.detach().cpu().clone() for k, v in scored.state_dict().items()}
-            else:
+            elif validate:
                 stale += 1
             stop_phase = config.early_stopping_patience is not None and stale >= config.early_stopping_patience
             if checkpoint is not None and workers.is_main:
@@ -492,7 +498,7 @@ def fit(
                     "rng": _rng_state(generator),
                 }, checkpoint)
             bar.update(1)
-            bar.set_postfix(phase=phase.name, val_f1=f"{val['macro_f1']:.3f}", best=best_epoch)
+            bar.set_postfix(phase=phase.name, val_f1=f"{val['macro_f1']:.3f}" if val else "-", best=best_epoch)
             for callback in callbacks if workers.is_main else []:
                 callback(epoch, metrics)
             if stop_phase:

@@ -11,6 +11,8 @@ from ferkit.inference import evaluate, write_report
 from ferkit.inference.promotion import decide
 from ferkit.models import TrainedModel, build_model
 from ferkit.quality.checks import train_copy_mask
+from ferkit.models import predict as predict_module
+from ferkit.models.predict import TTA_MODES, predict_proba_modes, to_input
 from ferkit.training.loop import predict_proba
 from tests.factories import face
 
@@ -41,7 +43,7 @@ class TestEvaluate:
         m = result.metrics
         assert result.images == 28 and result.tta == "flip"
         assert m["balanced_accuracy_ci_low"] <= m["balanced_accuracy"] <= m["balanced_accuracy_ci_high"]
-        assert set(result.tta_table) == {"flip", "none", "ten_crop"}
+        assert set(result.tta_table) == {"flip", "none", "ten_crop", "multi_scale"}
         assert result.tta_table["flip"]["accuracy"] == m["accuracy"]
         assert result.temperature is not None and result.temperature > 0
         assert {"confusion.fear_to_surprise", "ece"} <= set(m)
@@ -82,6 +84,64 @@ class TestEvaluate:
         assert predict_proba(net, img, tta="ten_crop").shape == (1, 7)
         with pytest.raises(ValueError, match="unknown tta"):
             predict_proba(net, img, tta="twenty_crop")
+
+
+class CountingNet(torch.nn.Module):
+    """Predicts from the mean brightness of each half of the image; counts the forward passes."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(4.0))
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        left, right = x[..., :24].mean(dim=(1, 2, 3)), x[..., 24:].mean(dim=(1, 2, 3))
+        logits = torch.zeros(len(x), 7)
+        logits[:, 0], logits[:, 1] = self.scale * left, self.scale * right
+        return logits
+
+
+class TestTTAModes:
+    @pytest.mark.parametrize("mode, views", [("none", 1), ("flip", 2), ("ten_crop", 10), ("multi_scale", 12),
+                                             ("multi_view", 20)])
+    def test_each_mode_looks_at_its_views(self, mode, views):
+        net = CountingNet()
+        predict_proba(net, np.stack([face(i) for i in range(3)]), tta=mode)
+        assert net.calls == views  # one batch
+
+    def test_modes_together_share_views_and_match_each_mode_alone(self):
+        images = np.stack([face(i) for i in range(5)])
+        net = tiny_model().build()
+        counting = CountingNet()
+        together = predict_proba_modes(counting, images, TTA_MODES)
+        assert counting.calls == 20  # the union of the views, each once
+        for mode in TTA_MODES:
+            alone = predict_proba(counting, images, tta=mode)
+            np.testing.assert_allclose(together[mode], alone, atol=1e-6)
+        modes = predict_proba_modes(net, images, ("flip", "ten_crop", "multi_scale", "multi_view"))
+        # The groups weigh equally: the whole face (and mirror), the ten crops, the eight shifts.
+        np.testing.assert_allclose(modes["multi_scale"], (modes["flip"] + modes["ten_crop"]) / 2, atol=1e-6)
+        x = to_input(images)
+        with torch.no_grad():
+            shifts = sum(net(predict_module._view(x, f"shift_{d}{m}")).softmax(1)
+                         for d in ("right", "left", "down", "up") for m in ("", "_mirror")).numpy() / 8
+        np.testing.assert_allclose(modes["multi_view"], (modes["flip"] + modes["ten_crop"] + shifts) / 3, atol=1e-5)
+
+    def test_shift_views_move_the_face_by_five_percent_of_its_side(self):
+        x = torch.zeros(1, 1, 48, 48)
+        x[..., 20, 20] = 1.0  # one bright pixel at row 20, column 20
+
+        def centre(view):
+            w = view[0, 0]
+            rows, cols = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+            return float((w * rows).sum() / w.sum()), float((w * cols).sum() / w.sum())
+
+        assert centre(predict_module._view(x, "shift_right")) == pytest.approx((20, 22.4), abs=0.05)
+        assert centre(predict_module._view(x, "shift_up")) == pytest.approx((17.6, 20), abs=0.05)
+        assert centre(predict_module._view(x, "shift_left_mirror")) == pytest.approx((20, 47 - 17.6), abs=0.05)
+        with pytest.raises(ValueError, match="unknown view"):
+            predict_module._view(x, "shift_sideways")
 
 
 class TestDecide:

@@ -59,6 +59,25 @@ class TestFit:
             callbacks=[lambda epoch, metrics: seen.append((epoch, metrics["val.accuracy"]))])
         assert [epoch for epoch, _ in seen] == [1, 2]
 
+    def test_validate_every_scores_every_nth_epoch_and_the_last(self, tmp_path):
+        from ferkit.metrics.curves import training_curves_png
+
+        x, y = two_class_faces(64, seed=0)
+        config = TrainConfig(epochs=5, validate_every=2, **SMALL)
+        result = fit(build_model("plain_cnn", widths=[8, 8, 8, 8]), x, y, x[:16], y[:16], config)
+        scored = [h["epoch"] for h in result.history if "val.macro_f1" in h]
+        assert scored == [2, 4, 5]  # every second epoch, and the last one whatever its number
+        assert result.best_epoch in scored
+        assert all("train.loss" in h for h in result.history)
+        assert training_curves_png(result.history, tmp_path / "curves.png").stat().st_size > 0
+
+    def test_early_stopping_counts_validations_not_epochs(self):
+        x, y = two_class_faces(64, seed=0)
+        config = TrainConfig(epochs=20, **{**SMALL, "early_stopping_patience": 1, "lr": 1e-9, "validate_every": 3})
+        result = fit(build_model("plain_cnn", widths=[8, 8, 8, 8]), x, y, x[:16], y[:16], config)
+        # The first validation (epoch 3) sets the best; the next (epoch 6) cannot beat it at lr 1e-9.
+        assert len(result.history) == 6
+
     def test_early_stopping_stops(self):
         x, y = two_class_faces(64, seed=0)
         config = TrainConfig(epochs=20, **{**SMALL, "early_stopping_patience": 1, "lr": 1e-9})
