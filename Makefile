@@ -26,12 +26,12 @@ STAMP := $(VENV)/.installed
 UI_PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: setup stack train test bench ablation gan-ablation ui clean help stack-kubernetes stack-kubeflow run-cluster
+.PHONY: setup stack train test bench ablation gan-ablation tta ui clean help stack-kubernetes stack-kubeflow run-cluster
 
 help:
 	@echo "make train [CONFIG=configs/<name>.yaml]  set up, register the stack, run fer_training"
 	@echo "make test                                run the test suite"
-	@echo "make setup | stack | bench | ablation | gan-ablation | ui | clean"
+	@echo "make setup | stack | bench | ablation | gan-ablation | tta [MODEL=URI] | ui | clean"
 	@echo "make stack-kubernetes | stack-kubeflow       register a cluster stack (needs a ZenML server, see docs/scaling.md)"
 	@echo "make run-cluster TARGET=kubernetes CONFIG=configs/paper.yaml [PIPELINE=pipelines.fer_training]"
 
@@ -74,6 +74,11 @@ bench: setup
 # The ablation table of README (six rows of a shortened cpu budget; about an hour on 2 cores).
 ablation: setup
 	$(BIN)/python tests/benchmarks/bench_ablation.py --epochs $(or $(EPOCHS),5) --out tests/benchmarks/results/ablation.json
+
+# Every TTA mode of MODEL (default: the champion) on PublicTest and PrivateTest (about 4 minutes a model).
+tta: setup
+	$(BIN)/python tests/benchmarks/bench_tta.py --model $(or $(MODEL),models:/fer_emotion@champion) \
+	  --out tests/benchmarks/results/tta.json
 
 # The GAN oversampling ablation: with and without, on SEEDS (about 75 minutes for 10 epochs, 2 seeds).
 gan-ablation: setup

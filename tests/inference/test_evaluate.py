@@ -10,9 +10,9 @@ from ferkit.data import FERDataset
 from ferkit.inference import evaluate, write_report
 from ferkit.inference.promotion import decide
 from ferkit.models import TrainedModel, build_model
-from ferkit.quality.checks import train_copy_mask
 from ferkit.models import predict as predict_module
 from ferkit.models.predict import TTA_MODES, predict_proba_modes, to_input
+from ferkit.quality.checks import train_copy_mask
 from ferkit.training.loop import predict_proba
 from tests.factories import face
 
