@@ -7,6 +7,10 @@ the summed weights of the batch, so any constant factor cancels and both give
 the same gradients. "Effective number of samples" (Cui et al., CVPR 2019)
 weighs by `(1 - beta) / (1 - beta ** n_c)`, softer than inverse frequency for
 large classes; it is normalised to sum to K.
+
+`power` tempers inverse frequency: `(N / (K * n_c)) ** power`. 1 is full
+balancing, 0.5 the square-root weighting that keeps most of the rare classes'
+boost with a fraction of its gradient noise, 0 no weighting at all.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class ClassWeights(BaseModel):
 
     method: WeightMethod
     beta: float | None = None  # effective_number only
+    power: float | None = None  # inverse_frequency only: the exponent on N / (K * n_c)
     counts: dict[str, int]  # training images per emotion
     weights: dict[str, float]  # loss weight per emotion
 
@@ -48,14 +53,16 @@ def _counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return counts
 
 
-def inverse_frequency_weights(labels: np.ndarray, num_classes: int = len(EMOTIONS)) -> np.ndarray:
-    """`N / (K * n_c)` per class: a balanced set gets all ones.
+def inverse_frequency_weights(labels: np.ndarray, num_classes: int = len(EMOTIONS), power: float = 1.0) -> np.ndarray:
+    """`(N / (K * n_c)) ** power` per class: a balanced set gets all ones.
 
     A class absent from `labels` cannot be weighted and is an error, since a
     model trained without it cannot predict it.
     """
+    if not 0 <= power <= 1:
+        raise ValueError(f"power must lie in [0, 1] (1: full inverse frequency, 0: no weighting), got {power}")
     counts = _counts(labels, num_classes)
-    return counts.sum() / (num_classes * counts)
+    return np.power(counts.sum() / (num_classes * counts), power)
 
 
 def effective_number_weights(labels: np.ndarray, beta: float = 0.999, num_classes: int = len(EMOTIONS)) -> np.ndarray:
@@ -67,10 +74,12 @@ def effective_number_weights(labels: np.ndarray, beta: float = 0.999, num_classe
     return raw * num_classes / raw.sum()
 
 
-def class_weights(labels: np.ndarray, method: WeightMethod = "inverse_frequency", beta: float = 0.999) -> ClassWeights:
+def class_weights(labels: np.ndarray, method: WeightMethod = "inverse_frequency", beta: float = 0.999,
+                  power: float = 1.0) -> ClassWeights:
     """Weights for the training labels by the named method."""
+    used_beta, used_power = None, None
     if method == "inverse_frequency":
-        weights, used_beta = inverse_frequency_weights(labels), None
+        weights, used_power = inverse_frequency_weights(labels, power=power), power
     elif method == "effective_number":
         weights, used_beta = effective_number_weights(labels, beta), beta
     else:
@@ -79,6 +88,7 @@ def class_weights(labels: np.ndarray, method: WeightMethod = "inverse_frequency"
     return ClassWeights(
         method=method,
         beta=used_beta,
+        power=used_power,
         counts={name: int(c) for name, c in zip(EMOTIONS, counts)},
         weights={name: float(w) for name, w in zip(EMOTIONS, weights)},
     )

@@ -33,6 +33,11 @@ def version_by_alias(client: mlflow.MlflowClient, name: str, alias: str) -> Mode
         return None
 
 
+def rescored_tag(metric: str, test_fingerprint: str) -> str:
+    """The champion's tag holding its score re-computed on a test split it was not registered with."""
+    return f"rescored.{test_fingerprint}.{metric}"
+
+
 def champion_score(
     client: mlflow.MlflowClient,
     name: str,
@@ -43,7 +48,9 @@ def champion_score(
     """The champion, its score on *this* test split, and where the score came from.
 
     When the champion was scored on the same split (same fingerprint tag) its tag
-    is used; otherwise its checkpoint is downloaded and scored again by `rescore`.
+    is used. Otherwise its checkpoint is downloaded and scored again by `rescore`,
+    and the figure is kept on the champion as `rescored.<fingerprint>.<metric>`, so
+    the next run on the same split and metric reads it instead of scoring again.
     """
     champion = version_by_alias(client, name, CHAMPION)
     if champion is None:
@@ -51,6 +58,9 @@ def champion_score(
     tags = champion.tags or {}
     if tags.get("test.fingerprint") == test_fingerprint and f"test.{metric}" in tags:
         return champion, float(tags[f"test.{metric}"]), "champion's registry tag (same test split)"
+    cached = tags.get(rescored_tag(metric, test_fingerprint))
+    if cached is not None:
+        return champion, float(cached), "champion's re-scored tag (same test split, scored by an earlier run)"
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(
@@ -61,7 +71,9 @@ def champion_score(
                 f"champion {name} v{champion.version} was scored on another test split and its "
                 f"checkpoint ({CHECKPOINT_ARTIFACT}) cannot be fetched to score it again: {exc}"
             ) from exc
-        return champion, float(rescore(Path(local))), "champion re-scored on this test split"
+        score = float(rescore(Path(local)))
+    client.set_model_version_tag(name, champion.version, rescored_tag(metric, test_fingerprint), f"{score:.6f}")
+    return champion, score, "champion re-scored on this test split"
 
 
 def record_decision(client: mlflow.MlflowClient, name: str, version: str, decision: PromotionDecision,

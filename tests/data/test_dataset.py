@@ -115,6 +115,26 @@ class TestClassWeights:
         inverse = inverse_frequency_weights(labels)
         assert weights[1] / weights[3] < inverse[1] / inverse[3]
 
+    def test_power_tempers_inverse_frequency(self):
+        labels = np.array([0] * 4 + [1] * 1 + [2] * 2 + [3] * 8 + [4] * 4 + [5] * 4 + [6] * 5)
+        full = inverse_frequency_weights(labels)
+        root = inverse_frequency_weights(labels, power=0.5)
+        np.testing.assert_allclose(root, np.sqrt(full))
+        np.testing.assert_allclose(inverse_frequency_weights(labels, power=0.0), np.ones(7))
+        # The rare class keeps the most weight, but its lead over the largest class shrinks.
+        assert root.argmax() == 1 and 1 < root[1] / root[3] < full[1] / full[3]
+        np.testing.assert_allclose(inverse_frequency_weights(np.repeat(np.arange(7), 3), power=0.5), np.ones(7))
+        for bad in (-0.5, 1.5):
+            with pytest.raises(ValueError, match=r"power must lie in \[0, 1\]"):
+                inverse_frequency_weights(labels, power=bad)
+
+    def test_typed_weights_record_power(self):
+        labels = np.repeat(np.arange(7), [5, 1, 5, 9, 5, 5, 5])
+        weights = class_weights(labels, power=0.5)
+        assert weights.method == "inverse_frequency" and weights.power == 0.5 and weights.beta is None
+        assert weights.weights["disgust"] == pytest.approx(5 ** 0.5)  # N / (K * n) = 35 / (7 * 1)
+        assert class_weights(labels, method="effective_number").power is None  # power is inverse frequency's
+
     def test_typed_weights_record_method_and_counts(self):
         labels = np.repeat(np.arange(7), [5, 1, 5, 9, 5, 5, 5])
         weights = class_weights(labels, method="effective_number", beta=0.9)

@@ -91,6 +91,26 @@ class TestGate:
         assert tags["promotion.champion_score_source"] == "champion re-scored on this test split"
         assert float(tags["promotion.champion_score"]) < 0.99  # its real score, not its tag
 
+    def test_a_rescored_figure_is_kept_for_the_next_run(self, registry, data, monkeypatch):
+        register(trained(0), 0.99, data)
+        other = FERDataset(data.images[::-1].copy(), data.labels, data.splits, data.source_ids)
+        register(trained(1), 0.0, other)
+        rescored = registry.get_model_version(NAME, "2").tags["promotion.champion_score"]
+        kept = registry.get_model_version(NAME, "1").tags
+        assert kept[promotion.rescored_tag("macro_f1", other.split("test").fingerprint)] == rescored
+        assert kept["test.macro_f1"] == "0.990000"  # the figure it was registered with stays
+
+        def no_scoring(*args, **kwargs):
+            raise AssertionError("the champion was scored again")
+
+        monkeypatch.setattr("steps.register.register_model.evaluate", no_scoring)
+        register(trained(2), 0.0, other)
+        tags = registry.get_model_version(NAME, "3").tags
+        assert tags["promotion.champion_score_source"].startswith("champion's re-scored tag")
+        assert tags["promotion.champion_score"] == rescored
+        with pytest.raises(AssertionError, match="scored again"):  # another metric is not cached
+            register(trained(3), 0.0, other, primary_metric="accuracy")
+
     def test_unknown_primary_metric_is_refused(self, registry, data):
         with pytest.raises(ValueError, match="primary_metric 'auc'"):
             register(trained(0), 0.4, data, primary_metric="auc")

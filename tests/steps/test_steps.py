@@ -51,6 +51,16 @@ def test_class_weights_are_inverse_frequency(ingested):
     np.testing.assert_allclose(weights.as_list(), 1.0)  # 6 per class: balanced
 
 
+def test_class_weights_step_passes_power_on(tmp_path):
+    per_class = {"angry": 2, "disgust": 1, "fear": 2, "happy": 6, "sad": 2, "surprise": 2, "neutral": 3}
+    path = write_zip(tmp_path / "fer.zip", image_tree(per_class))
+    data, _ = ingest_fer2013.entrypoint(source_sha256=file_sha256(path), data_path=str(path))
+    full = compute_class_weights.entrypoint(data)
+    root = compute_class_weights.entrypoint(data, power=0.5)
+    assert root.power == 0.5
+    np.testing.assert_allclose(root.as_list(), np.sqrt(full.as_list()))
+
+
 def test_train_then_evaluate(ingested):
     data = ingested[0]
     weights = compute_class_weights.entrypoint(data)
