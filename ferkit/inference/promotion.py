@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 
+SCORE_DECIMALS = 6  # the registry keeps scores as tags with this many decimals
+
+
 class RegistryError(RuntimeError):
     """A registry move that cannot be made (unknown version, nothing to roll back to, ...)."""
 
@@ -31,10 +34,16 @@ def decide(
     higher_is_better: bool = True,
 ) -> PromotionDecision:
     """Champion when there is none, or when the new score beats the champion's by at
-    least `min_improvement` (in the metric's own units); challenger otherwise."""
+    least `min_improvement` (in the metric's own units); challenger otherwise.
+
+    Both scores are compared at the registry's precision (`SCORE_DECIMALS`): the
+    champion's usually comes back from a tag, and a model scored again must tie
+    with the figure it was registered with.
+    """
     if champion_score is None:
         return PromotionDecision("champion", "first model: no champion to compare with", new_score, None, metric)
-    gain = (new_score - champion_score) if higher_is_better else (champion_score - new_score)
+    new, old = round(new_score, SCORE_DECIMALS), round(champion_score, SCORE_DECIMALS)
+    gain = round((new - old) if higher_is_better else (old - new), SCORE_DECIMALS)
     if gain >= min_improvement and gain > 0:
         return PromotionDecision(
             "champion", f"{metric} {new_score:.4f} beats the champion's {champion_score:.4f} by {gain:.4f}",

@@ -151,5 +151,8 @@ class TestDecide:
     def test_win_lose_and_margin(self):
         assert decide(0.61, 0.60).alias == "champion"
         assert decide(0.60, 0.60).alias == "challenger"  # a tie does not win
+        # The champion's score comes back from a 6-decimal tag: the same model is still a tie.
+        assert decide(0.70471739, 0.704717).alias == "challenger"
+        assert decide(0.704718, 0.704717).alias == "champion"
         assert decide(0.605, 0.60, min_improvement=0.01).alias == "challenger"
         assert decide(0.80, 0.90, metric="log_loss", higher_is_better=False).alias == "champion"
