@@ -29,7 +29,7 @@ PYTEST_ARGS ?=
 .PHONY: setup stack train test bench ablation gan-ablation tta ui clean help stack-kubernetes stack-kubeflow run-cluster
 
 help:
-	@echo "make train [CONFIG=configs/<name>.yaml]  set up, register the stack, run fer_training"
+	@echo "make train [CONFIG=configs/<name>.yaml] [FRESH=1]  set up, register the stack, run fer_training"
 	@echo "make test                                run the test suite"
 	@echo "make setup | stack | bench | ablation | gan-ablation | tta [MODEL=URI] | ui | clean"
 	@echo "make stack-kubernetes | stack-kubeflow       register a cluster stack (needs a ZenML server, see docs/scaling.md)"
@@ -49,7 +49,8 @@ stack: setup
 	$(BIN)/ferkit stack --root $(CURDIR)
 
 # CONFIG defaults to configs/paper.yaml where CUDA is available and that config
-# exists, else configs/cpu.yaml.
+# exists, else configs/cpu.yaml. FRESH=1 trains from scratch: no step from the cache,
+# no resume state (`ferkit fresh-config`).
 train: stack
 	@config="$(CONFIG)"; \
 	if [ -z "$$config" ]; then \
@@ -58,7 +59,12 @@ train: stack
 	  else config=configs/cpu.yaml; why="no CUDA device"; fi; \
 	  echo "make train: using $$config ($$why; pick another with CONFIG=...)"; \
 	else echo "make train: using $$config"; fi; \
-	FERKIT_CONFIG_FILE="$$config" $(BIN)/zenml pipeline run pipelines.fer_training -c "$$config"
+	run_config="$$config"; \
+	if [ -n "$(FRESH)" ]; then \
+	  run_config="$(FERKIT_HOME)/fresh/$$(basename "$$config")"; \
+	  $(BIN)/ferkit fresh-config "$$config" -o "$$run_config" || exit 2; \
+	fi; \
+	FERKIT_CONFIG_FILE="$$config" $(BIN)/zenml pipeline run pipelines.fer_training -c "$$run_config"
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -536,6 +536,34 @@ def _cmd_cluster_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fresh_config(args: argparse.Namespace) -> int:
+    """A run config that trains from scratch: caching off, and this training's resume states removed."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(args.config).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"ferkit fresh-config: cannot read {args.config}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(config, dict):
+        print(f"ferkit fresh-config: {args.config} is not a run config (a YAML mapping)", file=sys.stderr)
+        return 2
+    config["enable_cache"] = False
+    train_parameters = ((config.get("steps") or {}).get("train_model") or {}).get("parameters") or {}
+    resume_dir = train_parameters.get("resume_dir") or args.resume_dir or os.environ.get("FERKIT_RESUME_DIR")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    tmp.replace(out)
+    removed = sorted(Path(resume_dir).glob("train-*.pt")) if resume_dir else []
+    for state in removed:
+        state.unlink(missing_ok=True)
+    where = f"{len(removed)} resume state(s) removed from {resume_dir}" if resume_dir else "no resume folder set"
+    print(f"wrote {out} ({args.config} with caching off); {where}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
@@ -645,6 +673,11 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--root", default=".", help="repository root (where configs/ is)")
     cc.add_argument("-o", "--out", help="write here (default: print)")
     cc.set_defaults(func=_cmd_cluster_config)
+    fr = sub.add_parser("fresh-config", help="a run config that trains from scratch: no cache, no resume state")
+    fr.add_argument("config", help="run config, e.g. configs/cpu.yaml")
+    fr.add_argument("-o", "--out", required=True, help="where to write the config with caching off")
+    fr.add_argument("--resume-dir", help="resume folder to clear (default: the config's, else $FERKIT_RESUME_DIR)")
+    fr.set_defaults(func=_cmd_fresh_config)
     tr = sub.add_parser("train", help="train without ZenML; data-parallel under torchrun")
     tr.add_argument("--config", required=True, help="pipeline config whose train_model step config to use")
     tr.add_argument("--data", default=None, help="data path (default: $FER2013_PATH)")

@@ -54,3 +54,30 @@ def test_evaluate_headline_tta_from_the_command_line(tmp_path):
     assert metrics["accuracy"] == metrics["tta.multi_view.accuracy"]
     bad = run_cli("evaluate", "--model", str(checkpoint), "--data", str(data), "--tta", "twenty_crop")
     assert bad.returncode == 2 and "invalid choice: 'twenty_crop'" in bad.stderr
+
+
+def test_fresh_config_turns_caching_off_and_clears_the_resume_states(tmp_path):
+    import os
+    from pathlib import Path
+
+    import yaml
+    from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
+
+    resume = tmp_path / "resume"
+    resume.mkdir()
+    (resume / "train-0123abcd.pt").write_bytes(b"state")
+    (resume / "notes.txt").write_text("kept")
+    out, cpu = tmp_path / "fresh" / "cpu.yaml", Path(__file__).parents[1] / "configs" / "cpu.yaml"
+    result = run_cli("fresh-config", str(cpu), "-o", str(out),
+                     env={**os.environ, "FERKIT_RESUME_DIR": str(resume)})
+    assert result.returncode == 0, result.stderr
+    assert "1 resume state(s) removed" in result.stdout
+    assert sorted(p.name for p in resume.iterdir()) == ["notes.txt"]
+    fresh, original = yaml.safe_load(out.read_text()), yaml.safe_load(cpu.read_text())
+    assert fresh.pop("enable_cache") is False and fresh == original
+    assert PipelineRunConfiguration(**{**fresh, "enable_cache": False}).enable_cache is False  # ZenML reads it
+
+    (tmp_path / "broken.yaml").write_text("steps: [unclosed")
+    bad = run_cli("fresh-config", str(tmp_path / "broken.yaml"), "-o", str(tmp_path / "x.yaml"))
+    assert bad.returncode == 2 and "broken.yaml" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "x.yaml").exists()

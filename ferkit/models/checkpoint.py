@@ -7,7 +7,9 @@ preprocessing, plus the recipe and history that made it.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,20 @@ class TrainedModel:
         model = build_model(self.architecture, **kwargs)
         load_state_dict_strict(model, self.state_dict, source=f"checkpoint of {self.architecture}")
         return model.eval()
+
+    def weights_sha256(self) -> str:
+        """What the model computes, hashed: architecture, its arguments, label order, input size and
+        every tensor's name, dtype, shape and bytes. Recipe and history (timings) are left out, so
+        the same weights trained twice hash the same."""
+        digest = hashlib.sha256(json.dumps(
+            [self.architecture, self.architecture_kwargs, list(self.emotions), self.input_size],
+            sort_keys=True, default=str,
+        ).encode())
+        for name in sorted(self.state_dict):
+            tensor = self.state_dict[name].detach().cpu().contiguous()
+            digest.update(f"|{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()

@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array
@@ -26,6 +27,8 @@ from steps import tracking
 from steps.register import promotion
 
 REGISTERED_MODEL_NAME = "fer_emotion"
+WEIGHTS_TAG = "model.weights_sha256"  # TrainedModel.weights_sha256(): the same weights are registered once
+DUPLICATE_RUN_TAG = "registry.duplicate_of"  # on the run of a model that was registered already
 DATA_ARTIFACT_TAG = "data.artifact_version_id"  # the ZenML artifact of the data a version trained on
 # The logged model carries ferkit's source, so loading it needs only these.
 _RUNTIME_REQUIREMENTS = ("torch", "numpy", "pandas<3", "pillow", "tqdm", "pydantic>=2", "scikit-learn")
@@ -44,7 +47,8 @@ def register_model(
     split: str = "test",
 ) -> Annotated[str, "model_version"]:
     """Register a new version, compare it with the `champion` on the same test split, and
-    give it `champion` (it wins, or there is none) or `challenger`.
+    give it `champion` (it wins, or there is none) or `challenger`. A model whose weights are
+    registered already (a cached or repeated run) is not registered again; that version is returned.
 
     Everything is logged and tagged before any alias moves, so a failure leaves the
     registry's aliases where they were. The ZenML model version gets the matching
@@ -83,10 +87,18 @@ def register_and_promote(
     if primary_metric not in test_metrics:
         raise ValueError(f"primary_metric {primary_metric!r} is not among the test metrics {sorted(test_metrics)}")
     client = mlflow.MlflowClient()
+    weights = model.weights_sha256()
+    existing = version_with_weights(client, registered_model_name, weights)
+    if existing is not None:
+        # Another copy would only crowd the registry and could push a real challenger aside.
+        mlflow.set_tag(DUPLICATE_RUN_TAG, f"{registered_model_name}/{existing}")
+        print(f"{registered_model_name} v{existing} holds these weights already: nothing registered, no alias moved")
+        return existing
     version = _log_and_register(model, registered_model_name)
     test_fingerprint = fer_dataset.split(split).fingerprint
     tags = {f"test.{k}": f"{v:.6f}" for k, v in test_metrics.items()}
     tags["test.fingerprint"] = test_fingerprint
+    tags[WEIGHTS_TAG] = weights
     tags.update(extra_tags or {})
     zenml_version_id = _zenml_model_version_id()
     if zenml_version_id:
@@ -113,6 +125,17 @@ def register_and_promote(
     promotion.move_aliases(client, registered_model_name, version, decision.alias)  # last
     print(f"{registered_model_name} v{version}: {decision.alias} ({decision.reason})")
     return version
+
+
+def version_with_weights(client: mlflow.MlflowClient, name: str, weights: str) -> str | None:
+    """The oldest version of `name` tagged with these weights; None when there is none (or no `name`)."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}' and tags.`{WEIGHTS_TAG}` = '{weights}'")
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return str(min(int(v.version) for v in versions)) if versions else None
 
 
 def _log_and_register(model: TrainedModel, name: str) -> str:

@@ -57,6 +57,22 @@ class TestTrainedModel:
         with pytest.raises(CheckpointError, match="not a ferkit checkpoint"):
             TrainedModel.load(tmp_path / "other.pt")
 
+    def test_weights_hash_follows_the_weights_not_the_history(self, tmp_path):
+        trained = self._trained()
+        trained.save(tmp_path / "m.pt")
+        loaded = TrainedModel.load(tmp_path / "m.pt")
+        loaded.history, loaded.recipe = [{"epoch": 1, "seconds": 9.0}], {"epochs": 2}
+        assert loaded.weights_sha256() == trained.weights_sha256()  # a copy, a re-run, a cache hit
+
+        nudged = {k: v.clone() for k, v in trained.state_dict.items()}
+        nudged["head.3.bias"][0] += 1e-6
+        assert TrainedModel("plain_cnn", {"widths": (8, 8, 16, 16)}, nudged).weights_sha256() != trained.weights_sha256()
+        relabelled = TrainedModel("plain_cnn", {"widths": (8, 8, 16, 16)}, trained.state_dict,
+                                  emotions=tuple(reversed(EMOTIONS)))
+        assert relabelled.weights_sha256() != trained.weights_sha256()
+        half = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in trained.state_dict.items()}
+        assert TrainedModel("plain_cnn", {"widths": (8, 8, 16, 16)}, half).weights_sha256() != trained.weights_sha256()
+
 
 class TestQuantize:
     def test_int8_copy_agrees_with_fp32(self):

@@ -130,6 +130,12 @@ def test_the_same_batch_again_skips_and_says_why(line, smoke_data):  # noqa: F81
     assert int(forced.version) == int(before) + 1 and forced.tags["promotion.decision"] == "challenger"
     assert champion(client).version == before
 
+    # Forced once more, the same champion and data make the same weights: registered once only.
+    out = retrain(smoke_config(tmp, batch, force=True), smoke_data)
+    assert f"v{forced.version} holds these weights already" in out.stdout + out.stderr
+    assert versions(client)[-1].version == forced.version
+    assert client.get_model_version_by_alias(NAME, "challenger").version == forced.version
+
 
 def test_a_batch_failing_the_quality_gate_stops_before_training(line, smoke_data):  # noqa: F811
     client, tmp = line

@@ -10,7 +10,7 @@ import torch
 from ferkit.data import FERDataset
 from ferkit.models import TrainedModel, build_model
 from steps.register import promotion
-from steps.register.register_model import register_model
+from steps.register.register_model import DUPLICATE_RUN_TAG, WEIGHTS_TAG, register_model
 from tests.factories import face
 
 NAME = "fer_emotion_test"
@@ -110,6 +110,21 @@ class TestGate:
         assert tags["promotion.champion_score"] == rescored
         with pytest.raises(AssertionError, match="scored again"):  # another metric is not cached
             register(trained(3), 0.0, other, primary_metric="accuracy")
+
+    def test_the_same_weights_are_registered_once(self, registry, data):
+        register(trained(0), 0.50, data)
+        register(trained(1), 0.40, data)  # challenger
+        copy = trained(1)
+        copy.history = [{"epoch": 1, "seconds": 3.0}]  # a re-run: same weights, other timings
+        with mlflow.start_run() as run:
+            assert register_model.entrypoint(model=copy, test_metrics={"macro_f1": 0.99, "accuracy": 0.99},
+                                             fer_dataset=data, registered_model_name=NAME) == "2"
+        assert sorted(int(v.version) for v in registry.search_model_versions(f"name='{NAME}'")) == [1, 2]
+        assert alias(registry, "champion") == "1" and alias(registry, "challenger") == "2"  # nothing moved
+        assert registry.get_run(run.info.run_id).data.tags[DUPLICATE_RUN_TAG] == f"{NAME}/2"
+        tags = registry.get_model_version(NAME, "2").tags
+        assert tags[WEIGHTS_TAG] == copy.weights_sha256() and tags["test.macro_f1"] == "0.400000"
+        assert register(trained(2), 0.45, data) == "3"  # other weights still register
 
     def test_unknown_primary_metric_is_refused(self, registry, data):
         with pytest.raises(ValueError, match="primary_metric 'auc'"):
