@@ -20,6 +20,7 @@ from ferkit.inference.promotion import PromotionDecision, RegistryError
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
 CHECKPOINT_ARTIFACT = "checkpoint/ferkit_model.pt"
 ZENML_VERSION_TAG = "zenml.model_version_id"
+DUPLICATE_OF = "registry.duplicate_of"  # run tag and ZenML metadata: the version that holds these weights
 
 
 class PromotionError(RegistryError):
@@ -118,6 +119,17 @@ def mirror_to_zenml(model_version_id: str | None, alias: str) -> None:
 
     stage = "production" if alias == CHAMPION else "staging"
     Client().get_model_version(model_version_name_or_number_or_id=model_version_id).set_stage(stage, force=True)
+
+
+def note_duplicate_in_zenml(model_version_id: str | None, name: str, version: str) -> None:
+    """The ZenML model version of a run whose weights were registered already says which version holds them."""
+    if not model_version_id:
+        return
+    from uuid import UUID
+
+    from zenml import log_metadata
+
+    log_metadata(metadata={DUPLICATE_OF: f"{name}/{version}"}, model_version_id=UUID(model_version_id))
 
 
 def promote(name: str, version: str, reason: str = "promoted by hand") -> ModelVersion | None:

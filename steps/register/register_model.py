@@ -28,7 +28,6 @@ from steps.register import promotion
 
 REGISTERED_MODEL_NAME = "fer_emotion"
 WEIGHTS_TAG = "model.weights_sha256"  # TrainedModel.weights_sha256(): the same weights are registered once
-DUPLICATE_RUN_TAG = "registry.duplicate_of"  # on the run of a model that was registered already
 DATA_ARTIFACT_TAG = "data.artifact_version_id"  # the ZenML artifact of the data a version trained on
 # The logged model carries ferkit's source, so loading it needs only these.
 _RUNTIME_REQUIREMENTS = ("torch", "numpy", "pandas<3", "pillow", "tqdm", "pydantic>=2", "scikit-learn")
@@ -91,7 +90,8 @@ def register_and_promote(
     existing = version_with_weights(client, registered_model_name, weights)
     if existing is not None:
         # Another copy would only crowd the registry and could push a real challenger aside.
-        mlflow.set_tag(DUPLICATE_RUN_TAG, f"{registered_model_name}/{existing}")
+        mlflow.set_tag(promotion.DUPLICATE_OF, f"{registered_model_name}/{existing}")
+        promotion.note_duplicate_in_zenml(_zenml_model_version_id(), registered_model_name, existing)
         print(f"{registered_model_name} v{existing} holds these weights already: nothing registered, no alias moved")
         return existing
     version = _log_and_register(model, registered_model_name)

@@ -136,6 +136,12 @@ def test_the_same_batch_again_skips_and_says_why(line, smoke_data):  # noqa: F81
     assert versions(client)[-1].version == forced.version
     assert client.get_model_version_by_alias(NAME, "challenger").version == forced.version
 
+    from zenml.client import Client
+
+    zenml_version = Client().get_model_version(NAME)  # this run's, the newest
+    assert zenml_version.run_metadata["registry.duplicate_of"] == f"{NAME}/{forced.version}"
+    assert zenml_version.stage is None
+
 
 def test_a_batch_failing_the_quality_gate_stops_before_training(line, smoke_data):  # noqa: F811
     client, tmp = line

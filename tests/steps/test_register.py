@@ -10,7 +10,7 @@ import torch
 from ferkit.data import FERDataset
 from ferkit.models import TrainedModel, build_model
 from steps.register import promotion
-from steps.register.register_model import DUPLICATE_RUN_TAG, WEIGHTS_TAG, register_model
+from steps.register.register_model import WEIGHTS_TAG, register_model
 from tests.factories import face
 
 NAME = "fer_emotion_test"
@@ -121,7 +121,7 @@ class TestGate:
                                              fer_dataset=data, registered_model_name=NAME) == "2"
         assert sorted(int(v.version) for v in registry.search_model_versions(f"name='{NAME}'")) == [1, 2]
         assert alias(registry, "champion") == "1" and alias(registry, "challenger") == "2"  # nothing moved
-        assert registry.get_run(run.info.run_id).data.tags[DUPLICATE_RUN_TAG] == f"{NAME}/2"
+        assert registry.get_run(run.info.run_id).data.tags[promotion.DUPLICATE_OF] == f"{NAME}/2"
         tags = registry.get_model_version(NAME, "2").tags
         assert tags[WEIGHTS_TAG] == copy.weights_sha256() and tags["test.macro_f1"] == "0.400000"
         assert register(trained(2), 0.45, data) == "3"  # other weights still register
