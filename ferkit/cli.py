@@ -344,6 +344,22 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_versions(args: argparse.Namespace) -> int:
+    from steps.register import promotion
+
+    _use_stack_tracking()
+    rows = promotion.list_versions(args.name, args.metric)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'version':>7}  {'aliases':<28} {'score':>8}  {'metric':<26} {'decision':<10} {'weights':<12} created")
+    for row in rows:
+        score = "-" if row["score"] is None else f"{row['score']:.4f}"
+        print(f"{row['version']:>7}  {','.join(row['aliases']) or '-':<28} {score:>8}  {row['metric']:<26} "
+              f"{row['decision'] or '-':<10} {row['weights_sha256'][:12] or '-':<12} {row['created']}")
+    return 0
+
+
 def _cmd_rollback(args: argparse.Namespace) -> int:
     from steps.register import promotion
 
@@ -639,6 +655,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--name", default="fer_emotion")
     pr.add_argument("--reason", default="promoted by hand")
     pr.set_defaults(func=_cmd_promote)
+    vs = sub.add_parser("versions", help="the registered versions: aliases, test score, decision, weights hash")
+    vs.add_argument("--name", default="fer_emotion", help="registered model name")
+    vs.add_argument("--metric", help="test figure to show, e.g. accuracy (default: each version's gate metric)")
+    vs.add_argument("--json", action="store_true")
+    vs.set_defaults(func=_cmd_versions)
     rb = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
     rb.add_argument("--name", default="fer_emotion")
     rb.set_defaults(func=_cmd_rollback)

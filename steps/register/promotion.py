@@ -132,6 +132,35 @@ def note_duplicate_in_zenml(model_version_id: str | None, name: str, version: st
     log_metadata(metadata={DUPLICATE_OF: f"{name}/{version}"}, model_version_id=UUID(model_version_id))
 
 
+def list_versions(name: str, metric: str | None = None) -> list[dict]:
+    """Every version of `name`, newest first: aliases, the decision, the gate's figure (`metric`, default
+    each version's own `promotion.metric`), its weights hash and where it came from."""
+    client = mlflow.MlflowClient()
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        raise RegistryError(f"no registered model {name!r} in {mlflow.get_tracking_uri()}") from exc
+    aliases: dict[str, list[str]] = {}
+    for alias, number in (model.aliases or {}).items():  # version searches leave aliases out
+        aliases.setdefault(str(number), []).append(alias)
+    rows = []
+    for version in sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: -int(v.version)):
+        tags = version.tags or {}
+        shown = metric or tags.get("promotion.metric") or "macro_f1"
+        value = tags.get(f"test.{shown}")
+        rows.append({
+            "version": int(version.version),
+            "aliases": sorted(aliases.get(str(version.version), [])),
+            "metric": shown,
+            "score": float(value) if value else None,
+            "decision": tags.get("promotion.decision", ""),
+            "weights_sha256": tags.get("model.weights_sha256", ""),
+            "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime(version.creation_timestamp / 1000)),
+            "run_id": version.run_id or "",
+        })
+    return rows
+
+
 def promote(name: str, version: str, reason: str = "promoted by hand") -> ModelVersion | None:
     """Make `version` the champion by hand; returns the version it replaced."""
     client = mlflow.MlflowClient()

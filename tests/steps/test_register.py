@@ -141,6 +141,30 @@ class TestByHand:
         assert promotion.rollback(NAME) == ("2", "1")
         assert alias(registry, "champion") == "1" and alias(registry, "previous_champion") is None
 
+    def test_versions_are_listed_newest_first_with_aliases_and_figures(self, registry, data):
+        import json
+        import os
+        import subprocess
+        import sys
+
+        register(trained(0), 0.50, data)
+        register(trained(1), 0.40, data)  # challenger
+        register(trained(1), 0.40, data)  # the same weights: no third version
+        rows = promotion.list_versions(NAME)
+        assert [(r["version"], r["aliases"], r["decision"], r["score"]) for r in rows] == [
+            (2, ["challenger"], "challenger", 0.40), (1, ["champion"], "champion", 0.50)]
+        assert rows[0]["weights_sha256"] == trained(1).weights_sha256() and rows[0]["metric"] == "macro_f1"
+        assert [r["score"] for r in promotion.list_versions(NAME, metric="accuracy")] == [0.40, 0.50]
+
+        env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+        cli = [sys.executable, "-m", "ferkit.cli", "versions", "--name", NAME]
+        out = subprocess.run([*cli, "--json"], capture_output=True, text=True, env=env, check=True).stdout
+        assert [r["version"] for r in json.loads(out)] == [2, 1]
+        table = subprocess.run(cli, capture_output=True, text=True, env=env, check=True).stdout.splitlines()
+        assert table[1].split()[:3] == ["2", "challenger", "0.4000"] and table[2].split()[:2] == ["1", "champion"]
+        missing = subprocess.run([*cli[:-1], "no_such_model"], capture_output=True, text=True, env=env)
+        assert missing.returncode == 2 and "no registered model 'no_such_model'" in missing.stderr
+
     def test_clear_errors(self, registry, data):
         register(trained(0), 0.50, data)
         with pytest.raises(promotion.PromotionError, match="no version '9'"):
