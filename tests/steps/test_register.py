@@ -162,7 +162,7 @@ class TestByHand:
         assert [r["version"] for r in json.loads(out)] == [2, 1]
         table = subprocess.run(cli, capture_output=True, text=True, env=env, check=True).stdout.splitlines()
         assert table[1].split()[:3] == ["2", "challenger", "0.4000"] and table[2].split()[:2] == ["1", "champion"]
-        missing = subprocess.run([*cli[:-1], "no_such_model"], capture_output=True, text=True, env=env)
+        missing = subprocess.run([*cli[:-1], "no_such_model"], capture_output=True, text=True, env=env, check=False)
         assert missing.returncode == 2 and "no registered model 'no_such_model'" in missing.stderr
 
     def test_clear_errors(self, registry, data):
