@@ -26,11 +26,12 @@ STAMP := $(VENV)/.installed
 UI_PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: setup stack train test bench ablation gan-ablation tta ui clean help stack-kubernetes stack-kubeflow run-cluster
+.PHONY: setup stack train test lint format bench ablation gan-ablation tta ui clean help stack-kubernetes stack-kubeflow run-cluster
 
 help:
 	@echo "make train [CONFIG=configs/<name>.yaml] [FRESH=1]  set up, register the stack, run fer_training"
 	@echo "make test                                run the test suite"
+	@echo "make lint | format                       ruff check and format --check | apply both"
 	@echo "make setup | stack | bench | ablation | gan-ablation | tta [MODEL=URI] | ui | clean"
 	@echo "make stack-kubernetes | stack-kubeflow       register a cluster stack (needs a ZenML server, see docs/scaling.md)"
 	@echo "make run-cluster TARGET=kubernetes CONFIG=configs/paper.yaml [PIPELINE=pipelines.fer_training]"
@@ -68,6 +69,15 @@ train: stack
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint: the rules are in pyproject.toml; CI runs this before the tests.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # Benchmarks write JSON to tests/benchmarks/results/; they need FER2013_PATH.
 bench: setup

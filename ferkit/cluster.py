@@ -9,7 +9,7 @@ Two kinds of YAML live under configs/:
 
 Both are validated against the installed ZenML flavors' own config and settings
 classes, so a typo or a wrong type fails here, not in a pod an hour later. This
-module imports zenml lazily (only `ferkit.cli` calls it).
+module imports zenml lazily (only the command line calls it).
 """
 
 from __future__ import annotations
@@ -41,10 +41,14 @@ FLAVORS: dict[tuple[str, str], tuple[str, str]] = {
 SETTINGS: dict[str, tuple[str, str]] = {
     "docker": ("zenml.config", "DockerSettings"),
     "resources": ("zenml.config", "ResourceSettings"),
-    "orchestrator.kubernetes": ("zenml.integrations.kubernetes.flavors.kubernetes_orchestrator_flavor",
-                                "KubernetesOrchestratorSettings"),
-    "orchestrator.kubeflow": ("zenml.integrations.kubeflow.flavors.kubeflow_orchestrator_flavor",
-                              "KubeflowOrchestratorSettings"),
+    "orchestrator.kubernetes": (
+        "zenml.integrations.kubernetes.flavors.kubernetes_orchestrator_flavor",
+        "KubernetesOrchestratorSettings",
+    ),
+    "orchestrator.kubeflow": (
+        "zenml.integrations.kubeflow.flavors.kubeflow_orchestrator_flavor",
+        "KubeflowOrchestratorSettings",
+    ),
 }
 
 
@@ -104,8 +108,10 @@ def stack_definition(target: str, root: str | Path = ".", env: dict[str, str] | 
         where = f"{path}: components.{kind}"
         flavor = component.get("flavor")
         if (kind, flavor) not in FLAVORS:
-            raise ClusterConfigError(f"{where}: flavor {flavor!r} is not one ferkit knows for a {kind} "
-                                     f"({sorted(f for k, f in FLAVORS if k == kind)})")
+            raise ClusterConfigError(
+                f"{where}: flavor {flavor!r} is not one ferkit knows for a {kind} "
+                f"({sorted(f for k, f in FLAVORS if k == kind)})"
+            )
         flavor_class = _class(*FLAVORS[(kind, flavor)])
         try:
             flavor_class().config_class(**(component.get("configuration") or {}))
@@ -117,8 +123,13 @@ def stack_definition(target: str, root: str | Path = ".", env: dict[str, str] | 
 def registration_commands(definition: dict) -> list[list[str]]:
     """The `zenml` CLI commands that register the stack: one per component, then the stack."""
     commands, stack_args = [], []
-    flags = {"orchestrator": "-o", "artifact_store": "-a", "container_registry": "-c", "image_builder": "-i",
-             "experiment_tracker": "-e"}
+    flags = {
+        "orchestrator": "-o",
+        "artifact_store": "-a",
+        "container_registry": "-c",
+        "image_builder": "-i",
+        "experiment_tracker": "-e",
+    }
     for kind, component in definition["components"].items():
         command = ["zenml", kind.replace("_", "-"), "register", component["name"], f"--flavor={component['flavor']}"]
         command += [f"--{k}={v}" for k, v in (component.get("configuration") or {}).items()]
@@ -150,8 +161,9 @@ def validate_settings(settings: dict, where: str) -> None:
             raise ClusterConfigError(f"{where}.{key}: {exc}") from exc
 
 
-def cluster_run_config(base_config: str | Path, target: str, root: str | Path = ".",
-                       step_names: set[str] | None = None) -> dict:
+def cluster_run_config(
+    base_config: str | Path, target: str, root: str | Path = ".", step_names: set[str] | None = None
+) -> dict:
     """A run config for the cluster: `base_config` with configs/cluster/<target>.yaml merged over it.
 
     Overlay steps the base does not configure are kept only when they belong to the
@@ -191,9 +203,19 @@ def register_stack(definition: dict) -> None:
     components = {}
     for kind, component in definition["components"].items():
         created = client.create_stack_component(
-            name=component["name"], flavor=component["flavor"], component_type=StackComponentType(kind),
+            name=component["name"],
+            flavor=component["flavor"],
+            component_type=StackComponentType(kind),
             configuration=component.get("configuration") or {},
         )
         components[StackComponentType(kind)] = created.id
     client.create_stack(name=definition["name"], components=components)
     client.activate_stack(definition["name"])
+
+
+def pipeline_step_names(pipeline: str, parameters: dict) -> set[str]:
+    """Invocation names of the pipeline `pipelines.<module>` composed with `parameters` (imports zenml)."""
+    module = importlib.import_module(pipeline)
+    definition = getattr(module, pipeline.rsplit(".", 1)[-1])
+    definition.prepare(**{k: v for k, v in parameters.items() if v is not None})
+    return set(definition.invocations)

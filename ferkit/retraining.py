@@ -16,6 +16,8 @@ import numpy as np
 
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import EMOTIONS, SPLITS
+from ferkit.models.checkpoint import TrainedModel
+from ferkit.training.config import TrainConfig
 
 NEW_ID_PREFIX = "new:"  # source ids of merged images: "new:<batch sha256 prefix>:<original id>"
 
@@ -50,8 +52,12 @@ class Lineage:
 
 
 def empty_dataset() -> FERDataset:
-    return FERDataset(images=np.zeros((0, 48, 48), np.uint8), labels=np.zeros(0, np.int64),
-                      splits=np.zeros(0, np.uint8), source_ids=np.zeros(0, str))
+    return FERDataset(
+        images=np.zeros((0, 48, 48), np.uint8),
+        labels=np.zeros(0, np.int64),
+        splits=np.zeros(0, np.uint8),
+        source_ids=np.zeros(0, str),
+    )
 
 
 def _pixel_keys(images: np.ndarray) -> np.ndarray:
@@ -68,6 +74,20 @@ def unseen_mask(batch: FERDataset, *known: FERDataset) -> np.ndarray:
     fresh = np.zeros(len(batch), dtype=bool)
     fresh[first] = True
     return fresh & np.array([k not in seen for k in keys], dtype=bool)
+
+
+def _held_out(labels: np.ndarray, fresh: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded, per-class `fraction` of the `fresh` images (at least one of a class with two or more)."""
+    rows = np.flatnonzero(fresh)
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(labels), dtype=bool)
+    for c in range(len(EMOTIONS)):
+        of_class = rows[labels[rows] == c]
+        n_hold = round(fraction * len(of_class))
+        if fraction > 0 and len(of_class) >= 2:
+            n_hold = max(n_hold, 1)
+        held[rng.permutation(of_class)[:n_hold]] = True
+    return held
 
 
 def merge_new_data(
@@ -90,24 +110,17 @@ def merge_new_data(
         raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
     previous = previous_holdout if previous_holdout is not None else empty_dataset()
     fresh = unseen_mask(batch, base, previous)
-    rows = np.flatnonzero(fresh)
-
-    rng = np.random.default_rng(seed)
-    held = np.zeros(len(batch), dtype=bool)
-    for c in range(len(EMOTIONS)):
-        of_class = rows[batch.labels[rows] == c]
-        n_hold = round(holdout_fraction * len(of_class))
-        if holdout_fraction > 0 and len(of_class) >= 2:
-            n_hold = max(n_hold, 1)
-        held[rng.permutation(of_class)[:n_hold]] = True
+    held = _held_out(batch.labels, fresh, holdout_fraction, seed)
     to_train = fresh & ~held
 
     prefix = f"{NEW_ID_PREFIX}{batch_sha256[:12]}:"
     ids = np.array([prefix + s for s in batch.source_ids.astype(str)])
     train_code, test_code = SPLITS.index("train"), SPLITS.index("test")
     added = FERDataset(
-        images=batch.images[to_train], labels=batch.labels[to_train],
-        splits=np.full(int(to_train.sum()), train_code, dtype=np.uint8), source_ids=ids[to_train],
+        images=batch.images[to_train],
+        labels=batch.labels[to_train],
+        splits=np.full(int(to_train.sum()), train_code, dtype=np.uint8),
+        source_ids=ids[to_train],
     )
     merged = FERDataset(
         images=np.concatenate([base.images, added.images]),
@@ -133,8 +146,9 @@ def merge_new_data(
         added_to_train=int(to_train.sum()),
         held_out=int(held.sum()),
         holdout_images=len(holdout),
-        added_per_class={name: int(n) for name, n in
-                         zip(EMOTIONS, np.bincount(batch.labels[fresh], minlength=len(EMOTIONS)))},
+        added_per_class={
+            name: int(n) for name, n in zip(EMOTIONS, np.bincount(batch.labels[fresh], minlength=len(EMOTIONS)))
+        },
     )
     return merged, holdout, lineage
 
@@ -162,15 +176,45 @@ def decide_retraining(
     has not seen, or when the batch has drifted from the champion's training data (the share
     of drifted features reaches `drift_share_threshold`); otherwise skip, saying why."""
     drifted = drift_share is not None and drift_share >= drift_share_threshold
-    drift_text = ("no batch to compare" if drift_share is None else
-                  f"drift share {drift_share:.2f} {'>=' if drifted else '<'} {drift_share_threshold:.2f}")
+    drift_text = (
+        "no batch to compare"
+        if drift_share is None
+        else f"drift share {drift_share:.2f} {'>=' if drifted else '<'} {drift_share_threshold:.2f}"
+    )
     if force:
         retrain, why = True, f"forced ({new_images} new images, {drift_text})"
     elif new_images >= min_new_images:
-        retrain, why = True, f"{new_images} new labelled images (at least {min_new_images}); {drift_text}"
+        retrain, why = (True, f"{new_images} new labelled images (at least {min_new_images}); {drift_text}")
     elif drifted:
         retrain, why = True, f"the batch drifted from the champion's training data ({drift_text})"
     else:
-        retrain, why = False, (f"skipped: {new_images} new images (fewer than {min_new_images}) and no drift "
-                               f"({drift_text}); pass force=true to train anyway")
+        retrain, why = (
+            False,
+            (
+                f"skipped: {new_images} new images (fewer than {min_new_images}) and no drift "
+                f"({drift_text}); pass force=true to train anyway"
+            ),
+        )
     return RetrainDecision(retrain=retrain, reason=why, new_images=new_images, drift_share=drift_share, forced=force)
+
+
+# What a fine-tune changes by default: a short, gentle schedule from the champion's weights.
+FINETUNE_OVERRIDES = {
+    "phases": [
+        {"name": "finetune", "epochs": 6, "lr": 3e-4, "optimizer": "adamw", "schedule": "cosine", "trainable": ["all"]}
+    ]
+}
+
+
+def retrain_config(champion: TrainedModel, overrides: dict | None = None) -> TrainConfig:
+    """The champion's recipe with `overrides` (default `FINETUNE_OVERRIDES`); the architecture must
+    stay the champion's, since retraining starts from its weights."""
+    overrides = FINETUNE_OVERRIDES if overrides is None else overrides
+    for key in ("architecture", "architecture_kwargs"):
+        if key in overrides and overrides[key] != champion.recipe.get(key, getattr(champion, key)):
+            raise ValueError(
+                f"retraining warm-starts from the champion, so `{key}` cannot change "
+                f"({champion.recipe.get(key)!r} -> {overrides[key]!r}); train anew with fer_training"
+            )
+    recipe = {k: v for k, v in champion.recipe.items() if k in TrainConfig.model_fields}
+    return TrainConfig(**{**recipe, **overrides})

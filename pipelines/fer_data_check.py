@@ -1,6 +1,6 @@
 """`fer_data_check`: ingest and the data quality gate alone, to vet a data set before training.
 
-    zenml pipeline run pipelines.fer_data_check -c configs/data_check.yaml
+zenml pipeline run pipelines.fer_data_check -c configs/data_check.yaml
 """
 
 from zenml import pipeline

@@ -28,18 +28,29 @@ def fer_retraining(new_data_path: str, data_path: str | None = None, force: bool
     checked = validate_new_data(new_data=new_data, new_manifest=new_manifest)
 
     # Merge (new images to train, a held-out share apart), drift against the champion's data, decide.
-    merged, holdout, lineage = merge_new_data(champion_data=champion_data, champion_holdout=champion_holdout,
-                                              new_data=checked, new_sha256=new_sha256)
-    drift = report_new_data_drift(champion_data=champion_data, champion_holdout=champion_holdout, new_data=checked,
-                                  champion=champion)
+    merged, holdout, lineage = merge_new_data(
+        champion_data=champion_data, champion_holdout=champion_holdout, new_data=checked, new_sha256=new_sha256
+    )
+    drift = report_new_data_drift(
+        champion_data=champion_data, champion_holdout=champion_holdout, new_data=checked, champion=champion
+    )
     decision = decide_retraining(lineage=lineage, new_data_drift=drift, force=force)
 
     # Fine-tune from the champion, score on the fixed test split and the held-out new images, promote.
     class_weights = compute_class_weights(merged)
-    model = retrain_model(retrain_decision=decision, merged_dataset=merged, class_weights=class_weights,
-                          champion=champion)
-    test_metrics, holdout_metrics = evaluate_retrained(retrain_decision=decision, model=model, champion=champion,
-                                                       merged_dataset=merged, new_holdout=holdout)
-    promote_retrained(retrain_decision=decision, model=model, test_metrics=test_metrics,
-                      holdout_metrics=holdout_metrics, merged_dataset=merged, new_holdout=holdout, lineage=lineage,
-                      champion_info=champion_info)
+    model = retrain_model(
+        retrain_decision=decision, merged_dataset=merged, class_weights=class_weights, champion=champion
+    )
+    test_metrics, holdout_metrics = evaluate_retrained(
+        retrain_decision=decision, model=model, champion=champion, merged_dataset=merged, new_holdout=holdout
+    )
+    promote_retrained(
+        retrain_decision=decision,
+        model=model,
+        test_metrics=test_metrics,
+        holdout_metrics=holdout_metrics,
+        merged_dataset=merged,
+        new_holdout=holdout,
+        lineage=lineage,
+        champion_info=champion_info,
+    )

@@ -102,5 +102,8 @@ class GeneratorMaterializer(BaseMaterializer):
             fileio.copy(local, os.path.join(self.uri, _GENERATOR_FILE), overwrite=True)
 
     def extract_metadata(self, data: TrainedGenerator) -> dict[str, Any]:
-        return {"steps": int(data.config.get("steps", 0)), "train_seconds": round(data.seconds, 1),
-                "emotions": ",".join(data.emotions)}
+        return {
+            "steps": int(data.config.get("steps", 0)),
+            "train_seconds": round(data.seconds, 1),
+            "emotions": ",".join(data.emotions),
+        }

@@ -19,7 +19,7 @@ os.environ["AUTO_OPEN_DASHBOARD"] = "false"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ["FERKIT_NO_PROGRESS"] = "1"
 
-from tests.factories import image_tree, write_zip
+from tests.factories import image_tree, write_zip  # noqa: E402 (after the environment is set)
 
 
 @pytest.fixture

@@ -30,8 +30,12 @@ def jpeg_bytes(pixels: np.ndarray, mode: str = "L", fmt: str = "JPEG") -> bytes:
     return buffer.getvalue()
 
 
-def image_tree(per_class: dict[str, int] | int = 2, splits=("train", "val", "test"), prefixed: bool = True,
-               emotions=FOLDER_EMOTIONS) -> dict[str, bytes]:
+def image_tree(
+    per_class: dict[str, int] | int = 2,
+    splits=("train", "val", "test"),
+    prefixed: bool = True,
+    emotions=FOLDER_EMOTIONS,
+) -> dict[str, bytes]:
     """{member name: bytes} in the Kaggle layout; val and test both live under test/."""
     files: dict[str, bytes] = {}
     seed = 0
@@ -39,7 +43,7 @@ def image_tree(per_class: dict[str, int] | int = 2, splits=("train", "val", "tes
         top = "train" if split == "train" else "test"
         for emotion in emotions:
             n = per_class if isinstance(per_class, int) else per_class.get(emotion, 0)
-            for i in range(n):
+            for _ in range(n):
                 seed += 1
                 name = f"{USAGE_PREFIX[split]}_{seed}.jpg" if prefixed else f"img_{seed}.jpg"
                 files[f"{top}/{emotion}/{name}"] = jpeg_bytes(face(seed))
@@ -77,3 +81,12 @@ def csv_rows(per_class: int = 2) -> list[tuple[int, str, str]]:
     return rows
 
 
+# A hybrid model small enough for unit tests: the fer_resnet trunk at 48 px, D = 32.
+TINY_HYBRID = dict(
+    backbone="fer_resnet",
+    input_size=48,
+    dim=32,
+    heads=8,
+    hidden=16,
+    backbone_options={"stem": 8, "widths": [16, 16, 32], "blocks": [1, 1, 1]},
+)

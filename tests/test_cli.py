@@ -37,18 +37,28 @@ def test_missing_data_is_one_clear_line(tmp_path):
 def test_evaluate_headline_tta_from_the_command_line(tmp_path):
     import torch
 
-    from ferkit.cli import CLI_TTA_MODES
+    from ferkit.cli.model import TTA_MODES as CLI_TTA_MODES
     from ferkit.models import TrainedModel, build_model
     from ferkit.models.predict import TTA_MODES
 
-    assert CLI_TTA_MODES == TTA_MODES  # the CLI's copy (it starts without torch) stays in step
+    assert CLI_TTA_MODES is TTA_MODES  # one definition, which the CLI reads without torch
     torch.manual_seed(0)
     net = build_model("plain_cnn", widths=[4, 4, 8, 8])
     checkpoint = tmp_path / "model.pt"
     TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, net.state_dict(), recipe={"tta_flip": True}).save(checkpoint)
     data = write_zip(tmp_path / "d.zip", image_tree(2))
-    result = run_cli("evaluate", "--model", str(checkpoint), "--data", str(data), "--tta", "multi_view",
-                     "--bootstrap", "10", "--json")
+    result = run_cli(
+        "evaluate",
+        "--model",
+        str(checkpoint),
+        "--data",
+        str(data),
+        "--tta",
+        "multi_view",
+        "--bootstrap",
+        "10",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)["metrics"]
     assert metrics["accuracy"] == metrics["tta.multi_view.accuracy"]
@@ -68,8 +78,7 @@ def test_fresh_config_turns_caching_off_and_clears_the_resume_states(tmp_path):
     (resume / "train-0123abcd.pt").write_bytes(b"state")
     (resume / "notes.txt").write_text("kept")
     out, cpu = tmp_path / "fresh" / "cpu.yaml", Path(__file__).parents[1] / "configs" / "cpu.yaml"
-    result = run_cli("fresh-config", str(cpu), "-o", str(out),
-                     env={**os.environ, "FERKIT_RESUME_DIR": str(resume)})
+    result = run_cli("fresh-config", str(cpu), "-o", str(out), env={**os.environ, "FERKIT_RESUME_DIR": str(resume)})
     assert result.returncode == 0, result.stderr
     assert "1 resume state(s) removed" in result.stdout
     assert sorted(p.name for p in resume.iterdir()) == ["notes.txt"]

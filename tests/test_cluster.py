@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ferkit.cli import main, pipeline_step_names
+from ferkit.cli import main
 from ferkit.cluster import (
     ClusterConfigError,
     cluster_run_config,
+    pipeline_step_names,
     register_stack,
     registration_commands,
     stack_definition,
@@ -19,9 +20,14 @@ from ferkit.cluster import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {"FERKIT_KUBE_CONTEXT": "gke_ferkit", "FERKIT_ARTIFACT_STORE": "s3://ferkit-bucket/artifacts",
-       "FERKIT_CONTAINER_REGISTRY": "registry.example.com/ferkit", "FERKIT_MLFLOW_URI": "https://mlflow.example.com",
-       "FERKIT_MLFLOW_USERNAME": "ferkit", "FERKIT_MLFLOW_PASSWORD": "not-a-real-password"}
+ENV = {
+    "FERKIT_KUBE_CONTEXT": "gke_ferkit",
+    "FERKIT_ARTIFACT_STORE": "s3://ferkit-bucket/artifacts",
+    "FERKIT_CONTAINER_REGISTRY": "registry.example.com/ferkit",
+    "FERKIT_MLFLOW_URI": "https://mlflow.example.com",
+    "FERKIT_MLFLOW_USERNAME": "ferkit",
+    "FERKIT_MLFLOW_PASSWORD": "not-a-real-password",
+}
 
 
 def copy_configs(tmp_path: Path) -> Path:
@@ -119,15 +125,38 @@ class TestOverlays:
         data["steps"]["train_model"]["settings"]["resources"]["memory"] = "lots of it"
         path.write_text(yaml.safe_dump(data))
         out = tmp_path / "out.yaml"
-        code = main(["cluster-config", str(root / "configs/cpu.yaml"), "--target", "kubernetes",
-                     "--root", str(root), "-o", str(out)])
+        code = main(
+            [
+                "cluster-config",
+                str(root / "configs/cpu.yaml"),
+                "--target",
+                "kubernetes",
+                "--root",
+                str(root),
+                "-o",
+                str(out),
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 2 and ".settings.resources" in err and "memory" in err
         assert not out.exists()
 
     def test_cli_writes_the_merged_config(self, tmp_path):
         out = tmp_path / "cluster" / "paper.yaml"
-        assert main(["cluster-config", str(ROOT / "configs/paper.yaml"), "--target", "kubernetes",
-                     "--root", str(ROOT), "-o", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "cluster-config",
+                    str(ROOT / "configs/paper.yaml"),
+                    "--target",
+                    "kubernetes",
+                    "--root",
+                    str(ROOT),
+                    "-o",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         merged = yaml.safe_load(out.read_text())
         assert merged["steps"]["train_model"]["settings"]["resources"]["gpu_count"] == 1

@@ -17,28 +17,33 @@ def crontab_file(tmp_path, monkeypatch):
 
 
 class TestValidateCron:
-    @pytest.mark.parametrize("expression", ["0 3 * * 1", "*/15 * * * *", "0 0-23/2 1,15 jan-jun mon-fri",
-                                            "5 4 * * sun", "0 0 1 1 7", "  0   3 *  * 1 "])
+    @pytest.mark.parametrize(
+        "expression",
+        ["0 3 * * 1", "*/15 * * * *", "0 0-23/2 1,15 jan-jun mon-fri", "5 4 * * sun", "0 0 1 1 7", "  0   3 *  * 1 "],
+    )
     def test_valid_expressions(self, expression):
         assert len(validate_cron(expression).split(" ")) == 5
 
     def test_macros_expand(self):
         assert validate_cron("@daily") == "0 0 * * *" and validate_cron("@WEEKLY") == "0 0 * * 0"
 
-    @pytest.mark.parametrize("expression, reason", [
-        ("0 3 * *", "has 4 fields; cron needs 5"),
-        ("60 3 * * 1", "minute: 60 is outside 0-59"),
-        ("0 24 * * 1", "hour: 24 is outside 0-23"),
-        ("0 3 0 * 1", "day of month: 0 is outside 1-31"),
-        ("0 3 * 13 1", "month: 13 is outside 1-12"),
-        ("0 3 * * funday", "day of week: 'funday' is not a number or one of"),
-        ("*/0 * * * *", "minute: step '0'"),
-        ("0 5-2 * * *", "hour: range '5-2' runs backwards"),
-        ("0 3 * * 1,", "day of week: empty entry"),
-        ("5/10 * * * *", "minute: a step needs a range or '\\*'"),
-        ("@reboot", "@reboot is not a schedule"),
-        ("@fortnightly", "unknown macro"),
-    ])
+    @pytest.mark.parametrize(
+        "expression, reason",
+        [
+            ("0 3 * *", "has 4 fields; cron needs 5"),
+            ("60 3 * * 1", "minute: 60 is outside 0-59"),
+            ("0 24 * * 1", "hour: 24 is outside 0-23"),
+            ("0 3 0 * 1", "day of month: 0 is outside 1-31"),
+            ("0 3 * 13 1", "month: 13 is outside 1-12"),
+            ("0 3 * * funday", "day of week: 'funday' is not a number or one of"),
+            ("*/0 * * * *", "minute: step '0'"),
+            ("0 5-2 * * *", "hour: range '5-2' runs backwards"),
+            ("0 3 * * 1,", "day of week: empty entry"),
+            ("5/10 * * * *", "minute: a step needs a range or '\\*'"),
+            ("@reboot", "@reboot is not a schedule"),
+            ("@fortnightly", "unknown macro"),
+        ],
+    )
     def test_malformed_expressions_name_the_reason(self, expression, reason):
         with pytest.raises(CronError, match=reason):
             validate_cron(expression)
@@ -80,8 +85,21 @@ class TestCrontab:
 
 class TestScheduleCli:
     def test_install_writes_a_runnable_line_with_its_log(self, crontab_file, tmp_path, capsys):
-        assert main(["schedule", "install", "--cron", "0 3 * * 1", "--name", "weekly",
-                     "--log", str(tmp_path / "logs" / "weekly.log")]) == 0
+        assert (
+            main(
+                [
+                    "schedule",
+                    "install",
+                    "--cron",
+                    "0 3 * * 1",
+                    "--name",
+                    "weekly",
+                    "--log",
+                    str(tmp_path / "logs" / "weekly.log"),
+                ]
+            )
+            == 0
+        )
         job = Crontab().jobs()[0]
         assert job.cron == "0 3 * * 1" and job.name == "weekly"
         assert "pipeline run pipelines.fer_retraining -c" in job.command and "configs/retraining.yaml" in job.command
@@ -98,8 +116,20 @@ class TestScheduleCli:
     def test_the_installed_command_runs_and_logs(self, crontab_file, tmp_path):
         import subprocess
 
-        main(["schedule", "install", "--cron", "@hourly", "--name", "probe", "--pipeline", "pipelines.nothing",
-              "--log", str(tmp_path / "probe.log")])
+        main(
+            [
+                "schedule",
+                "install",
+                "--cron",
+                "@hourly",
+                "--name",
+                "probe",
+                "--pipeline",
+                "pipelines.nothing",
+                "--log",
+                str(tmp_path / "probe.log"),
+            ]
+        )
         command = Crontab().jobs()[0].command
         subprocess.run(["bash", "-c", command], timeout=120)  # fails: no such pipeline; the log says so
         log = (tmp_path / "probe.log").read_text()

@@ -36,7 +36,7 @@ class IngestReport:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "IngestReport":
+    def from_dict(cls, d: dict) -> IngestReport:
         return cls(**d)
 
 
@@ -93,7 +93,7 @@ class FERDataset:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
         return self.splits == SPLITS.index(split)
 
-    def subset(self, mask_or_index: np.ndarray) -> "FERDataset":
+    def subset(self, mask_or_index: np.ndarray) -> FERDataset:
         """A new data set with the selected rows (boolean mask or integer index)."""
         idx = np.asarray(mask_or_index)
         return FERDataset(
@@ -105,7 +105,7 @@ class FERDataset:
             report=self.report,
         )
 
-    def split(self, split: str) -> "FERDataset":
+    def split(self, split: str) -> FERDataset:
         return self.subset(self.split_mask(split))
 
     def class_counts(self, split: str | None = None) -> dict[str, int]:
@@ -147,7 +147,7 @@ class FERDataset:
         (directory / "meta.json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "FERDataset":
+    def load(cls, directory: str | Path) -> FERDataset:
         directory = Path(directory)
         meta = json.loads((directory / "meta.json").read_text())
         if tuple(meta["emotions"]) != EMOTIONS:

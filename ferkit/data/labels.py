@@ -13,3 +13,6 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_OF_USAGE: dict[str, str] = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 IMAGE_SIZE = 48
+
+# File endings read as images, in data folders and wherever a user points ferkit at pictures.
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})

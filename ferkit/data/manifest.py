@@ -10,7 +10,19 @@ import pandas as pd
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE, SPLITS
 
-MANIFEST_COLUMNS = ("id", "split", "label", "width", "height", "mode", "converted", "pixel_mean", "pixel_std", "pixel_hash", "synthetic")
+MANIFEST_COLUMNS = (
+    "id",
+    "split",
+    "label",
+    "width",
+    "height",
+    "mode",
+    "converted",
+    "pixel_mean",
+    "pixel_std",
+    "pixel_hash",
+    "synthetic",
+)
 
 
 def build_manifest(data: FERDataset) -> pd.DataFrame:

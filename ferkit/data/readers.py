@@ -28,10 +28,9 @@ from tqdm.auto import tqdm
 
 from ferkit.data.dataset import FERDataset, IngestReport
 from ferkit.data.errors import DataError, DataNotFoundError
-from ferkit.data.labels import EMOTIONS, IMAGE_SIZE, LABEL_OF, SPLIT_OF_USAGE, SPLITS
+from ferkit.data.labels import EMOTIONS, IMAGE_SIZE, IMAGE_SUFFIXES, LABEL_OF, SPLIT_OF_USAGE, SPLITS
 
 DATA_ENV_VAR = "FER2013_PATH"
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 SPLIT_DIRS = ("train", "test")
 PIXELS_PER_IMAGE = IMAGE_SIZE * IMAGE_SIZE
 # Above this share of undecodable files the data is more likely broken than dirty.
@@ -135,9 +134,7 @@ class _ZipSource:
             name = info.filename
             parts = PurePosixPath(name.replace("\\", "/")).parts
             if name.startswith(("/", "\\")) or (parts and parts[0].endswith(":")) or ".." in parts:
-                raise DataError(
-                    f"{self.label}: refusing zip member '{name}': absolute paths and '..' are not allowed"
-                )
+                raise DataError(f"{self.label}: refusing zip member '{name}': absolute paths and '..' are not allowed")
             if not info.is_dir():
                 names.append(name)
         return sorted(names)
@@ -282,47 +279,17 @@ def _read_csv(path: Path, limit_per_class: int | None) -> FERDataset:
             raise DataError(f"{path}: missing column '{column}'; expected columns emotion,pixels,Usage")
     if frame.empty:
         raise DataError(f"{path}: the CSV has a header but no rows")
-    has_usage = "Usage" in frame.columns
 
     n = len(frame)
     images = np.empty((n, PIXELS_PER_IMAGE), dtype=np.uint8)
     labels = np.empty(n, dtype=np.int64)
     splits = np.empty(n, dtype=np.uint8)
-    test_code = SPLITS.index("test")
-    for i, (emotion, pixels) in enumerate(zip(frame["emotion"].tolist(), frame["pixels"].tolist())):
-        line = i + 2  # 1-based, after the header
-        try:
-            label = int(emotion)
-        except (TypeError, ValueError):
-            raise DataError(f"{path}: row {line}: emotion {emotion!r} is not an integer 0-6") from None
-        if not 0 <= label < len(EMOTIONS):
-            raise DataError(f"{path}: row {line}: emotion {label} is outside 0-6 ({', '.join(EMOTIONS)})")
-        values = np.array(str(pixels).split(), dtype=np.int64) if isinstance(pixels, str) else np.array([])
-        if values.size != PIXELS_PER_IMAGE:
-            raise DataError(
-                f"{path}: row {line}: 'pixels' has {values.size} values, expected {PIXELS_PER_IMAGE} (48x48)"
-            )
-        if values.min() < 0 or values.max() > 255:
-            raise DataError(f"{path}: row {line}: pixel values must lie in 0-255")
-        images[i] = values
-        labels[i] = label
-        if has_usage:
-            usage = str(frame["Usage"].iat[i]).strip()
-            if usage not in SPLIT_OF_USAGE:
-                raise DataError(
-                    f"{path}: row {line}: Usage {usage!r} is not one of {list(SPLIT_OF_USAGE)}"
-                )
-            splits[i] = SPLITS.index(SPLIT_OF_USAGE[usage])
-        else:
-            splits[i] = test_code
+    usages = frame["Usage"].tolist() if "Usage" in frame.columns else [None] * n
+    rows = zip(frame["emotion"].tolist(), frame["pixels"].tolist(), usages)
+    for i, (emotion, pixels, usage) in enumerate(rows):
+        labels[i], images[i], splits[i] = _csv_row(path, i + 2, emotion, pixels, usage)  # 1-based, after the header
     ids = np.array([f"{path.name}:row{i + 2}" for i in range(n)])
-    keep = np.ones(n, dtype=bool)
-    if limit_per_class is not None:
-        keep[:] = False
-        for split in np.unique(splits):
-            for label in np.unique(labels):
-                rows = np.flatnonzero((splits == split) & (labels == label))[:limit_per_class]
-                keep[rows] = True
+    keep = _first_per_class(splits, labels, limit_per_class)
     return FERDataset(
         images=images[keep].reshape(-1, IMAGE_SIZE, IMAGE_SIZE),
         labels=labels[keep],
@@ -330,6 +297,38 @@ def _read_csv(path: Path, limit_per_class: int | None) -> FERDataset:
         source_ids=ids[keep],
         report=IngestReport(),
     )
+
+
+def _csv_row(path: Path, line: int, emotion, pixels, usage) -> tuple[int, np.ndarray, int]:
+    """(label, 2,304 pixel values, split code) of one CSV row; a DataError names the row and field."""
+    try:
+        label = int(emotion)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: row {line}: emotion {emotion!r} is not an integer 0-6") from None
+    if not 0 <= label < len(EMOTIONS):
+        raise DataError(f"{path}: row {line}: emotion {label} is outside 0-6 ({', '.join(EMOTIONS)})")
+    values = np.array(str(pixels).split(), dtype=np.int64) if isinstance(pixels, str) else np.array([])
+    if values.size != PIXELS_PER_IMAGE:
+        raise DataError(f"{path}: row {line}: 'pixels' has {values.size} values, expected {PIXELS_PER_IMAGE} (48x48)")
+    if values.min() < 0 or values.max() > 255:
+        raise DataError(f"{path}: row {line}: pixel values must lie in 0-255")
+    if usage is None:
+        return label, values, SPLITS.index("test")
+    usage = str(usage).strip()
+    if usage not in SPLIT_OF_USAGE:
+        raise DataError(f"{path}: row {line}: Usage {usage!r} is not one of {list(SPLIT_OF_USAGE)}")
+    return label, values, SPLITS.index(SPLIT_OF_USAGE[usage])
+
+
+def _first_per_class(splits: np.ndarray, labels: np.ndarray, limit: int | None) -> np.ndarray:
+    """True for the first `limit` rows of each split and class (every row without a limit)."""
+    keep = np.ones(len(labels), dtype=bool)
+    if limit is not None:
+        keep[:] = False
+        for split in np.unique(splits):
+            for label in np.unique(labels):
+                keep[np.flatnonzero((splits == split) & (labels == label))[:limit]] = True
+    return keep
 
 
 def _missing_classes(data: FERDataset) -> dict[str, list[str]]:

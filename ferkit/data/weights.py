@@ -74,8 +74,9 @@ def effective_number_weights(labels: np.ndarray, beta: float = 0.999, num_classe
     return raw * num_classes / raw.sum()
 
 
-def class_weights(labels: np.ndarray, method: WeightMethod = "inverse_frequency", beta: float = 0.999,
-                  power: float = 1.0) -> ClassWeights:
+def class_weights(
+    labels: np.ndarray, method: WeightMethod = "inverse_frequency", beta: float = 0.999, power: float = 1.0
+) -> ClassWeights:
     """Weights for the training labels by the named method."""
     used_beta, used_power = None, None
     if method == "inverse_frequency":

@@ -54,11 +54,13 @@ class Generator(nn.Module):
         self.num_classes, self.z_dim = num_classes, z_dim
         self.embed = nn.Embedding(num_classes, z_dim)
         self.project = nn.Linear(2 * z_dim, 4 * width * BASE * BASE)
-        self.blocks = nn.ModuleList([
-            _UpBlock(4 * width, 2 * width, num_classes),  # 6 -> 12
-            _UpBlock(2 * width, width, num_classes),  # 12 -> 24
-            _UpBlock(width, width, num_classes),  # 24 -> 48
-        ])
+        self.blocks = nn.ModuleList(
+            [
+                _UpBlock(4 * width, 2 * width, num_classes),  # 6 -> 12
+                _UpBlock(2 * width, width, num_classes),  # 12 -> 24
+                _UpBlock(width, width, num_classes),  # 24 -> 48
+            ]
+        )
         self.out_norm = nn.BatchNorm2d(width)
         self.to_image = nn.Conv2d(width, 1, 3, padding=1)
         self.width = width
@@ -78,8 +80,10 @@ class Discriminator(nn.Module):
 
         def down(c_in: int, c_out: int) -> nn.Sequential:
             return nn.Sequential(
-                spectral_norm(nn.Conv2d(c_in, c_out, 3, padding=1)), nn.LeakyReLU(0.1),
-                spectral_norm(nn.Conv2d(c_out, c_out, 4, stride=2, padding=1)), nn.LeakyReLU(0.1),
+                spectral_norm(nn.Conv2d(c_in, c_out, 3, padding=1)),
+                nn.LeakyReLU(0.1),
+                spectral_norm(nn.Conv2d(c_out, c_out, 4, stride=2, padding=1)),
+                nn.LeakyReLU(0.1),
             )
 
         self.features = nn.Sequential(down(1, width), down(width, 2 * width), down(2 * width, 4 * width))  # 48 -> 6

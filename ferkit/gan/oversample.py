@@ -99,16 +99,30 @@ class TrainedGenerator:
         return generator.eval()
 
     def save(self, path: str | Path) -> None:
-        torch.save({"format": FORMAT_VERSION, "config": self.config, "state_dict": self.state_dict,
-                    "emotions": list(self.emotions), "history": self.history, "seconds": self.seconds}, path)
+        torch.save(
+            {
+                "format": FORMAT_VERSION,
+                "config": self.config,
+                "state_dict": self.state_dict,
+                "emotions": list(self.emotions),
+                "history": self.history,
+                "seconds": self.seconds,
+            },
+            path,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> TrainedGenerator:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
             raise ValueError(f"{path}: not a ferkit generator checkpoint (format {FORMAT_VERSION})")
-        return cls(config=payload["config"], state_dict=payload["state_dict"], emotions=tuple(payload["emotions"]),
-                   history=payload["history"], seconds=payload["seconds"])
+        return cls(
+            config=payload["config"],
+            state_dict=payload["state_dict"],
+            emotions=tuple(payload["emotions"]),
+            history=payload["history"],
+            seconds=payload["seconds"],
+        )
 
 
 def real_training_faces(dataset: FERDataset) -> FERDataset:
@@ -116,15 +130,18 @@ def real_training_faces(dataset: FERDataset) -> FERDataset:
     return dataset.subset(dataset.split_mask("train") & ~dataset.synthetic)
 
 
-def fit_generator(dataset: FERDataset, config: GANConfig, callbacks: Sequence[StepCallback] = (),
-                  progress: bool = True) -> TrainedGenerator:
+def fit_generator(
+    dataset: FERDataset, config: GANConfig, callbacks: Sequence[StepCallback] = (), progress: bool = True
+) -> TrainedGenerator:
     """Train the conditional GAN on the real training faces of every emotion."""
     train = real_training_faces(dataset)
-    result = train_gan(train.images, train.labels, config, num_classes=len(EMOTIONS), callbacks=callbacks,
-                       progress=progress)
+    result = train_gan(
+        train.images, train.labels, config, num_classes=len(EMOTIONS), callbacks=callbacks, progress=progress
+    )
     state = {k: v.detach().cpu().clone() for k, v in result.generator.state_dict().items()}
-    return TrainedGenerator(config=config.model_dump(mode="json"), state_dict=state, history=result.history,
-                            seconds=result.seconds)
+    return TrainedGenerator(
+        config=config.model_dump(mode="json"), state_dict=state, history=result.history, seconds=result.seconds
+    )
 
 
 def add_synthetic(dataset: FERDataset, images: np.ndarray, labels: np.ndarray) -> FERDataset:
@@ -149,13 +166,15 @@ def add_synthetic(dataset: FERDataset, images: np.ndarray, labels: np.ndarray) -
 
 def synthesize(generator: TrainedGenerator, plan: dict[str, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """uint8 faces and labels for the plan, deterministic for a seed."""
-    labels = np.concatenate([np.full(n, EMOTIONS.index(e), dtype=np.int64) for e, n in plan.items()] or
-                            [np.zeros(0, dtype=np.int64)])
+    labels = np.concatenate(
+        [np.full(n, EMOTIONS.index(e), dtype=np.int64) for e, n in plan.items()] or [np.zeros(0, dtype=np.int64)]
+    )
     return generate(generator.build(), labels, seed=seed), labels
 
 
-def oversample(dataset: FERDataset, config: OversampleConfig, callbacks: Sequence[StepCallback] = (),
-               progress: bool = True) -> tuple[FERDataset, TrainedGenerator | None, dict[str, int]]:
+def oversample(
+    dataset: FERDataset, config: OversampleConfig, callbacks: Sequence[StepCallback] = (), progress: bool = True
+) -> tuple[FERDataset, TrainedGenerator | None, dict[str, int]]:
     """The data set with synthetic faces for the targeted emotions, the generator and the plan.
 
     Disabled, or with nothing to add, the data set comes back unchanged and no GAN is trained.

@@ -76,10 +76,17 @@ class Judge:
 def train_judge(dataset: FERDataset, config: QualityConfig) -> Judge:
     """A plain CNN trained on the real training faces, checkpoint chosen on val."""
     train, val = real_training_faces(dataset), dataset.split("val")
-    recipe = TrainConfig(architecture="plain_cnn", architecture_kwargs={"widths": config.judge_widths},
-                         epochs=config.judge_epochs, lr=0.05, early_stopping_patience=None, tta_flip=False,
-                         max_batches_per_epoch=config.judge_max_batches, precision=config.precision,
-                         seed=config.seed)
+    recipe = TrainConfig(
+        architecture="plain_cnn",
+        architecture_kwargs={"widths": config.judge_widths},
+        epochs=config.judge_epochs,
+        lr=0.05,
+        early_stopping_patience=None,
+        tta_flip=False,
+        max_batches_per_epoch=config.judge_max_batches,
+        precision=config.precision,
+        seed=config.seed,
+    )
     seed_everything(config.seed)
     model = build_model("plain_cnn", widths=config.judge_widths)
     weights = class_weights(train.labels, "inverse_frequency").as_list()
@@ -140,8 +147,13 @@ class QualityResult:
     reference_distances: np.ndarray  # real val faces -> nearest real training face
 
 
-def assess(generator: TrainedGenerator, dataset: FERDataset, config: QualityConfig,
-           emotions: tuple[str, ...] = EMOTIONS, judge: Judge | None = None) -> QualityResult:
+def assess(
+    generator: TrainedGenerator,
+    dataset: FERDataset,
+    config: QualityConfig,
+    emotions: tuple[str, ...] = EMOTIONS,
+    judge: Judge | None = None,
+) -> QualityResult:
     """Score the generator's faces for `emotions` against the real faces of `dataset`."""
     judge = judge or train_judge(dataset, config)
     train, val = real_training_faces(dataset), dataset.split("val")
@@ -170,20 +182,25 @@ def assess(generator: TrainedGenerator, dataset: FERDataset, config: QualityConf
         row = {
             "agreement": float((probs.argmax(1) == c).mean()),
             "agreement_real_reference": float((val_probs[val.labels == c].argmax(1) == c).mean())
-            if len(real_val) else float("nan"),
+            if len(real_val)
+            else float("nan"),
             "nn_distance_median": float(np.median(dist)),
-            "nn_distance_reference_median": float(np.median(reference[val.labels == c])) if len(real_val) else float("nan"),
+            "nn_distance_reference_median": float(np.median(reference[val.labels == c]))
+            if len(real_val)
+            else float("nan"),
             "copy_share": float((dist < threshold).mean()),
             "copy_share_real_reference": float((reference[val.labels == c] < threshold).mean())
-            if len(real_val) else float("nan"),
+            if len(real_val)
+            else float("nan"),
         }
         if len(real_train) >= 2:
             row["fid"] = frechet_distance(feats, real_train)
             row["kid"] = kernel_distance(feats, real_train, config.kid_subsets, config.kid_subset_size, config.seed)
         if len(real_train) >= 2 and len(real_val) >= 2:
             row["fid_real_reference"] = frechet_distance(real_val, real_train)
-            row["kid_real_reference"] = kernel_distance(real_val, real_train, config.kid_subsets,
-                                                        config.kid_subset_size, config.seed)
+            row["kid_real_reference"] = kernel_distance(
+                real_val, real_train, config.kid_subsets, config.kid_subset_size, config.seed
+            )
         report["classes"][emotion] = {k: round(v, 4) for k, v in row.items()}
         samples[emotion], nearest[emotion], distances[emotion] = faces, train.images[where], dist
     return QualityResult(report, samples, nearest, distances, reference)
@@ -199,11 +216,28 @@ def metrics(report: dict) -> dict[str, float]:
 
 def markdown(report: dict) -> str:
     """The report as a table, one row per emotion."""
-    cols = ["fid", "fid_real_reference", "kid", "kid_real_reference", "agreement", "agreement_real_reference",
-            "nn_distance_median", "nn_distance_reference_median", "copy_share", "copy_share_real_reference"]
-    lines = ["# Synthetic face quality", "", report["feature_extractor"] + ".", "",
-             f"A face closer to a training face than {report['copy_threshold']:.4f} RMS counts as a copy.", "",
-             "| emotion | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    cols = [
+        "fid",
+        "fid_real_reference",
+        "kid",
+        "kid_real_reference",
+        "agreement",
+        "agreement_real_reference",
+        "nn_distance_median",
+        "nn_distance_reference_median",
+        "copy_share",
+        "copy_share_real_reference",
+    ]
+    lines = [
+        "# Synthetic face quality",
+        "",
+        report["feature_extractor"] + ".",
+        "",
+        f"A face closer to a training face than {report['copy_threshold']:.4f} RMS counts as a copy.",
+        "",
+        "| emotion | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
     for emotion, row in report["classes"].items():
         lines.append(f"| {emotion} | " + " | ".join(f"{row.get(c, float('nan')):.4f}" for c in cols) + " |")
     return "\n".join(lines) + "\n"
@@ -230,8 +264,9 @@ def sample_grid_png(faces: np.ndarray, path: str | Path, columns: int = 8, scale
     return path
 
 
-def nearest_pairs_png(faces: np.ndarray, nearest: np.ndarray, distances: np.ndarray, path: str | Path,
-                      columns: int = 8) -> Path:
+def nearest_pairs_png(
+    faces: np.ndarray, nearest: np.ndarray, distances: np.ndarray, path: str | Path, columns: int = 8
+) -> Path:
     """The closest generated faces (top rows) above their nearest training faces (bottom rows)."""
     from PIL import Image
 
@@ -250,10 +285,20 @@ def distance_histogram_png(result: QualityResult, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    bins = np.linspace(0, max([result.reference_distances.max(initial=0.3)] +
-                              [d.max(initial=0) for d in result.distances.values()]), 50)
-    ax.hist(result.reference_distances, bins=bins, density=True, histtype="step", color="black", lw=2,
-            label="real val -> train (reference)")
+    bins = np.linspace(
+        0,
+        max([result.reference_distances.max(initial=0.3)] + [d.max(initial=0) for d in result.distances.values()]),
+        50,
+    )
+    ax.hist(
+        result.reference_distances,
+        bins=bins,
+        density=True,
+        histtype="step",
+        color="black",
+        lw=2,
+        label="real val -> train (reference)",
+    )
     for emotion, dist in result.distances.items():
         ax.hist(dist, bins=bins, density=True, histtype="step", label=f"generated {emotion}")
     ax.axvline(result.report["copy_threshold"], ls=":", color="red", label="copy threshold")
@@ -274,6 +319,9 @@ def write_plots(result: QualityResult, folder: str | Path) -> list[Path]:
     paths = [distance_histogram_png(result, folder / "nn_distance.png")]
     for emotion, faces in result.samples.items():
         paths.append(sample_grid_png(faces, folder / "samples" / f"{emotion}.png"))
-        paths.append(nearest_pairs_png(faces, result.nearest[emotion], result.distances[emotion],
-                                       folder / "nearest" / f"{emotion}.png"))
+        paths.append(
+            nearest_pairs_png(
+                faces, result.nearest[emotion], result.distances[emotion], folder / "nearest" / f"{emotion}.png"
+            )
+        )
     return paths

@@ -10,10 +10,8 @@ before the discriminator sees them.
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +23,8 @@ from tqdm.auto import tqdm
 
 from ferkit.data.labels import EMOTIONS
 from ferkit.gan.models import Discriminator, Generator
+from ferkit.models.ema import update_ema
+from ferkit.runtime import progress_disabled, resolve_device
 
 StepCallback = Callable[[int, dict[str, float]], None]
 
@@ -59,15 +59,84 @@ class GANResult:
     seconds: float = 0.0
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _mirror(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     flip = torch.rand(x.shape[0], generator=generator, device="cpu") < 0.5
     return torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
+
+
+class _RealBatches:
+    """Batches of real faces in [0, 1] with their labels, drawn class-balanced when configured."""
+
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray, config: GANConfig, rng: torch.Generator, device: torch.device
+    ):
+        self.data = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 on the device
+        self.labels = torch.as_tensor(labels, dtype=torch.long)
+        self.present = sorted(set(self.labels.tolist()))
+        self.by_class = {c: torch.nonzero(self.labels == c).flatten() for c in self.present}
+        self.config, self.rng, self.device = config, rng, device
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
+        size, rng = self.config.batch_size, self.rng
+        if self.config.balanced:
+            ys = torch.tensor(self.present)[torch.randint(len(self.present), (size,), generator=rng)]
+            idx = torch.stack(
+                [self.by_class[int(c)][torch.randint(len(self.by_class[int(c)]), (1,), generator=rng)][0] for c in ys]
+            )
+        else:
+            idx = torch.randint(len(self.labels), (size,), generator=rng)
+        x = self.data[idx.to(self.device)].unsqueeze(1).float() / 255.0  # (B, 1, 48, 48)
+        return x, self.labels[idx].to(self.device)
+
+
+@dataclass
+class _Nets:
+    """The two networks, their optimizers and the generator's EMA copy."""
+
+    g: Generator
+    d: Discriminator
+    ema: Generator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+    @classmethod
+    def build(cls, config: GANConfig, num_classes: int, device: torch.device) -> _Nets:
+        netg = Generator(num_classes, config.z_dim, config.width).to(device)
+        netd = Discriminator(num_classes, config.width).to(device)
+        if config.channels_last:
+            netg, netd = (netg.to(memory_format=torch.channels_last), netd.to(memory_format=torch.channels_last))
+        return cls(
+            netg,
+            netd,
+            copy.deepcopy(netg).eval(),
+            torch.optim.Adam(netg.parameters(), lr=config.lr_generator, betas=config.betas),
+            torch.optim.Adam(netd.parameters(), lr=config.lr_discriminator, betas=config.betas),
+        )
+
+
+def _hinge_step(
+    nets: _Nets, real: torch.Tensor, y: torch.Tensor, config: GANConfig, rng: torch.Generator, device: torch.device
+) -> tuple[float, float]:
+    """One discriminator and one generator update on the hinge loss; returns both losses."""
+    z = torch.randn(config.batch_size, config.z_dim, generator=rng).to(device)
+    bf16 = config.precision == "bf16"
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        fake = nets.g(z, y)
+        if config.mirror:
+            real, fake_d = _mirror(real, rng), _mirror(fake.detach(), rng)
+        else:
+            fake_d = fake.detach()
+        d_loss = F.relu(1 - nets.d(real, y).float()).mean() + F.relu(1 + nets.d(fake_d, y).float()).mean()
+    nets.opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    nets.opt_d.step()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        fake_g = _mirror(fake, rng) if config.mirror else fake
+        g_loss = -nets.d(fake_g, y).float().mean()
+    nets.opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    nets.opt_g.step()
+    return d_loss.item(), g_loss.item()
 
 
 def train_gan(
@@ -85,75 +154,32 @@ def train_gan(
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     rng = torch.Generator().manual_seed(config.seed)
-    device = _device(config.device)
-    netg = Generator(num_classes, config.z_dim, config.width).to(device)
-    netd = Discriminator(num_classes, config.width).to(device)
-    if config.channels_last:
-        netg, netd = netg.to(memory_format=torch.channels_last), netd.to(memory_format=torch.channels_last)
-
-    def autocast() -> AbstractContextManager:
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-    ema = copy.deepcopy(netg).eval()
-    opt_g = torch.optim.Adam(netg.parameters(), lr=config.lr_generator, betas=config.betas)
-    opt_d = torch.optim.Adam(netd.parameters(), lr=config.lr_discriminator, betas=config.betas)
-
-    data = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 on the device
-    labels_t = torch.as_tensor(labels, dtype=torch.long)
-    present = sorted(set(labels_t.tolist()))
-    by_class = {c: torch.nonzero(labels_t == c).flatten() for c in present}
-
-    def real_batch() -> tuple[torch.Tensor, torch.Tensor]:
-        if config.balanced:
-            ys = torch.tensor(present)[torch.randint(len(present), (config.batch_size,), generator=rng)]
-            idx = torch.stack([by_class[int(c)][torch.randint(len(by_class[int(c)]), (1,), generator=rng)][0]
-                               for c in ys])
-        else:
-            idx = torch.randint(len(labels_t), (config.batch_size,), generator=rng)
-        x = data[idx.to(device)].unsqueeze(1).float() / 255.0
-        return x, labels_t[idx].to(device)
-
+    device = resolve_device(config.device)
+    nets = _Nets.build(config, num_classes, device)
+    batches = _RealBatches(images, labels, config, rng, device)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
-    quiet = not progress or os.environ.get("FERKIT_NO_PROGRESS") == "1"  # as the training loop
-    bar = tqdm(range(1, config.steps + 1), desc="gan", unit="step", mininterval=2.0, disable=quiet)
+    bar = tqdm(
+        range(1, config.steps + 1),
+        desc="gan",
+        unit="step",
+        mininterval=2.0,
+        disable=not progress or progress_disabled(),
+    )
     d_sum = g_sum = 0.0
     for step in bar:
-        real, y = real_batch()
-        z = torch.randn(config.batch_size, config.z_dim, generator=rng).to(device)
-        with autocast():
-            fake = netg(z, y)
-            if config.mirror:
-                real, fake_d = _mirror(real, rng), _mirror(fake.detach(), rng)
-            else:
-                fake_d = fake.detach()
-            d_loss = F.relu(1 - netd(real, y).float()).mean() + F.relu(1 + netd(fake_d, y).float()).mean()
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-
-        with autocast():
-            fake_g = _mirror(fake, rng) if config.mirror else fake
-            g_loss = -netd(fake_g, y).float().mean()
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        with torch.no_grad():
-            decay = min(config.ema_decay, (1 + step) / (10 + step))
-            for e, p in zip(ema.parameters(), netg.parameters(), strict=True):
-                e.lerp_(p, 1 - decay)
-            for e, b in zip(ema.buffers(), netg.buffers(), strict=True):
-                e.copy_(b)
-        d_sum, g_sum = d_sum + d_loss.item(), g_sum + g_loss.item()
+        d_loss, g_loss = _hinge_step(nets, *batches.draw(), config, rng, device)
+        update_ema(nets.ema, nets.g, config.ema_decay, step)
+        d_sum, g_sum = d_sum + d_loss, g_sum + g_loss
         if step % config.log_every == 0 or step == config.steps:
             n = step % config.log_every or config.log_every
-            metrics = {"gan.d_loss": d_sum / n, "gan.g_loss": g_sum / n,
-                       "gan.seconds": time.perf_counter() - start}
+            metrics = {"gan.d_loss": d_sum / n, "gan.g_loss": g_sum / n, "gan.seconds": time.perf_counter() - start}
             history.append({"step": step, **metrics})
             bar.set_postfix(d=f"{metrics['gan.d_loss']:.3f}", g=f"{metrics['gan.g_loss']:.3f}")
             for callback in callbacks:
                 callback(step, metrics)
             d_sum = g_sum = 0.0
-    ema = ema.to(memory_format=torch.contiguous_format).eval()
+    ema = nets.ema.to(memory_format=torch.contiguous_format).eval()
     return GANResult(generator=ema, history=history, seconds=time.perf_counter() - start)
 
 

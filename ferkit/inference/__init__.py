@@ -1,24 +1,14 @@
-"""Using a trained model: predicting faces, evaluating on a data set, the promotion decision.
+"""Using a trained model: predicting faces in photos, evaluating on a data set.
 
 Names load on first use, so `ferkit predict` does not import the evaluation stack.
 """
 
-import importlib
+from ferkit._lazy import lazy_exports
 
-_EXPORTS = {
-    "EvaluationResult": "ferkit.inference.evaluation",
-    "evaluate": "ferkit.inference.evaluation",
-    "write_report": "ferkit.inference.evaluation",
-    "Predictor": "ferkit.inference.predictor",
-    "detect_faces": "ferkit.inference.predictor",
-    "to_face_array": "ferkit.inference.predictor",
-    "PromotionDecision": "ferkit.inference.promotion",
-    "decide": "ferkit.inference.promotion",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'ferkit.inference' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "ferkit.inference.evaluation": ("EvaluationResult", "evaluate", "write_report"),
+        "ferkit.inference.predictor": ("Predictor", "detect_faces", "to_face_array"),
+    },
+)

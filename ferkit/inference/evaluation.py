@@ -27,6 +27,8 @@ from ferkit.models.checkpoint import TrainedModel
 from ferkit.models.predict import predict_proba, predict_proba_modes
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss")
+# Reported beside the headline by default; their views are shared, so they cost nothing extra.
+REPORTED_MODES = ("none", "flip", "ten_crop", "multi_scale")
 
 
 @dataclass
@@ -58,12 +60,29 @@ class EvaluationResult:
         return {k: float(v) for k, v in flat.items() if v == v}  # drop NaN (absent classes)
 
 
+def _headline_metrics(
+    y: np.ndarray, probs: np.ndarray, present: list[int], bootstrap_resamples: int, seed: int
+) -> dict[str, float]:
+    """Headline figures, ECE, bootstrap CIs of balanced accuracy and macro-F1, named confusions."""
+    y_pred = probs.argmax(axis=1)
+    metrics = classification_metrics(y, probs)
+    metrics["ece"] = expected_calibration_error(y, probs)
+    for name, fn in (
+        ("balanced_accuracy", balanced_accuracy_score),
+        ("macro_f1", lambda t, p: f1_score(t, p, labels=present, average="macro", zero_division=0)),
+    ):
+        low, high = bootstrap_ci(y, y_pred, fn, n_resamples=bootstrap_resamples, seed=seed)
+        metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = low, high
+    metrics.update({f"confusion.{k}": v for k, v in named_confusions(y, probs).items()})
+    return metrics
+
+
 def evaluate(
     model: TrainedModel,
     data: FERDataset,
     split: str = "test",
     tta: str | None = None,
-    tta_modes: tuple[str, ...] = ("none", "flip", "ten_crop", "multi_scale"),  # views shared: no extra cost
+    tta_modes: tuple[str, ...] = REPORTED_MODES,
     fit_temperature_on: str | None = "val",
     leakage_mask: np.ndarray | None = None,
     bootstrap_resamples: int = 1000,
@@ -87,21 +106,10 @@ def evaluate(
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
     bf16 = precision == "bf16"
     modes = tuple(dict.fromkeys((headline_mode, *tta_modes)))
-    probs_by_mode = predict_proba_modes(network, subset.images, modes, bf16=bf16)  # shared views run once
+    probs_by_mode = predict_proba_modes(network, subset.images, modes, bf16=bf16)  # shared views once
     probs, y = probs_by_mode[headline_mode], subset.labels
-    y_pred = probs.argmax(axis=1)
-
-    metrics = classification_metrics(y, probs)
-    metrics["ece"] = expected_calibration_error(y, probs)
     present = sorted(set(y.tolist()))
-    for name, fn in (
-        ("balanced_accuracy", balanced_accuracy_score),
-        ("macro_f1", lambda t, p: f1_score(t, p, labels=present, average="macro", zero_division=0)),
-    ):
-        low, high = bootstrap_ci(y, y_pred, fn, n_resamples=bootstrap_resamples, seed=seed)
-        metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = low, high
-    metrics.update({f"confusion.{k}": v for k, v in named_confusions(y, probs).items()})
-
+    metrics = _headline_metrics(y, probs, present, bootstrap_resamples, seed)
     result = EvaluationResult(
         split=split,
         images=len(subset),
@@ -117,15 +125,8 @@ def evaluate(
 
     if fit_temperature_on and fit_temperature_on != split and len(data.split(fit_temperature_on)):
         held_out = data.split(fit_temperature_on)
-        temperature = fit_temperature(held_out.labels, predict_proba(network, held_out.images, tta=headline_mode,
-                                                                           bf16=bf16))
-        scaled = apply_temperature(probs, temperature)
-        result.temperature = temperature
-        result.calibrated = {
-            "log_loss": classification_metrics(y, scaled)["log_loss"],
-            "ece": expected_calibration_error(y, scaled),
-        }
-
+        held_out_probs = predict_proba(network, held_out.images, tta=headline_mode, bf16=bf16)
+        _calibrate(result, fit_temperature(held_out.labels, held_out_probs))
     if leakage_mask is not None:
         keep = ~np.asarray(leakage_mask)[data.split_mask(split)]
         result.leakage_free_images = int(keep.sum())
@@ -134,27 +135,23 @@ def evaluate(
     return result
 
 
+def _calibrate(result: EvaluationResult, temperature: float) -> None:
+    """Log loss and ECE of the result's probabilities after temperature scaling."""
+    scaled = apply_temperature(result.probs, temperature)
+    result.temperature = temperature
+    result.calibrated = {
+        "log_loss": classification_metrics(result.labels, scaled)["log_loss"],
+        "ece": expected_calibration_error(result.labels, scaled),
+    }
+
+
 def _png_tag(path: Path) -> str:
     encoded = base64.b64encode(path.read_bytes()).decode()
     return f'<img src="data:image/png;base64,{encoded}" style="max-width:100%">'
 
 
-def write_report(result: EvaluationResult, out_dir: str | Path, title: str = "fer_emotion") -> dict[str, Path]:
-    """Confusion matrix and reliability PNGs, the per-class CSV, and report.md / report.html."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "confusion_matrix": out / "confusion_matrix.png",
-        "reliability": out / "reliability_diagram.png",
-        "per_class": out / "per_class.csv",
-        "markdown": out / "report.md",
-        "html": out / "report.html",
-    }
-    confusion_matrix_png(result.labels, result.probs, paths["confusion_matrix"],
-                         title=f"{result.split}: {result.images} images, TTA {result.tta}")
-    reliability_diagram_png(result.labels, result.probs, paths["reliability"], title=f"{result.split}:")
-    result.per_class.to_csv(paths["per_class"], index=False)
-
+def _report_markdown(result: EvaluationResult, title: str) -> str:
+    """The report's figures, TTA table, named confusions and per-class table as markdown."""
     m = result.metrics
     lines = [
         f"# Evaluation of {title} on {result.split} ({result.images} images)",
@@ -180,17 +177,51 @@ def write_report(result: EvaluationResult, out_dir: str | Path, title: str = "fe
             f"| leakage-free ({result.leakage_free_images} images): accuracy / balanced / macro-F1 | "
             f"{lf['accuracy']:.4f} / {lf['balanced_accuracy']:.4f} / {lf['macro_f1']:.4f} |"
         )
-    lines += ["", "## Test-time augmentation", "", "| mode | " + " | ".join(HEADLINE) + " |",
-              "|---|" + "---:|" * len(HEADLINE)]
+    lines += [
+        "",
+        "## Test-time augmentation",
+        "",
+        "| mode | " + " | ".join(HEADLINE) + " |",
+        "|---|" + "---:|" * len(HEADLINE),
+    ]
     for mode, figures in result.tta_table.items():
         lines.append(f"| {mode} | " + " | ".join(f"{figures[k]:.4f}" for k in HEADLINE) + " |")
     lines += ["", "## Named confusions (share of the true class)", "", "| confusion | share |", "|---|---:|"]
-    lines += [f"| {k.split('.', 1)[1].replace('_to_', ' -> ')} | {v:.3f} |" for k, v in m.items() if k.startswith("confusion.")]
+    lines += [
+        f"| {k.split('.', 1)[1].replace('_to_', ' -> ')} | {v:.3f} |"
+        for k, v in m.items()
+        if k.startswith("confusion.")
+    ]
     lines += ["", "## Per class", "", "| emotion | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
     for row in result.per_class.itertuples():
         lines.append(f"| {row.emotion} | {row.precision:.3f} | {row.recall:.3f} | {row.f1:.3f} | {row.support} |")
-    markdown = "\n".join(lines) + "\n"
-    paths["markdown"].write_text(markdown + "\n![confusion matrix](confusion_matrix.png)\n\n![reliability](reliability_diagram.png)\n")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result: EvaluationResult, out_dir: str | Path, title: str = "fer_emotion") -> dict[str, Path]:
+    """Confusion matrix and reliability PNGs, the per-class CSV, and report.md / report.html."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "confusion_matrix": out / "confusion_matrix.png",
+        "reliability": out / "reliability_diagram.png",
+        "per_class": out / "per_class.csv",
+        "markdown": out / "report.md",
+        "html": out / "report.html",
+    }
+    confusion_matrix_png(
+        result.labels,
+        result.probs,
+        paths["confusion_matrix"],
+        title=f"{result.split}: {result.images} images, TTA {result.tta}",
+    )
+    reliability_diagram_png(result.labels, result.probs, paths["reliability"], title=f"{result.split}:")
+    result.per_class.to_csv(paths["per_class"], index=False)
+
+    markdown = _report_markdown(result, title)
+    paths["markdown"].write_text(
+        markdown + "\n![confusion matrix](confusion_matrix.png)\n\n![reliability](reliability_diagram.png)\n"
+    )
 
     body = _markdown_tables_to_html(markdown)
     html = (

@@ -32,8 +32,9 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: in
     return float(ece)
 
 
-def reliability_diagram_png(y_true: np.ndarray, probs: np.ndarray, path: str | Path, n_bins: int = 15,
-                            title: str = "") -> None:
+def reliability_diagram_png(
+    y_true: np.ndarray, probs: np.ndarray, path: str | Path, n_bins: int = 15, title: str = ""
+) -> None:
     """Accuracy per confidence bin against the diagonal, with bin sizes below."""
     import matplotlib
 

@@ -48,12 +48,8 @@ def per_class_table(y_true: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
     """Precision, recall, F1 and support per emotion, in canonical order."""
     y_pred = np.asarray(probs).argmax(axis=1)
     labels = list(range(len(EMOTIONS)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
-    return pd.DataFrame(
-        {"emotion": EMOTIONS, "precision": precision, "recall": recall, "f1": f1, "support": support}
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return pd.DataFrame({"emotion": EMOTIONS, "precision": precision, "recall": recall, "f1": f1, "support": support})
 
 
 def confusion_matrix_png(y_true: np.ndarray, probs: np.ndarray, path: str | Path, title: str = "") -> np.ndarray:

@@ -27,15 +27,20 @@ def training_curves_png(history: Sequence[dict[str, float]], path: str | Path) -
     if series("val.log_loss")[0]:
         axes[0].plot(*series("val.log_loss"), marker=".", label="val log loss")
     axes[0].set_title("loss")
-    for key, label in (("val.macro_f1", "val macro-F1"), ("val.accuracy", "val accuracy"),
-                       ("train.accuracy", "train accuracy (augmented)")):
+    for key, label in (
+        ("val.macro_f1", "val macro-F1"),
+        ("val.accuracy", "val accuracy"),
+        ("train.accuracy", "train accuracy (augmented)"),
+    ):
         if series(key)[0]:
             axes[1].plot(*series(key), marker="." if key.startswith("val.") else None, label=label)
     axes[1].set_title("scores")
     axes[2].plot(epochs, [h["train.lr"] for h in history])
     axes[2].set_yscale("log")
     axes[2].set_title("learning rate (end of epoch)")
-    changes = [h["epoch"] - 0.5 for prev, h in zip(history, history[1:]) if h.get("train.phase") != prev.get("train.phase")]
+    changes = [
+        h["epoch"] - 0.5 for prev, h in zip(history, history[1:]) if h.get("train.phase") != prev.get("train.phase")
+    ]
     for ax in axes:
         for x in changes:
             ax.axvline(x, linestyle=":", color="grey")

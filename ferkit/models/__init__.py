@@ -1,9 +1,14 @@
-"""Emotion classifiers: a small registry of architectures and a self-describing checkpoint."""
+"""Emotion classifiers: a small registry of architectures and a self-describing checkpoint.
 
-from ferkit.models.checkpoint import CheckpointError, TrainedModel
-from ferkit.models.registry import available_models, build_model, register_model
+Names load on first use, so `ferkit.models.views` (the TTA mode names) imports without torch.
+"""
 
-# Importing the module registers its architectures.
-from ferkit.models import cnn, hybrid  # noqa: F401,E402
+from ferkit._lazy import lazy_exports
 
-__all__ = ["CheckpointError", "TrainedModel", "available_models", "build_model", "register_model"]
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "ferkit.models.checkpoint": ("CheckpointError", "TrainedModel"),
+        "ferkit.models.registry": ("available_models", "build_model", "register_model"),
+    },
+)

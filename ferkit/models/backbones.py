@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from ferkit.models.checkpoint import CheckpointError
+from ferkit.models.registry import Registry
 
 
 class WeightsError(RuntimeError):
@@ -33,28 +33,14 @@ class Backbone:
     channels: int  # channels of the output map
 
 
-_BACKBONES: dict[str, Callable[..., Backbone]] = {}
-
-
-def register_backbone(name: str) -> Callable:
-    def decorator(builder: Callable[[str], Backbone]) -> Callable[[str], Backbone]:
-        if name in _BACKBONES:
-            raise ValueError(f"backbone {name!r} is registered twice")
-        _BACKBONES[name] = builder
-        return builder
-
-    return decorator
-
-
-def available_backbones() -> list[str]:
-    return sorted(_BACKBONES)
+BACKBONES: Registry[Backbone] = Registry("backbone")
+register_backbone = BACKBONES.register
+available_backbones = BACKBONES.names
 
 
 def build_backbone(name: str, weights: str = "none", **options) -> Backbone:
     """The named trunk with `weights`: "none", "imagenet" or a path to a state dict."""
-    if name not in _BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; available: {available_backbones()}")
-    return _BACKBONES[name](weights, **options)
+    return BACKBONES.build(name, weights, **options)
 
 
 # --- weights -------------------------------------------------------------------------------------
@@ -199,8 +185,9 @@ def fer_resnet_features(stem: int, widths: tuple[int, ...], blocks: tuple[int, .
 
 
 @register_backbone("fer_resnet")
-def fer_resnet(weights: str = "none", stem: int = 32, widths: tuple[int, ...] = (64, 128, 256),
-               blocks: tuple[int, ...] = (1, 1, 1)) -> Backbone:
+def fer_resnet(
+    weights: str = "none", stem: int = 32, widths: tuple[int, ...] = (64, 128, 256), blocks: tuple[int, ...] = (1, 1, 1)
+) -> Backbone:
     if weights == "imagenet":
         raise WeightsError("fer_resnet is built for 48 px faces and has no imagenet weights; use none or a path")
     features = fer_resnet_features(stem, tuple(widths), tuple(blocks))
@@ -246,17 +233,32 @@ def keras_resnet50_layers() -> list[tuple[str, str | None]]:
     this table turns them into torchvision names.
     """
     layers: list[tuple[str, str | None]] = [
-        ("input_1", None), ("conv1_pad", None), ("conv1_conv", "conv1"), ("conv1_bn", "bn1"),
-        ("conv1_relu", None), ("pool1_pad", None), ("pool1_pool", None),
+        ("input_1", None),
+        ("conv1_pad", None),
+        ("conv1_conv", "conv1"),
+        ("conv1_bn", "bn1"),
+        ("conv1_relu", None),
+        ("pool1_pad", None),
+        ("pool1_pool", None),
     ]
     for stage, blocks in enumerate(RESNET50_BLOCKS):
         for block in range(blocks):
             k, t = f"conv{stage + 2}_block{block + 1}", f"layer{stage + 1}.{block}"
-            layers += [(f"{k}_1_conv", f"{t}.conv1"), (f"{k}_1_bn", f"{t}.bn1"), (f"{k}_1_relu", None),
-                       (f"{k}_2_conv", f"{t}.conv2"), (f"{k}_2_bn", f"{t}.bn2"), (f"{k}_2_relu", None)]
+            layers += [
+                (f"{k}_1_conv", f"{t}.conv1"),
+                (f"{k}_1_bn", f"{t}.bn1"),
+                (f"{k}_1_relu", None),
+                (f"{k}_2_conv", f"{t}.conv2"),
+                (f"{k}_2_bn", f"{t}.bn2"),
+                (f"{k}_2_relu", None),
+            ]
             if block == 0:  # Keras builds the projection shortcut between the second and third conv
-                layers += [(f"{k}_0_conv", f"{t}.downsample.0"), (f"{k}_3_conv", f"{t}.conv3"),
-                           (f"{k}_0_bn", f"{t}.downsample.1"), (f"{k}_3_bn", f"{t}.bn3")]
+                layers += [
+                    (f"{k}_0_conv", f"{t}.downsample.0"),
+                    (f"{k}_3_conv", f"{t}.conv3"),
+                    (f"{k}_0_bn", f"{t}.downsample.1"),
+                    (f"{k}_3_bn", f"{t}.bn3"),
+                ]
             else:
                 layers += [(f"{k}_3_conv", f"{t}.conv3"), (f"{k}_3_bn", f"{t}.bn3")]
             layers += [(f"{k}_add", None), (f"{k}_out", None)]

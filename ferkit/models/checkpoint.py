@@ -49,10 +49,13 @@ class TrainedModel:
         """What the model computes, hashed: architecture, its arguments, label order, input size and
         every tensor's name, dtype, shape and bytes. Recipe and history (timings) are left out, so
         the same weights trained twice hash the same."""
-        digest = hashlib.sha256(json.dumps(
-            [self.architecture, self.architecture_kwargs, list(self.emotions), self.input_size],
-            sort_keys=True, default=str,
-        ).encode())
+        digest = hashlib.sha256(
+            json.dumps(
+                [self.architecture, self.architecture_kwargs, list(self.emotions), self.input_size],
+                sort_keys=True,
+                default=str,
+            ).encode()
+        )
         for name in sorted(self.state_dict):
             tensor = self.state_dict[name].detach().cpu().contiguous()
             digest.update(f"|{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
@@ -68,7 +71,7 @@ class TrainedModel:
         torch.save(self._payload(), path)
 
     @classmethod
-    def load(cls, path_or_buffer) -> "TrainedModel":
+    def load(cls, path_or_buffer) -> TrainedModel:
         payload = torch.load(path_or_buffer, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
             raise CheckpointError(f"{path_or_buffer}: not a ferkit checkpoint (format {FORMAT_VERSION})")

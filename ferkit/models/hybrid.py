@@ -35,8 +35,7 @@ class ChannelAdapter(nn.Conv2d):
 class GroupBranches(nn.Module):
     """One dense branch per class group; each writes its classes' logits in canonical order."""
 
-    def __init__(self, dim: int, hidden: int, groups: tuple[tuple[str, ...], ...] = CLASS_GROUPS,
-                 dropout: float = 0.3):
+    def __init__(self, dim: int, hidden: int, groups: tuple[tuple[str, ...], ...] = CLASS_GROUPS, dropout: float = 0.3):
         super().__init__()
         covered = sorted(e for g in groups for e in g)
         if covered != sorted(EMOTIONS):
@@ -94,7 +93,10 @@ class HybridFER(nn.Module):
             self.head = GroupBranches(features, hidden, dropout=dropout)
         else:
             self.head = nn.Sequential(
-                nn.Linear(features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, len(EMOTIONS))
+                nn.Linear(features, hidden),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, len(EMOTIONS)),
             )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,11 +121,6 @@ class HybridFER(nn.Module):
 
 
 @register_model("hybrid")
-def hybrid(*, backbone: str = "resnet50", weights: str = "none", input_size: int = 224, attention: bool = True,
-           transformer: bool = True, branches: bool = True, dim: int = 512, heads: int = 8, hidden: int = 256,
-           dropout: float = 0.3, classifier_l2: float = 1e-4, backbone_options: dict | None = None,
-           mlp_ratio: float = 4.0) -> HybridFER:
-    return HybridFER(backbone=backbone, weights=weights, input_size=input_size, attention=attention,
-                     transformer=transformer, branches=branches, dim=dim, heads=heads, hidden=hidden,
-                     dropout=dropout, classifier_l2=classifier_l2, backbone_options=backbone_options,
-                     mlp_ratio=mlp_ratio)
+def hybrid(**kwargs) -> HybridFER:
+    """The hybrid model; `kwargs` are HybridFER's (configs give them as `architecture_kwargs`)."""
+    return HybridFER(**kwargs)

@@ -47,8 +47,15 @@ class TransformerBlock(nn.Module):
     position embedding; the block returns the tokens (B, N, dim).
     """
 
-    def __init__(self, in_channels: int, tokens: int, dim: int = 512, heads: int = 8, mlp_ratio: float = 4.0,
-                 dropout: float = 0.1):
+    def __init__(
+        self,
+        in_channels: int,
+        tokens: int,
+        dim: int = 512,
+        heads: int = 8,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.proj = nn.Linear(in_channels, dim)
         self.position = nn.Parameter(torch.zeros(1, tokens, dim))

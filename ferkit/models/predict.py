@@ -9,6 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferkit.data.labels import EMOTIONS
+from ferkit.models.views import CROPS as _CROPS
+from ferkit.models.views import MODE_GROUPS as _MODE_GROUPS
+from ferkit.models.views import TTA_MODES
 
 
 def to_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -17,22 +20,6 @@ def to_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(1).float().div_(255.0)
 
 
-TTA_MODES = ("none", "flip", "ten_crop", "multi_scale", "multi_view")
-
-# A mode is a list of view groups: the views of a group are averaged, then the groups, with equal
-# weight. "full" is the face as it is; "crop_*" the four corners and the centre at 7/8 of the side,
-# resized back; "shift_*" the face moved by 5% of its side (2.4 px at 48 px) with zero fill, as
-# augmentation does; "*_mirror" the view flipped left to right.
-_CROPS = ("crop_tl", "crop_tr", "crop_bl", "crop_br", "crop_c")
-_SHIFTS = ("shift_right", "shift_left", "shift_down", "shift_up")
-_MODE_GROUPS: dict[str, list[tuple[str, ...]]] = {
-    "none": [("full",)],
-    "flip": [("full", "full_mirror")],
-    "ten_crop": [_CROPS + tuple(f"{c}_mirror" for c in _CROPS)],
-    "multi_scale": [("full", "full_mirror"), _CROPS + tuple(f"{c}_mirror" for c in _CROPS)],
-    "multi_view": [("full", "full_mirror"), _CROPS + tuple(f"{c}_mirror" for c in _CROPS),
-                   _SHIFTS + tuple(f"{s}_mirror" for s in _SHIFTS)],
-}
 # affine_grid samples the input at the moved position: content moves the other way.
 _SHIFT_XY = {"shift_right": (-0.1, 0.0), "shift_left": (0.1, 0.0), "shift_down": (0.0, -0.1), "shift_up": (0.0, 0.1)}
 
@@ -52,10 +39,16 @@ def _view(x: torch.Tensor, name: str) -> torch.Tensor:
     if name in _CROPS:
         crop = round(size * 7 / 8)
         far, mid = size - crop, (size - crop) // 2
-        i, j = {"crop_tl": (0, 0), "crop_tr": (0, far), "crop_bl": (far, 0), "crop_br": (far, far),
-                "crop_c": (mid, mid)}[name]
-        return F.interpolate(x[..., i : i + crop, j : j + crop], size=(size, size), mode="bilinear",
-                             align_corners=False)
+        i, j = {
+            "crop_tl": (0, 0),
+            "crop_tr": (0, far),
+            "crop_bl": (far, 0),
+            "crop_br": (far, far),
+            "crop_c": (mid, mid),
+        }[name]
+        return F.interpolate(
+            x[..., i : i + crop, j : j + crop], size=(size, size), mode="bilinear", align_corners=False
+        )
     if name in _SHIFT_XY:
         dx, dy = _SHIFT_XY[name]  # affine_grid's [-1, 1] coordinates: 0.1 is 5% of the side
         theta = torch.tensor([[1.0, 0.0, dx], [0.0, 1.0, dy]], dtype=x.dtype, device=x.device)
@@ -84,11 +77,7 @@ def predict_proba(
 
 @torch.no_grad()
 def predict_proba_modes(
-    model: nn.Module,
-    images: np.ndarray,
-    modes: tuple[str, ...],
-    batch_size: int = 512,
-    bf16: bool = False,
+    model: nn.Module, images: np.ndarray, modes: tuple[str, ...], batch_size: int = 512, bf16: bool = False
 ) -> dict[str, np.ndarray]:
     """Probabilities under several TTA modes at once: a view the modes share is computed once."""
     for mode in modes:
@@ -105,5 +94,7 @@ def predict_proba_modes(
         for mode in modes:
             groups = [sum(view_probs[n] for n in group) / len(group) for group in _MODE_GROUPS[mode]]
             out[mode].append((sum(groups) / len(groups)).cpu())
-    return {mode: torch.cat(parts).numpy() if parts else np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-            for mode, parts in out.items()}
+    return {
+        mode: torch.cat(parts).numpy() if parts else np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        for mode, parts in out.items()
+    }

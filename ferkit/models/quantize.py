@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ferkit.models.predict import to_input
+
 
 def quantize_int8(model: nn.Module, calibration_images: np.ndarray, batch_size: int = 256) -> nn.Module:
     """A quantized copy of `model`, its activation ranges observed on uint8 (N, 48, 48) images."""
@@ -21,9 +23,11 @@ def quantize_int8(model: nn.Module, calibration_images: np.ndarray, batch_size: 
     if len(calibration_images) == 0:
         raise ValueError("int8 quantization needs calibration images")
     torch.backends.quantized.engine = "x86"
-    to_input = lambda batch: torch.from_numpy(np.ascontiguousarray(batch)).unsqueeze(1).float() / 255  # noqa: E731
-    prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("x86"),
-                          example_inputs=(to_input(calibration_images[:2]),))
+    prepared = prepare_fx(
+        copy.deepcopy(model).eval(),
+        get_default_qconfig_mapping("x86"),
+        example_inputs=(to_input(calibration_images[:2]),),
+    )
     with torch.inference_mode():
         for start in range(0, len(calibration_images), batch_size):
             prepared(to_input(calibration_images[start : start + batch_size]))

@@ -32,8 +32,15 @@ CHECKS: dict[str, str] = {
     "class_proportions_match": "val and test class proportions are within the tolerance of train's",
 }
 CheckName = Literal[
-    "schema", "labels_known", "splits_present", "train_classes_present", "images_48x48_gray",
-    "no_blank_images", "no_duplicates_within_split", "no_train_eval_leakage", "no_label_conflicts",
+    "schema",
+    "labels_known",
+    "splits_present",
+    "train_classes_present",
+    "images_48x48_gray",
+    "no_blank_images",
+    "no_duplicates_within_split",
+    "no_train_eval_leakage",
+    "no_label_conflicts",
     "class_proportions_match",
 ]
 
@@ -108,8 +115,7 @@ def quality_summary(flags: pd.DataFrame) -> dict:
     groups = flags[flags["dup_group"] >= 0]
     conflicts = flags[flags["label_conflict"]]
     per_split = {
-        split: {e: int(((flags["split"] == split) & (flags["label"] == e)).sum()) for e in EMOTIONS}
-        for split in SPLITS
+        split: {e: int(((flags["split"] == split) & (flags["label"] == e)).sum()) for e in EMOTIONS} for split in SPLITS
     }
     return {
         "images": int(len(flags)),

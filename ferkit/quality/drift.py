@@ -56,7 +56,9 @@ def embed(model: nn.Module, images: np.ndarray, batch_size: int = 512) -> np.nda
     return torch.cat(out).numpy()
 
 
-def embedding_components(reference: np.ndarray, current: np.ndarray, n_components: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
+def embedding_components(
+    reference: np.ndarray, current: np.ndarray, n_components: int = 8
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Project both embedding sets on the reference's first principal components."""
     mean = reference.mean(axis=0)
     _, _, vt = np.linalg.svd(reference - mean, full_matrices=False)
@@ -80,10 +82,7 @@ class DriftResult:
 
 
 def drift_report(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    html_path: str | Path | None = None,
-    threshold: float = 0.05,
+    reference: pd.DataFrame, current: pd.DataFrame, html_path: str | Path | None = None, threshold: float = 0.05
 ) -> DriftResult:
     """Evidently data-drift report over the shared numeric columns; HTML written when a path is given."""
     with warnings.catch_warnings():
@@ -95,7 +94,9 @@ def drift_report(
     if not columns:
         raise ValueError("reference and current share no feature columns")
     if len(reference) < 2 or len(current) < 2:
-        raise ValueError(f"drift needs at least 2 rows on each side (reference {len(reference)}, current {len(current)})")
+        raise ValueError(
+            f"drift needs at least 2 rows on each side (reference {len(reference)}, current {len(current)})"
+        )
     definition = DataDefinition(numerical_columns=columns)
     report = Report([DataDriftPreset(num_method="ks", num_threshold=threshold)], include_tests=True)
     snapshot = report.run(

@@ -95,12 +95,15 @@ class ValidationReport(BaseModel):
             counts = s["class_counts"][split]
             lines.append(f"| {split} | " + " | ".join(str(counts[e]) for e in EMOTIONS) + " |")
         if self.actions:
-            lines += ["", "## Policy actions", ""] + [f"- {k}: {v} image(s) removed from train" for k, v in self.actions.items()]
+            lines += ["", "## Policy actions", ""] + [
+                f"- {k}: {v} image(s) removed from train" for k, v in self.actions.items()
+            ]
         return "\n".join(lines) + "\n"
 
 
-def _validate(context: Any, table: str, frame: pd.DataFrame, index_column: str,
-              groups: dict[str, list]) -> tuple[dict[str, list], dict]:
+def _validate(
+    context: Any, table: str, frame: pd.DataFrame, index_column: str, groups: dict[str, list]
+) -> tuple[dict[str, list], dict]:
     """Validate one DataFrame against check-name -> expectations; returns results per check and GE's JSON."""
     import great_expectations as gx
 
@@ -108,8 +111,10 @@ def _validate(context: Any, table: str, frame: pd.DataFrame, index_column: str,
     # A suite registered with the context gives each expectation the id its result will carry.
     added = {name: [suite.add_expectation(e).id for e in group] for name, group in groups.items()}
     source = context.data_sources.add_pandas(f"{table}_source")
-    batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all").get_batch(
-        batch_parameters={"dataframe": frame}
+    batch = (
+        source.add_dataframe_asset(table)
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": frame})
     )
     result = batch.validate(
         suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [index_column]}
@@ -118,22 +123,11 @@ def _validate(context: Any, table: str, frame: pd.DataFrame, index_column: str,
     return {name: [by_id[i] for i in ids] for name, ids in added.items()}, result.to_json_dict()
 
 
-def run_expectations(manifest: pd.DataFrame, policy: QualityPolicy) -> tuple[ValidationReport, dict]:
-    """Validate a manifest with great-expectations; returns the report and GE's JSON results."""
-    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
-    if missing:
-        raise DataQualityError(f"manifest is missing columns {missing}; expected {list(MANIFEST_COLUMNS)}")
-
-    # GE logs its API registry at INFO while importing; quiet it first.
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    import great_expectations as gx
+def _expectations(policy: QualityPolicy) -> tuple[dict[str, list], dict[str, list], dict[str, list]]:
+    """Check name -> great-expectations expectations, for the manifest, split and class tables."""
     from great_expectations import expectations as gxe
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-    flags = flag_images(manifest, policy.blank_std_threshold)
-    splits, classes = split_table(flags), class_table(flags)
-    tol = policy.proportion_tolerance
 
-    # check name -> expectations, per table.
+    tol = policy.proportion_tolerance
     on_manifest = {
         "schema": [
             gxe.ExpectTableColumnsToMatchSet(column_set=list(MANIFEST_COLUMNS), exact_match=False),
@@ -145,7 +139,9 @@ def run_expectations(manifest: pd.DataFrame, policy: QualityPolicy) -> tuple[Val
         ],
         "labels_known": [gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(EMOTIONS))],
         "images_48x48_gray": [gxe.ExpectColumnValuesToBeInSet(column="wrong_format", value_set=[False])],
-        "no_blank_images": [gxe.ExpectColumnValuesToBeBetween(column="pixel_std", min_value=policy.blank_std_threshold)],
+        "no_blank_images": [
+            gxe.ExpectColumnValuesToBeBetween(column="pixel_std", min_value=policy.blank_std_threshold)
+        ],
         "no_duplicates_within_split": [gxe.ExpectCompoundColumnsToBeUnique(column_list=["split", "pixel_hash"])],
         "no_train_eval_leakage": [gxe.ExpectColumnValuesToBeInSet(column="has_train_copy", value_set=[False])],
         "no_label_conflicts": [gxe.ExpectColumnValuesToBeInSet(column="label_conflict", value_set=[False])],
@@ -158,6 +154,23 @@ def run_expectations(manifest: pd.DataFrame, policy: QualityPolicy) -> tuple[Val
             gxe.ExpectColumnValuesToBeBetween(column="test_gap", max_value=tol),
         ],
     }
+    return on_manifest, on_splits, on_classes
+
+
+def run_expectations(manifest: pd.DataFrame, policy: QualityPolicy) -> tuple[ValidationReport, dict]:
+    """Validate a manifest with great-expectations; returns the report and GE's JSON results."""
+    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise DataQualityError(f"manifest is missing columns {missing}; expected {list(MANIFEST_COLUMNS)}")
+
+    # GE logs its API registry at INFO while importing; quiet it first.
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    flags = flag_images(manifest, policy.blank_std_threshold)
+    splits, classes = split_table(flags), class_table(flags)
+    on_manifest, on_splits, on_classes = _expectations(policy)
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -175,10 +188,7 @@ def run_expectations(manifest: pd.DataFrame, policy: QualityPolicy) -> tuple[Val
 
     checks = [outcomes[name] for name in CHECKS]
     report = ValidationReport(
-        passed=not any(c.action == "stop" for c in checks),
-        checks=checks,
-        summary=quality_summary(flags),
-        policy=policy,
+        passed=not any(c.action == "stop" for c in checks), checks=checks, summary=quality_summary(flags), policy=policy
     )
     return report, json.loads(json.dumps(ge_json, default=_json_default))
 

@@ -17,6 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ferkit.files import atomic_write_text
+
 CRONTAB_FILE_ENV = "FERKIT_CRONTAB_FILE"
 MARKER = "# ferkit-schedule:"
 
@@ -25,12 +27,26 @@ _FIELDS = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
-    ("month", 1, 12, {m: i + 1 for i, m in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}),
+    (
+        "month",
+        1,
+        12,
+        {
+            m: i + 1
+            for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))
+        },
+    ),
     ("day of week", 0, 7, {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}),
 )
-MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
-          "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -96,7 +112,7 @@ class CronJob:
         return f"{self.cron} {self.command} {MARKER}{self.name}"
 
     @classmethod
-    def parse(cls, line: str) -> "CronJob | None":
+    def parse(cls, line: str) -> CronJob | None:
         if MARKER not in line:
             return None
         body, _, name = line.rpartition(MARKER)
@@ -109,9 +125,11 @@ def job_command(project: Path, pipeline: str, config: Path, log_file: Path, env:
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
     zenml = project / ".venv" / "bin" / "zenml"
     run = f"{shlex.quote(str(zenml))} pipeline run {shlex.quote(pipeline)} -c {shlex.quote(str(config))}"
-    stamp = "echo \"== $(date -u +%FT%TZ) ferkit schedule\""
-    return (f"cd {shlex.quote(str(project))} && mkdir -p {shlex.quote(str(log_file.parent))} && "
-            f"({stamp}; {exports} {run}) >> {shlex.quote(str(log_file))} 2>&1")
+    stamp = 'echo "== $(date -u +%FT%TZ) ferkit schedule"'
+    return (
+        f"cd {shlex.quote(str(project))} && mkdir -p {shlex.quote(str(log_file.parent))} && "
+        f"({stamp}; {exports} {run}) >> {shlex.quote(str(log_file))} 2>&1"
+    )
 
 
 class Crontab:
@@ -126,8 +144,10 @@ class Crontab:
             return self.file.read_text().splitlines() if self.file.exists() else []
         binary = shutil.which("crontab")
         if binary is None:
-            raise CronError(f"no `crontab` command on this machine: install cron, or set {CRONTAB_FILE_ENV} "
-                            "to a file that your scheduler reads")
+            raise CronError(
+                f"no `crontab` command on this machine: install cron, or set {CRONTAB_FILE_ENV} "
+                "to a file that your scheduler reads"
+            )
         result = subprocess.run([binary, "-l"], capture_output=True, text=True)
         if result.returncode != 0:
             if "no crontab" in result.stderr.lower():
@@ -138,13 +158,9 @@ class Crontab:
     def _write(self, lines: list[str]) -> None:
         text = "\n".join(lines) + ("\n" if lines else "")
         if self.file is not None:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.file.with_name(self.file.name + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, self.file)
+            atomic_write_text(self.file, text)
             return
-        result = subprocess.run([shutil.which("crontab") or "crontab", "-"], input=text, capture_output=True,
-                                text=True)
+        result = subprocess.run([shutil.which("crontab") or "crontab", "-"], input=text, capture_output=True, text=True)
         if result.returncode != 0:
             raise CronError(f"crontab refused the new table: {result.stderr.strip()}")
 

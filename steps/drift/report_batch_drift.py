@@ -8,10 +8,11 @@ from zenml.types import HTMLString
 
 from ferkit.data.dataset import FERDataset
 from ferkit.quality.drift import drift_report, image_statistics
-from steps import tracking
+from ferkit.registry import tracking
+from steps import context
 
 
-@step
+@step(experiment_tracker=context.TRACKER)
 def report_batch_drift(
     faces: np.ndarray,
     fer_dataset: FERDataset,

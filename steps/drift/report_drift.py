@@ -10,10 +10,11 @@ from zenml.types import HTMLString
 from ferkit.data.dataset import FERDataset
 from ferkit.models import TrainedModel
 from ferkit.quality.drift import drift_report, embed, embedding_components, image_statistics
-from steps import tracking
+from ferkit.registry import tracking
+from steps import context
 
 
-@step
+@step(experiment_tracker=context.TRACKER)
 def report_drift(
     fer_dataset: FERDataset,
     model: TrainedModel | None = None,

@@ -9,10 +9,11 @@ from ferkit.data.dataset import FERDataset
 from ferkit.inference import evaluate, write_report
 from ferkit.models import TrainedModel
 from ferkit.quality.checks import train_copy_mask
-from steps import tracking
+from ferkit.registry import tracking
+from steps import context
 
 
-@step
+@step(experiment_tracker=context.TRACKER)
 def evaluate_model(
     model: TrainedModel,
     fer_dataset: FERDataset,
@@ -45,7 +46,7 @@ def evaluate_model(
 
 def _in_model_context() -> bool:
     """True inside a pipeline run that is tied to a ZenML model (configs set `model:`)."""
-    if not tracking.in_step():
+    if not context.in_step():
         return False
     try:
         return get_step_context().model is not None

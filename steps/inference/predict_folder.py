@@ -5,25 +5,18 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 from zenml import step
 
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import EMOTIONS
-from ferkit.inference.predictor import Predictor, detect_faces, to_face_array
-from ferkit.models import TrainedModel
-from steps import tracking
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
-def _load_model(model_uri: str) -> TrainedModel:
-    from ferkit.cli import load_trained_model  # resolves models:/ URIs against the active MLflow store
-
-    return load_trained_model(model_uri)
+from ferkit.inference.photos import faces_in_file, image_files
+from ferkit.inference.predictor import Predictor
+from ferkit.registry import tracking
+from ferkit.registry.store import load_trained_model
+from steps import context
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, experiment_tracker=context.TRACKER)
 def predict_folder(
     image_dir: str,
     fer_dataset: FERDataset | None = None,
@@ -49,21 +42,14 @@ def predict_folder(
         train = fer_dataset.split("train").images
         rng = np.random.default_rng(seed)
         calibration = train[rng.choice(len(train), min(calibration_images, len(train)), replace=False)]
-    predictor = Predictor(_load_model(model_uri), int8_calibration=calibration)
+    predictor = Predictor(load_trained_model(model_uri), int8_calibration=calibration)
     rows, crops = [], []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        try:
-            with Image.open(path) as img:
-                gray = np.asarray(img.convert("L"))
-        except (OSError, UnidentifiedImageError) as exc:
-            rows.append({"file": str(path.relative_to(folder)), "error": f"cannot read image: {exc}"})
-            continue
-        boxes = detect_faces(gray) if detect else [(0, 0, gray.shape[1], gray.shape[0])]
-        if not boxes:
-            rows.append({"file": str(path.relative_to(folder)), "error": "no face found"})
-        for x, y, w, h in boxes:
-            crops.append(to_face_array(gray[y : y + h, x : x + w]))
-            rows.append({"file": str(path.relative_to(folder)), "box": [x, y, w, h], "error": ""})
+    for path in image_files([folder]):
+        found, name = faces_in_file(path, detect), str(path.relative_to(folder))
+        if found.error:
+            rows.append({"file": name, "error": found.error})
+        crops += found.crops
+        rows += [{"file": name, "box": list(box), "error": ""} for box in found.boxes]
     faces = np.stack(crops) if crops else np.zeros((0, 48, 48), np.uint8)
     probs = predictor.predict_proba(faces) if len(faces) else np.zeros((0, len(EMOTIONS)))
     predictions = pd.DataFrame(rows, columns=["file", "box", "error"])
@@ -78,8 +64,15 @@ def predict_folder(
 
     with tracking.ArtifactDir("predictions") as out:
         predictions.to_csv(out / "predictions.csv", index=False)
-    tracking.log_params({"model_uri": model_uri, "image_dir": str(folder), "detect": detect, "int8": int8},
-                        prefix="batch")
-    tracking.log_metrics({"images": predictions["file"].nunique(), "faces": len(faces),
-                          "errors": int((predictions["error"] != "").sum())}, prefix="batch")
+    tracking.log_params(
+        {"model_uri": model_uri, "image_dir": str(folder), "detect": detect, "int8": int8}, prefix="batch"
+    )
+    tracking.log_metrics(
+        {
+            "images": predictions["file"].nunique(),
+            "faces": len(faces),
+            "errors": int((predictions["error"] != "").sum()),
+        },
+        prefix="batch",
+    )
     return predictions, faces

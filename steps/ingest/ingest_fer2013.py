@@ -7,9 +7,9 @@ from zenml import log_metadata, step
 from zenml.config.cache_policy import CachePolicy
 
 from ferkit.data import DataError, read_fer2013
-from ferkit.data.manifest import build_manifest
 from ferkit.data.dataset import FERDataset
-from steps import tracking
+from ferkit.data.manifest import build_manifest
+from steps import context
 from steps.materializers import FERDatasetMaterializer
 
 # The source hash arrives as a fresh artifact every run; its value, not its
@@ -35,7 +35,7 @@ def ingest_fer2013(
             f"(sha256 {source_sha256[:12]}... before, {data.report.source_sha256[:12]}... now); run again"
         )
     summary = data.summary()
-    if tracking.in_step():
+    if context.in_step():
         log_metadata(
             metadata={
                 "splits": summary["splits"],

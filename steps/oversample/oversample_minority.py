@@ -9,16 +9,17 @@ from zenml.materializers.built_in_materializer import BuiltInMaterializer
 from ferkit.data.dataset import FERDataset
 from ferkit.gan.oversample import OversampleConfig, TrainedGenerator, oversample
 from ferkit.gan.quality import QualityConfig, assess, markdown, metrics, write_plots
-from steps import tracking
+from ferkit.registry import tracking
+from steps import context
 from steps.materializers import GeneratorMaterializer
 
 
 # None (nothing trained) is stored by the built-in materializer.
-@step(output_materializers={"generator": (GeneratorMaterializer, BuiltInMaterializer)})
+@step(
+    output_materializers={"generator": (GeneratorMaterializer, BuiltInMaterializer)}, experiment_tracker=context.TRACKER
+)
 def oversample_minority(
-    fer_dataset: FERDataset,
-    config: OversampleConfig | None = None,
-    quality: QualityConfig | None = None,
+    fer_dataset: FERDataset, config: OversampleConfig | None = None, quality: QualityConfig | None = None
 ) -> tuple[
     Annotated[FERDataset, "oversampled_dataset"],
     Annotated[TrainedGenerator | None, ArtifactConfig(name="generator", artifact_type=ArtifactType.MODEL)],

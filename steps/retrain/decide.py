@@ -9,12 +9,13 @@ from zenml import step
 from ferkit.data.dataset import FERDataset
 from ferkit.models import TrainedModel
 from ferkit.quality.drift import drift_report, embed, embedding_components, image_statistics
+from ferkit.registry import tracking
 from ferkit.retraining import decide_retraining as decide
 from ferkit.retraining import unseen_mask
-from steps import tracking
+from steps import context
 
 
-@step
+@step(experiment_tracker=context.TRACKER)
 def report_new_data_drift(
     champion_data: FERDataset,
     champion_holdout: FERDataset,
@@ -46,7 +47,7 @@ def report_new_data_drift(
     return metrics
 
 
-@step
+@step(experiment_tracker=context.TRACKER)
 def decide_retraining(
     lineage: dict,
     new_data_drift: dict[str, float],
@@ -55,9 +56,11 @@ def decide_retraining(
     drift_share_threshold: float = 0.5,
 ) -> Annotated[dict, "retrain_decision"]:
     """Train on new data, on drift, or when forced; otherwise skip and say why."""
-    decision = decide(int(lineage["new_images"]), new_data_drift.get("drift_share"), force, min_new_images,
-                      drift_share_threshold)
-    tracking.log_params({"retrain": decision.retrain, "reason": decision.reason[:500], "forced": force},
-                        prefix="decision")
+    decision = decide(
+        int(lineage["new_images"]), new_data_drift.get("drift_share"), force, min_new_images, drift_share_threshold
+    )
+    tracking.log_params(
+        {"retrain": decision.retrain, "reason": decision.reason[:500], "forced": force}, prefix="decision"
+    )
     print(f"fer_retraining: {'training' if decision.retrain else 'not training'}: {decision.reason}")
     return decision.to_dict()

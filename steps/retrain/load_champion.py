@@ -1,7 +1,5 @@
 """The champion a retraining run starts from, and the data it was trained on."""
 
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 import mlflow
@@ -10,23 +8,27 @@ from zenml.client import Client
 
 from ferkit.data import read_fer2013
 from ferkit.data.dataset import FERDataset
-from ferkit.inference.promotion import RegistryError
 from ferkit.models import TrainedModel
+from ferkit.registry import promotion, tracking
+from ferkit.registry.decision import RegistryError
+from ferkit.registry.names import CHAMPION, DATA_ARTIFACT_TAG, HOLDOUT_ARTIFACT_TAG, REGISTERED_MODEL_NAME
+from ferkit.registry.store import fetch_checkpoint
 from ferkit.retraining import empty_dataset
-from steps import tracking
+from steps import context
 from steps.materializers import FERDatasetMaterializer, TrainedModelMaterializer
-from steps.register import promotion
-from steps.register.register_model import DATA_ARTIFACT_TAG, REGISTERED_MODEL_NAME
-
-HOLDOUT_ARTIFACT_TAG = "data.holdout_artifact_version_id"
 
 
-@step(enable_cache=False, output_materializers={"champion": TrainedModelMaterializer,
-                                                "champion_data": FERDatasetMaterializer,
-                                                "champion_holdout": FERDatasetMaterializer})
+@step(
+    enable_cache=False,
+    experiment_tracker=context.TRACKER,
+    output_materializers={
+        "champion": TrainedModelMaterializer,
+        "champion_data": FERDatasetMaterializer,
+        "champion_holdout": FERDatasetMaterializer,
+    },
+)
 def load_champion(
-    registered_model_name: str = REGISTERED_MODEL_NAME,
-    data_path: str | None = None,
+    registered_model_name: str = REGISTERED_MODEL_NAME, data_path: str | None = None
 ) -> tuple[
     Annotated[TrainedModel, "champion"],
     Annotated[FERDataset, "champion_data"],
@@ -42,20 +44,13 @@ def load_champion(
     before the first retraining).
     """
     client = mlflow.MlflowClient()
-    champion = promotion.version_by_alias(client, registered_model_name, promotion.CHAMPION)
+    champion = promotion.version_by_alias(client, registered_model_name, CHAMPION)
     if champion is None:
         raise RegistryError(
             f"{registered_model_name} has no champion to retrain: run fer_training first "
             "(make train), or promote a version with `ferkit promote VERSION`"
         )
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = mlflow.artifacts.download_artifacts(run_id=champion.run_id,
-                                                        artifact_path=promotion.CHECKPOINT_ARTIFACT, dst_path=tmp)
-        except Exception as exc:
-            raise RegistryError(f"{registered_model_name} v{champion.version}: cannot fetch its checkpoint "
-                                f"({promotion.CHECKPOINT_ARTIFACT}): {exc}") from exc
-        model = TrainedModel.load(Path(local))
+    model = fetch_checkpoint(champion.run_id, f"{registered_model_name} v{champion.version}")
     tags = champion.tags or {}
     artifact_id = tags.get(DATA_ARTIFACT_TAG)
     if artifact_id:
@@ -66,8 +61,13 @@ def load_champion(
         source = f"{data.report.source} (the champion has no {DATA_ARTIFACT_TAG} tag)"
     holdout_id = tags.get(HOLDOUT_ARTIFACT_TAG)
     holdout = Client().get_artifact_version(holdout_id).load() if holdout_id else empty_dataset()
-    info = {"name": registered_model_name, "version": str(champion.version), "run_id": champion.run_id,
-            "data_source": source, "data_fingerprint": data.fingerprint}
+    info = {
+        "name": registered_model_name,
+        "version": str(champion.version),
+        "run_id": champion.run_id,
+        "data_source": source,
+        "data_fingerprint": data.fingerprint,
+    }
     tracking.log_params({k: v for k, v in info.items() if k != "run_id"}, prefix="champion")
     print(f"retraining from {registered_model_name} v{champion.version}; its data: {source}")
     return model, data, holdout, info

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from zenml import get_step_context, log_metadata, step
+from zenml import log_metadata, step
 
 from ferkit.data.dataset import FERDataset
 from ferkit.inference import evaluate, write_report
@@ -10,12 +10,15 @@ from ferkit.metrics.classification import classification_metrics
 from ferkit.models import TrainedModel
 from ferkit.models.predict import predict_proba
 from ferkit.quality.checks import train_copy_mask
-from steps import tracking
-from steps.register.register_model import REGISTERED_MODEL_NAME, data_tags, register_and_promote
-from steps.retrain.load_champion import HOLDOUT_ARTIFACT_TAG
+from ferkit.registry import tracking
+from ferkit.registry.decision import Gate
+from ferkit.registry.names import HOLDOUT_ARTIFACT_TAG, REGISTERED_MODEL_NAME
+from ferkit.registry.publish import register_and_promote
+from steps import context
+from steps.register.register_model import data_tags
 
 
-@step
+@step(experiment_tracker=context.TRACKER)
 def evaluate_retrained(
     retrain_decision: dict,
     model: TrainedModel,
@@ -42,7 +45,7 @@ def evaluate_retrained(
     return test_metrics, holdout
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, experiment_tracker=context.TRACKER)
 def promote_retrained(
     retrain_decision: dict,
     model: TrainedModel,
@@ -61,19 +64,18 @@ def promote_retrained(
     if not retrain_decision["retrain"]:
         return retrain_decision["reason"]
     tags = data_tags("merged_dataset", merged_dataset)
-    try:
-        tags[HOLDOUT_ARTIFACT_TAG] = str(get_step_context().inputs["new_holdout"][0].id)
-    except (RuntimeError, KeyError, IndexError):
-        pass  # outside a pipeline run
+    holdout_id = context.input_artifact_id("new_holdout")
+    if holdout_id:
+        tags[HOLDOUT_ARTIFACT_TAG] = holdout_id
     tags["data.holdout_images"] = str(len(new_holdout))
     tags.update({f"lineage.{k}": str(v) for k, v in lineage.items() if not isinstance(v, dict)})
     tags.update({f"lineage.added.{k}": str(v) for k, v in lineage["added_per_class"].items()})
     tags["lineage.parent_version"] = champion_info["version"]
     tags["retrain.reason"] = retrain_decision["reason"][:500]
     tags.update({f"holdout.{k}": f"{v:.6f}" for k, v in holdout_metrics.items()})
-    version = register_and_promote(model, test_metrics, merged_dataset, registered_model_name, primary_metric,
-                                   min_improvement, "test", tags)
-    if tracking.in_step():
+    gate = Gate(registered_model_name, primary_metric, min_improvement, "test")
+    version = register_and_promote(model, test_metrics, merged_dataset, gate, tags, context.model_version_id())
+    if context.in_step():
         try:
             log_metadata(metadata={"lineage": lineage, "parent_version": champion_info["version"]}, infer_model=True)
         except (RuntimeError, ValueError):

@@ -9,15 +9,14 @@ from zenml.types import MarkdownString
 
 from ferkit.data.dataset import FERDataset
 from ferkit.quality import DataQualityError, QualityPolicy, ValidationReport, apply_policy, run_expectations
-from steps import tracking
+from ferkit.registry import tracking
+from steps import context
 from steps.materializers import FERDatasetMaterializer
 
 
-@step(output_materializers={"validated_dataset": FERDatasetMaterializer})
+@step(output_materializers={"validated_dataset": FERDatasetMaterializer}, experiment_tracker=context.TRACKER)
 def validate_data(
-    fer_dataset: FERDataset,
-    manifest: pd.DataFrame,
-    policy: QualityPolicy | None = None,
+    fer_dataset: FERDataset, manifest: pd.DataFrame, policy: QualityPolicy | None = None
 ) -> tuple[
     Annotated[FERDataset, "validated_dataset"],
     Annotated[ValidationReport, "validation_report"],

@@ -6,15 +6,13 @@ from zenml import step
 
 from ferkit.data.dataset import FERDataset
 from ferkit.data.weights import ClassWeights, WeightMethod, class_weights
-from steps import tracking
+from ferkit.registry import tracking
+from steps import context
 
 
-@step
+@step(experiment_tracker=context.TRACKER)
 def compute_class_weights(
-    fer_dataset: FERDataset,
-    method: WeightMethod = "inverse_frequency",
-    beta: float = 0.999,
-    power: float = 1.0,
+    fer_dataset: FERDataset, method: WeightMethod = "inverse_frequency", beta: float = 0.999, power: float = 1.0
 ) -> Annotated[ClassWeights, "class_weights"]:
     """Inverse frequency `(N / (K * n_c)) ** power` (default, power 1) or effective number of
     samples per emotion."""

@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,8 +116,12 @@ def main() -> int:
         rows.sort(key=lambda r: list(ROWS).index(r["row"]))
         full = next((r for r in rows if r["row"] == "full"), None)
         write_report(
-            "ablation", out, targets={}, results={"budget_epochs": args.epochs, "rows": rows},
-            checks={}, config=str(Path(args.config).relative_to(ROOT)),
+            "ablation",
+            out,
+            targets={},
+            results={"budget_epochs": args.epochs, "rows": rows},
+            checks={},
+            config=str(Path(args.config).relative_to(ROOT)),
             note=f"each row trains {args.epochs} of the cpu config's epochs from seed {config_dict.get('seed', 0)}",
         )
         if full is not None:

@@ -33,8 +33,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.bench_ablation import run_row
-from tests.benchmarks.report import write_report
+from tests.benchmarks.bench_ablation import run_row  # noqa: E402 (after the sys.path line)
+from tests.benchmarks.report import write_report  # noqa: E402 (after the sys.path line)
 
 CACHE = ROOT / ".ferkit" / "bench"
 VARIANTS = ("without_gan", "with_gan", "weights_matched")
@@ -42,9 +42,14 @@ VARIANTS = ("without_gan", "with_gan", "weights_matched")
 
 def summarise(runs: list[dict]) -> dict:
     """Mean and spread (min, max) across seeds of each figure, per variant, and the paired differences."""
-    figures = {"accuracy": ("test", "accuracy"), "balanced_accuracy": ("test", "balanced_accuracy"),
-               "macro_f1": ("test", "macro_f1"), "log_loss": ("test", "log_loss"),
-               "disgust_recall": (None, "test_disgust_recall"), "disgust_f1": (None, "test_disgust_f1")}
+    figures = {
+        "accuracy": ("test", "accuracy"),
+        "balanced_accuracy": ("test", "balanced_accuracy"),
+        "macro_f1": ("test", "macro_f1"),
+        "log_loss": ("test", "log_loss"),
+        "disgust_recall": (None, "test_disgust_recall"),
+        "disgust_f1": (None, "test_disgust_f1"),
+    }
 
     def value(run: dict, where: tuple) -> float:
         return run[where[0]][where[1]] if where[0] else run[where[1]]
@@ -53,17 +58,23 @@ def summarise(runs: list[dict]) -> dict:
     for variant in VARIANTS:
         chosen = [r for r in runs if r["variant"] == variant]
         if chosen:
-            out[variant] = {name: {"mean": round(float(np.mean([value(r, w) for r in chosen])), 4),
-                                   "min": round(float(min(value(r, w) for r in chosen)), 4),
-                                   "max": round(float(max(value(r, w) for r in chosen)), 4),
-                                   "seeds": len(chosen)} for name, w in figures.items()}
+            out[variant] = {
+                name: {
+                    "mean": round(float(np.mean([value(r, w) for r in chosen])), 4),
+                    "min": round(float(min(value(r, w) for r in chosen)), 4),
+                    "max": round(float(max(value(r, w) for r in chosen)), 4),
+                    "seeds": len(chosen),
+                }
+                for name, w in figures.items()
+            }
     for against in ("without_gan", "weights_matched"):
         paired = {}
         for seed in sorted({r["seed"] for r in runs}):
             pair = {r["variant"]: r for r in runs if r["seed"] == seed}
             if "with_gan" in pair and against in pair:
-                paired[str(seed)] = {name: round(value(pair["with_gan"], w) - value(pair[against], w), 4)
-                                     for name, w in figures.items()}
+                paired[str(seed)] = {
+                    name: round(value(pair["with_gan"], w) - value(pair[against], w), 4) for name, w in figures.items()
+                }
         out[f"with_minus_{against.removesuffix('_gan')}"] = paired
     return out
 
@@ -74,8 +85,7 @@ def main() -> int:
     parser.add_argument("--config", default=str(ROOT / "configs/cpu.yaml"))
     parser.add_argument("--epochs", type=int, default=10, help="shared budget per run (the cpu config has 36)")
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--variants", default="without_gan,with_gan",
-                        help=f"comma-separated subset of {VARIANTS}")
+    parser.add_argument("--variants", default="without_gan,with_gan", help=f"comma-separated subset of {VARIANTS}")
     parser.add_argument("--out", default=str(ROOT / "tests/benchmarks/results/gan_ablation.json"))
     args = parser.parse_args()
 
@@ -120,38 +130,57 @@ def main() -> int:
         if str(seed) not in quality:
             judge = judge or train_judge(data, quality_config)
             result = assess(generator, data, quality_config, emotions=tuple(plan), judge=judge)
-            quality[str(seed)] = {"train_seconds": round(generator.seconds, 1), "steps": over.gan.steps,
-                                  "added": plan, **result.report}
+            quality[str(seed)] = {
+                "train_seconds": round(generator.seconds, 1),
+                "steps": over.gan.steps,
+                "added": plan,
+                **result.report,
+            }
         images, labels = synthesize(generator, plan, seed=over.seed)
         oversampled = add_synthetic(data, images, labels)
         # weights_matched: the real faces with the with_gan run's class weights, so the synthetic
         # faces are the only difference (oversampling also lowers the class weight of disgust).
-        variants = {"without_gan": (data, data), "with_gan": (oversampled, oversampled),
-                    "weights_matched": (data, oversampled)}
+        variants = {
+            "without_gan": (data, data),
+            "with_gan": (oversampled, oversampled),
+            "weights_matched": (data, oversampled),
+        }
         for variant in args.variants.split(","):
             if variant not in variants:
                 raise SystemExit(f"unknown variant {variant!r}; expected one of {VARIANTS}")
             dataset, weighted_by = variants[variant]
             config_dict = {**copy.deepcopy(train_raw), "seed": seed}
-            key = {"variant": variant, "seed": seed, "config": config_dict,
-                   "gan": over.model_dump(mode="json") if variant != "without_gan" else None}
+            key = {
+                "variant": variant,
+                "seed": seed,
+                "config": config_dict,
+                "gan": over.model_dump(mode="json") if variant != "without_gan" else None,
+            }
             if any(all(r.get(k) == v for k, v in key.items()) for r in runs):
                 continue
             print(f"== {variant}, seed {seed}, {args.epochs} epochs", flush=True)
             weights = class_weights(weighted_by.split("train").labels, "inverse_frequency").as_list()
             start = time.perf_counter()
             row = run_row(variant, config_dict, dataset, weights)
-            row.update(key, wall_seconds=round(time.perf_counter() - start, 1),
-                       train_images=int(dataset.split_mask("train").sum()),
-                       synthetic_images=int(dataset.synthetic.sum()))
+            row.update(
+                key,
+                wall_seconds=round(time.perf_counter() - start, 1),
+                train_images=int(dataset.split_mask("train").sum()),
+                synthetic_images=int(dataset.synthetic.sum()),
+            )
             runs = [r for r in runs if not (r["variant"] == variant and r["seed"] == seed)] + [row]
             runs.sort(key=lambda r: (r["seed"], VARIANTS.index(r["variant"])))
             write_report(
-                "gan_ablation", out, targets={}, checks={},
+                "gan_ablation",
+                out,
+                targets={},
+                checks={},
                 results={"budget_epochs": args.epochs, "runs": runs, "gan": quality, "summary": summarise(runs)},
                 config=str(Path(args.config).resolve().relative_to(ROOT)),
-                note=(f"each run trains {args.epochs} of the cpu config's epochs; with_gan adds the GAN's faces "
-                      f"for {plan} to train; PrivateTest, flip TTA"),
+                note=(
+                    f"each run trains {args.epochs} of the cpu config's epochs; with_gan adds the GAN's faces "
+                    f"for {plan} to train; PrivateTest, flip TTA"
+                ),
             )
     return 0
 

@@ -45,12 +45,16 @@ def main() -> int:
     from ferkit.data.labels import EMOTIONS
     from ferkit.models import build_model
     from ferkit.training import Phase, TrainConfig, seed_everything
-    from ferkit.training.loop import make_optimizer, train_one_epoch
+    from ferkit.training.epoch import EpochSetup, make_optimizer, train_one_epoch
 
     raw = yaml.safe_load((ROOT / "configs/paper.yaml").read_text())["steps"]["train_model"]["parameters"]["config"]
     raw["architecture_kwargs"]["weights"] = "none"  # throughput only; nothing to download
-    raw.update(batch_size=args.batch_size, device="cuda", max_batches_per_epoch=args.max_batches,
-               phases=[{"name": "all", "epochs": args.epochs, "lr": 1e-5}])
+    raw.update(
+        batch_size=args.batch_size,
+        device="cuda",
+        max_batches_per_epoch=args.max_batches,
+        phases=[{"name": "all", "epochs": args.epochs, "lr": 1e-5}],
+    )
     config = TrainConfig(**raw)
     try:
         from ferkit.data import read_fer2013
@@ -68,24 +72,40 @@ def main() -> int:
     repeats = np.ones(len(EMOTIONS), dtype=np.int64)
     repeats[EMOTIONS.index("disgust")] = 3
     steps = -(-int(repeats[labels].sum()) // config.batch_size)
-    optimizer, scheduler = make_optimizer(list(model.parameters()), Phase(name="all", epochs=1, lr=1e-5),
-                                          config.weight_decay, steps * args.epochs)
+    optimizer, scheduler = make_optimizer(
+        list(model.parameters()), Phase(name="all", epochs=1, lr=1e-5), config.weight_decay, steps * args.epochs
+    )
+    setup = EpochSetup(model, device_images, labels, config, generator, repeats=repeats)
     epochs = []
     for epoch in range(args.epochs):
         torch.cuda.synchronize()
         start = time.perf_counter()
-        figures = train_one_epoch(model, optimizer, scheduler, device_images, labels, config, None, generator,
-                                  f"epoch {epoch + 1}", repeats)
+        figures = train_one_epoch(setup, optimizer, scheduler, f"epoch {epoch + 1}")
         torch.cuda.synchronize()
-        epochs.append({"seconds": round(time.perf_counter() - start, 1),
-                       "images_per_second": round(figures["train.images_per_second"], 1),
-                       "data_wait_share": round(figures["train.data_wait_share"], 4)})
+        epochs.append(
+            {
+                "seconds": round(time.perf_counter() - start, 1),
+                "images_per_second": round(figures["train.images_per_second"], 1),
+                "data_wait_share": round(figures["train.data_wait_share"], 4),
+            }
+        )
     best = max(e["images_per_second"] for e in epochs)
-    results = {"epochs": epochs, "best_images_per_second": best, "device": torch.cuda.get_device_name(),
-               "batch_size": config.batch_size, "data": source,
-               "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
-    return write_report("gpu", args.out, TARGETS, results, {"images_per_second": best >= TARGETS["images_per_second_min"]},
-                        config="configs/paper.yaml (all layers trainable, weights: none)")
+    results = {
+        "epochs": epochs,
+        "best_images_per_second": best,
+        "device": torch.cuda.get_device_name(),
+        "batch_size": config.batch_size,
+        "data": source,
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+    }
+    return write_report(
+        "gpu",
+        args.out,
+        TARGETS,
+        results,
+        {"images_per_second": best >= TARGETS["images_per_second_min"]},
+        config="configs/paper.yaml (all layers trainable, weights: none)",
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TARGETS = {"images_per_second": 1500.0, "max_accuracy_drop_points": 0.5, "predict_cold_start_seconds": 3.0}
 
 
-def throughput(model: torch.nn.Module, images: np.ndarray, batch_size: int = 512, repeats: int = 3,
-               channels_last: bool = False) -> float:
+def throughput(
+    model: torch.nn.Module, images: np.ndarray, batch_size: int = 512, repeats: int = 3, channels_last: bool = False
+) -> float:
     """Best of `repeats` passes over `images`, in images per second."""
     x_all = torch.from_numpy(images).unsqueeze(1).float().div_(255)
     if channels_last:
@@ -46,8 +47,12 @@ def throughput(model: torch.nn.Module, images: np.ndarray, batch_size: int = 512
 
 def accuracy(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     with torch.inference_mode():
-        logits = torch.cat([model(torch.from_numpy(images[i : i + 512]).unsqueeze(1).float() / 255)
-                            for i in range(0, len(images), 512)])
+        logits = torch.cat(
+            [
+                model(torch.from_numpy(images[i : i + 512]).unsqueeze(1).float() / 255)
+                for i in range(0, len(images), 512)
+            ]
+        )
     return float((logits.argmax(1).numpy() == labels).mean())
 
 
@@ -55,8 +60,12 @@ def predict_cold_start(model_arg: str, image: Path, runs: int = 3) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "ferkit"), "predict", str(image), "--model", model_arg],
-                       check=True, capture_output=True, cwd=ROOT)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "ferkit"), "predict", str(image), "--model", model_arg],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -73,9 +82,9 @@ def main() -> int:
     from PIL import Image
     from skimage import data as skdata
 
-    from ferkit.cli import load_trained_model
     from ferkit.data import read_fer2013
     from ferkit.models.quantize import quantize_int8
+    from ferkit.registry.store import load_trained_model
     from tests.benchmarks.report import write_report
 
     trained = load_trained_model(args.model)
@@ -103,8 +112,16 @@ def main() -> int:
         "max_accuracy_drop_points": drop <= TARGETS["max_accuracy_drop_points"],
         "predict_cold_start_seconds": results["predict_cold_start_seconds"] <= TARGETS["predict_cold_start_seconds"],
     }
-    return write_report("inference", args.out, TARGETS, results, checks, model=args.model,
-                        architecture=trained.architecture, torch=torch.__version__)
+    return write_report(
+        "inference",
+        args.out,
+        TARGETS,
+        results,
+        checks,
+        model=args.model,
+        architecture=trained.architecture,
+        torch=torch.__version__,
+    )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def bench_cached_step(data_path: Path) -> dict:
     """Run `fer_data_check` twice; the second run's ingest must come from the cache."""
     from zenml.client import Client
 
-    from ferkit.cli import setup_local_stack
+    from ferkit.registry.stack import setup_local_stack
     from pipelines.fer_data_check import fer_data_check
 
     setup_local_stack(os.environ["ZENML_REPOSITORY_PATH"])
@@ -93,8 +93,11 @@ def main() -> int:
 
     home = tempfile.mkdtemp(prefix="ferkit-bench-")
     os.environ.update(
-        ZENML_CONFIG_PATH=f"{home}/config", ZENML_REPOSITORY_PATH=f"{home}/repo",
-        ZENML_ANALYTICS_OPT_IN="false", ZENML_LOGGING_VERBOSITY="WARN", FERKIT_NO_PROGRESS="1",
+        ZENML_CONFIG_PATH=f"{home}/config",
+        ZENML_REPOSITORY_PATH=f"{home}/repo",
+        ZENML_ANALYTICS_OPT_IN="false",
+        ZENML_LOGGING_VERBOSITY="WARN",
+        FERKIT_NO_PROGRESS="1",
     )
     Path(f"{home}/repo").mkdir(parents=True)
     sys.path.insert(0, str(ROOT))

@@ -31,10 +31,10 @@ TARGETS = {"data_wait_share_max": 0.10}
 def measure(config_dict: dict, images: np.ndarray, labels: np.ndarray, batches: int) -> dict:
     import torch
 
-    from ferkit.data.labels import EMOTIONS
     from ferkit.models import build_model
+    from ferkit.runtime import resolve_device
     from ferkit.training import TrainConfig, seed_everything
-    from ferkit.training.loop import make_optimizer, resolve_device, train_one_epoch
+    from ferkit.training.epoch import EpochSetup, class_repeats, make_optimizer, train_one_epoch
 
     config = TrainConfig(**{**config_dict, "max_batches_per_epoch": batches})
     generator = seed_everything(config.seed)
@@ -45,13 +45,15 @@ def measure(config_dict: dict, images: np.ndarray, labels: np.ndarray, batches: 
     optimizer, scheduler = make_optimizer(list(model.parameters()), phase, config.weight_decay, batches * 2)
     # As fit() feeds it: uint8 images already on the device, the config's class repeats.
     device_images = torch.from_numpy(np.ascontiguousarray(images)).to(resolve_device(config.device))
-    repeats = np.ones(7, dtype=np.int64)
-    for emotion, copies in config.class_repeats.items():
-        repeats[EMOTIONS.index(emotion)] = copies
     warm = TrainConfig(**{**config_dict, "max_batches_per_epoch": 3})  # first steps pay for allocation
-    train_one_epoch(model, optimizer, scheduler, device_images, labels, warm, None, generator, "warm-up", repeats)
-    figures = train_one_epoch(model, optimizer, scheduler, device_images, labels, config, None, generator,
-                              "measure", repeats)
+    train_one_epoch(
+        EpochSetup(model, device_images, labels, warm, generator, repeats=class_repeats(warm)),
+        optimizer,
+        scheduler,
+        "warm-up",
+    )
+    setup = EpochSetup(model, device_images, labels, config, generator, repeats=class_repeats(config))
+    figures = train_one_epoch(setup, optimizer, scheduler, "measure")
     return {
         "images_per_second": round(figures["train.images_per_second"], 1),
         "data_wait_share": round(figures["train.data_wait_share"], 4),
@@ -80,12 +82,20 @@ def main() -> int:
     }
     results = {name: measure(c, train.images, train.labels, args.batches) for name, c in variants.items()}
     results["bf16_channels_last_speedup"] = round(
-        results["cpu_config"]["images_per_second"] / results["cpu_config_fp32_nchw"]["images_per_second"], 2)
+        results["cpu_config"]["images_per_second"] / results["cpu_config_fp32_nchw"]["images_per_second"], 2
+    )
     epoch_images = len(train) + 2 * int((train.labels == 1).sum())  # the config's 3 copies of disgust
     results["cpu_config_epoch_seconds_estimate"] = round(epoch_images / results["cpu_config"]["images_per_second"], 1)
     checks = {"data_wait_share": results["cpu_config"]["data_wait_share"] <= TARGETS["data_wait_share_max"]}
-    return write_report("training", args.out, TARGETS, results, checks, batches=args.batches,
-                        config=str(Path(args.config).relative_to(ROOT)))
+    return write_report(
+        "training",
+        args.out,
+        TARGETS,
+        results,
+        checks,
+        batches=args.batches,
+        config=str(Path(args.config).relative_to(ROOT)),
+    )
 
 
 if __name__ == "__main__":

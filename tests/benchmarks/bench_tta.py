@@ -21,13 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.report import write_report
+from tests.benchmarks.report import write_report  # noqa: E402 (after the sys.path line)
 
 
 def score_model(uri: str, data) -> dict:
-    from ferkit.cli import load_trained_model
     from ferkit.metrics.classification import classification_metrics
     from ferkit.models.predict import TTA_MODES, predict_proba_modes
+    from ferkit.registry.store import load_trained_model
 
     trained = load_trained_model(uri)
     network = trained.build()
@@ -60,8 +60,14 @@ def main() -> int:
     for uri in args.model:
         print(f"== {uri}", flush=True)
         rows = [r for r in rows if r["model"] != uri] + [score_model(uri, data)]
-    return write_report("tta", out, targets={}, results={"models": rows}, checks={},
-                        note="each mode on PublicTest (choice) and PrivateTest (report); views: ferkit.models.predict")
+    return write_report(
+        "tta",
+        out,
+        targets={},
+        results={"models": rows},
+        checks={},
+        note="each mode on PublicTest (choice) and PrivateTest (report); views: ferkit.models.predict",
+    )
 
 
 if __name__ == "__main__":

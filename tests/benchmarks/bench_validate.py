@@ -32,8 +32,9 @@ def main() -> int:
         return 2
 
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "ferkit.cli", "validate", args.data, "--json"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", "validate", args.data, "--json"], capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
     if out.returncode not in (0, 1):
         print(out.stderr, file=sys.stderr)
@@ -47,7 +48,11 @@ def main() -> int:
     from tests.benchmarks.report import write_report
 
     return write_report(
-        "validate", args.out, {"wall_seconds": TARGET_SECONDS}, results, {"wall_seconds": wall <= TARGET_SECONDS},
+        "validate",
+        args.out,
+        {"wall_seconds": TARGET_SECONDS},
+        results,
+        {"wall_seconds": wall <= TARGET_SECONDS},
         data=str(Path(args.data).resolve()),
         findings={k: v for k, v in found.items() if k not in ("checks", "source")},
         failed_checks=[c["name"] for c in found["checks"] if not c["passed"]],

@@ -132,7 +132,7 @@ class TestClassWeights:
         labels = np.repeat(np.arange(7), [5, 1, 5, 9, 5, 5, 5])
         weights = class_weights(labels, power=0.5)
         assert weights.method == "inverse_frequency" and weights.power == 0.5 and weights.beta is None
-        assert weights.weights["disgust"] == pytest.approx(5 ** 0.5)  # N / (K * n) = 35 / (7 * 1)
+        assert weights.weights["disgust"] == pytest.approx(5**0.5)  # N / (K * n) = 35 / (7 * 1)
         assert class_weights(labels, method="effective_number").power is None  # power is inverse frequency's
 
     def test_typed_weights_record_method_and_counts(self):

@@ -43,8 +43,10 @@ class TestImageTree:
     def test_pixels_survive_decoding(self, tmp_path):
         # PNG is lossless, so the stored pixels must equal the written ones.
         pixels = face(7)
-        files = {"train/happy/Training_1.png": jpeg_bytes(pixels, fmt="PNG"),
-                 "test/sad/PrivateTest_2.png": jpeg_bytes(face(8), fmt="PNG")}
+        files = {
+            "train/happy/Training_1.png": jpeg_bytes(pixels, fmt="PNG"),
+            "test/sad/PrivateTest_2.png": jpeg_bytes(face(8), fmt="PNG"),
+        }
         data = read_fer2013(write_zip(tmp_path / "d.zip", files), progress=False)
         row = list(data.source_ids).index("train/happy/Training_1.png")
         np.testing.assert_array_equal(data.images[row], pixels)

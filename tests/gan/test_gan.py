@@ -72,8 +72,14 @@ class TestTraining:
     def test_learns_the_toy_two_class_task(self):
         x, y = toy_faces(512, seed=1)
         seen = []
-        result = train_gan(x, y, GANConfig(steps=400, **SMALL), num_classes=2, progress=False,
-                           callbacks=[lambda step, m: seen.append(step)])
+        result = train_gan(
+            x,
+            y,
+            GANConfig(steps=400, **SMALL),
+            num_classes=2,
+            progress=False,
+            callbacks=[lambda step, m: seen.append(step)],
+        )
         asked = np.array([0, 1] * 100)
         samples = generate(result.generator, asked, seed=0)
         assert (rule(samples) == asked).mean() > 0.9

@@ -29,8 +29,13 @@ from ferkit.gan.quality import (
 from tests.factories import face
 
 TINY_GAN = {"z_dim": 8, "width": 4, "batch_size": 8, "steps": 6, "log_every": 3, "num_threads": 2}
-TINY_QUALITY = {"judge_epochs": 1, "judge_widths": [4, 8], "samples_per_class": 8, "kid_subsets": 2,
-                "kid_subset_size": 4}
+TINY_QUALITY = {
+    "judge_epochs": 1,
+    "judge_widths": [4, 8],
+    "samples_per_class": 8,
+    "kid_subsets": 2,
+    "kid_subset_size": 4,
+}
 
 
 def dataset(per_split: dict[str, dict[str, int]]) -> FERDataset:
@@ -55,15 +60,23 @@ def data() -> FERDataset:
 
 
 class TestTargets:
-    @pytest.mark.parametrize(("target", "real", "total"), [("3x", 436, 1308), ("1.5x", 10, 15), (" 2 x ", 7, 14),
-                                                           (1500, 436, 1500), ("1x", 5, 5)])
+    @pytest.mark.parametrize(
+        ("target", "real", "total"),
+        [("3x", 436, 1308), ("1.5x", 10, 15), (" 2 x ", 7, 14), (1500, 436, 1500), ("1x", 5, 5)],
+    )
     def test_factor_or_count(self, target, real, total):
         assert parse_target("disgust", target, real) == total
 
-    @pytest.mark.parametrize(("target", "message"), [("3y", "neither a count nor a factor"),
-                                                     ("x3", "neither a count nor a factor"),
-                                                     ("0.5x", "below 1x"), (0, "must be positive"),
-                                                     (True, "neither a count nor a factor")])
+    @pytest.mark.parametrize(
+        ("target", "message"),
+        [
+            ("3y", "neither a count nor a factor"),
+            ("x3", "neither a count nor a factor"),
+            ("0.5x", "below 1x"),
+            (0, "must be positive"),
+            (True, "neither a count nor a factor"),
+        ],
+    )
     def test_bad_targets_name_the_emotion(self, target, message):
         with pytest.raises(OversampleError, match=rf"oversample\.targets\.disgust: .*{message}"):
             parse_target("disgust", target, 10)
@@ -83,14 +96,15 @@ class TestTargets:
 
     def test_too_few_images_names_class_and_count(self):
         config = OversampleConfig(targets={"disgust": "3x"}, min_images_per_class=50)
-        with pytest.raises(OversampleError, match="class 'disgust' has 12 real training images.*min_images_per_class=50"):
+        with pytest.raises(
+            OversampleError, match="class 'disgust' has 12 real training images.*min_images_per_class=50"
+        ):
             plan_synthetic({"disgust": 12}, config)
 
 
 class TestOversample:
     def config(self, **kw) -> OversampleConfig:
-        return OversampleConfig(enabled=True, targets={"disgust": "3x"}, min_images_per_class=2,
-                                gan=TINY_GAN, **kw)
+        return OversampleConfig(enabled=True, targets={"disgust": "3x"}, min_images_per_class=2, gan=TINY_GAN, **kw)
 
     def test_disabled_passes_the_data_through(self, data):
         out, generator, plan = oversample(data, OversampleConfig(enabled=False), progress=False)
@@ -141,7 +155,9 @@ class TestOversample:
         from ferkit.gan import generate
 
         labels = np.array([1, 1, 3])
-        np.testing.assert_array_equal(generate(loaded.build(), labels, seed=4), generate(generator.build(), labels, seed=4))
+        np.testing.assert_array_equal(
+            generate(loaded.build(), labels, seed=4), generate(generator.build(), labels, seed=4)
+        )
         assert loaded.config == generator.config and loaded.history == generator.history
 
     def test_loading_a_foreign_file_fails_clearly(self, tmp_path):
@@ -157,25 +173,35 @@ class TestQuality:
         rng = np.random.default_rng(0)
         a = rng.normal(size=(500, 8))
         assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
-        near, far = frechet_distance(a, rng.normal(size=(500, 8))), frechet_distance(a, rng.normal(size=(500, 8)) + 2)
+        near, far = (frechet_distance(a, rng.normal(size=(500, 8))), frechet_distance(a, rng.normal(size=(500, 8)) + 2))
         assert near < 0.5 and far > 30  # a shift of 2 in 8 dimensions: |mu|^2 = 32
 
     def test_kernel_distance_separates_distributions(self):
         rng = np.random.default_rng(1)
-        a, b, c = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 1
-        same, shifted = kernel_distance(a, b, subsets=10, subset_size=100), kernel_distance(a, c, subsets=10, subset_size=100)
+        a, b, c = (rng.normal(size=(300, 8)), rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 1)
+        same, shifted = (
+            kernel_distance(a, b, subsets=10, subset_size=100),
+            kernel_distance(a, c, subsets=10, subset_size=100),
+        )
         assert abs(same) < 0.1 < shifted
 
     def test_nearest_distances_find_exact_copies(self):
         reference = np.stack([face(s) for s in range(20)])
         queries = np.stack([reference[7], reference[3], face(99)])
         dist, where = nearest_distances(queries, reference, chunk=2)
-        assert list(where[:2]) == [7, 3] and dist[0] == pytest.approx(0, abs=1e-3) and dist[1] == pytest.approx(0, abs=1e-3)
+        assert (
+            list(where[:2]) == [7, 3]
+            and dist[0] == pytest.approx(0, abs=1e-3)
+            and dist[1] == pytest.approx(0, abs=1e-3)
+        )
         assert dist[2] > 0.05
 
     def test_assess_scores_each_asked_emotion_and_draws_plots(self, data, tmp_path):
-        _, generator, _ = oversample(data, OversampleConfig(enabled=True, targets={"disgust": "3x"},
-                                                            min_images_per_class=2, gan=TINY_GAN), progress=False)
+        _, generator, _ = oversample(
+            data,
+            OversampleConfig(enabled=True, targets={"disgust": "3x"}, min_images_per_class=2, gan=TINY_GAN),
+            progress=False,
+        )
         result = assess(generator, data, QualityConfig(**TINY_QUALITY), emotions=("disgust", "happy"))
         rows = result.report["classes"]
         assert set(rows) == {"disgust", "happy"}
@@ -187,19 +213,29 @@ class TestQuality:
         assert "agreement.disgust" in metrics(result.report) and "| disgust |" in markdown(result.report)
         paths = write_plots(result, tmp_path)
         names = {p.relative_to(tmp_path).as_posix() for p in paths}
-        assert names == {"nn_distance.png", "samples/disgust.png", "samples/happy.png",
-                         "nearest/disgust.png", "nearest/happy.png"}
+        assert names == {
+            "nn_distance.png",
+            "samples/disgust.png",
+            "samples/happy.png",
+            "nearest/disgust.png",
+            "nearest/happy.png",
+        }
         assert all(p.stat().st_size > 500 and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
 
     def test_a_memorised_copy_is_counted(self, data, monkeypatch):
         """A 'generator' that returns real training faces: every sample is a copy."""
         from ferkit.gan import quality
 
-        _, generator, _ = oversample(data, OversampleConfig(enabled=True, targets={"disgust": "3x"},
-                                                            min_images_per_class=2, gan=TINY_GAN), progress=False)
+        _, generator, _ = oversample(
+            data,
+            OversampleConfig(enabled=True, targets={"disgust": "3x"}, min_images_per_class=2, gan=TINY_GAN),
+            progress=False,
+        )
         honest = assess(generator, data, QualityConfig(**TINY_QUALITY), emotions=("disgust",))
         train = data.split("train")
-        monkeypatch.setattr(quality, "generate", lambda net, labels, seed: train.images[np.arange(len(labels)) % len(train)])
+        monkeypatch.setattr(
+            quality, "generate", lambda net, labels, seed: train.images[np.arange(len(labels)) % len(train)]
+        )
         copied = assess(generator, data, QualityConfig(**TINY_QUALITY), emotions=("disgust",))
         assert copied.report["classes"]["disgust"]["copy_share"] == 1.0
         assert copied.report["classes"]["disgust"]["nn_distance_median"] == pytest.approx(0, abs=1e-3)

@@ -8,12 +8,11 @@ import torch
 
 from ferkit.data import FERDataset
 from ferkit.inference import evaluate, write_report
-from ferkit.inference.promotion import decide
 from ferkit.models import TrainedModel, build_model
 from ferkit.models import predict as predict_module
-from ferkit.models.predict import TTA_MODES, predict_proba_modes, to_input
+from ferkit.models.predict import TTA_MODES, predict_proba, predict_proba_modes, to_input
 from ferkit.quality.checks import train_copy_mask
-from ferkit.training.loop import predict_proba
+from ferkit.registry.decision import decide
 from tests.factories import face
 
 
@@ -103,8 +102,9 @@ class CountingNet(torch.nn.Module):
 
 
 class TestTTAModes:
-    @pytest.mark.parametrize("mode, views", [("none", 1), ("flip", 2), ("ten_crop", 10), ("multi_scale", 12),
-                                             ("multi_view", 20)])
+    @pytest.mark.parametrize(
+        "mode, views", [("none", 1), ("flip", 2), ("ten_crop", 10), ("multi_scale", 12), ("multi_view", 20)]
+    )
     def test_each_mode_looks_at_its_views(self, mode, views):
         net = CountingNet()
         predict_proba(net, np.stack([face(i) for i in range(3)]), tta=mode)
@@ -124,8 +124,14 @@ class TestTTAModes:
         np.testing.assert_allclose(modes["multi_scale"], (modes["flip"] + modes["ten_crop"]) / 2, atol=1e-6)
         x = to_input(images)
         with torch.no_grad():
-            shifts = sum(net(predict_module._view(x, f"shift_{d}{m}")).softmax(1)
-                         for d in ("right", "left", "down", "up") for m in ("", "_mirror")).numpy() / 8
+            shifts = (
+                sum(
+                    net(predict_module._view(x, f"shift_{d}{m}")).softmax(1)
+                    for d in ("right", "left", "down", "up")
+                    for m in ("", "_mirror")
+                ).numpy()
+                / 8
+            )
         np.testing.assert_allclose(modes["multi_view"], (modes["flip"] + modes["ten_crop"] + shifts) / 3, atol=1e-5)
 
     def test_shift_views_move_the_face_by_five_percent_of_its_side(self):

@@ -23,9 +23,16 @@ def test_paper_model_trains_a_step_in_bf16_channels_last():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, size=(32, 48, 48), dtype=np.uint8)
     y = rng.integers(0, 7, size=32)
-    config = TrainConfig(architecture="hybrid", architecture_kwargs={"backbone": "resnet50", "input_size": 224},
-                         phases=[Phase(name="all", epochs=1, lr=1e-4)], batch_size=16, device="cuda",
-                         precision="bf16", channels_last=True, early_stopping_patience=None)
+    config = TrainConfig(
+        architecture="hybrid",
+        architecture_kwargs={"backbone": "resnet50", "input_size": 224},
+        phases=[Phase(name="all", epochs=1, lr=1e-4)],
+        batch_size=16,
+        device="cuda",
+        precision="bf16",
+        channels_last=True,
+        early_stopping_patience=None,
+    )
     model = build_model(config.architecture, **config.architecture_kwargs)
     result = fit(model, x, y, x[:8], y[:8], config)
     assert next(model.parameters()).device.type == "cuda"

@@ -20,12 +20,18 @@ from ferkit.models.backbones import (
 )
 from ferkit.models.hybrid import CLASS_GROUPS, ChannelAdapter, GroupBranches
 from ferkit.models.layers import SpatialAttention, SqueezeExcite, TransformerBlock
+from tests.factories import TINY_HYBRID
 
-TINY = dict(backbone="fer_resnet", input_size=48, dim=32, heads=8, hidden=16,
-            backbone_options={"stem": 8, "widths": [16, 16, 32], "blocks": [1, 1, 1]})
+TINY = TINY_HYBRID
 # The torchvision backbones at a small input size keep the test quick; 224 is covered for resnet50.
-SIZES = {"resnet50": 64, "resnet18": 64, "efficientnet_b3": 64, "mobilenet_v3_small": 64, "fer_resnet": 48,
-         "fer_vgg": 48}
+SIZES = {
+    "resnet50": 64,
+    "resnet18": 64,
+    "efficientnet_b3": 64,
+    "mobilenet_v3_small": 64,
+    "fer_resnet": 48,
+    "fer_vgg": 48,
+}
 
 
 def forward(model: nn.Module, batch: int = 2) -> torch.Tensor:
@@ -41,8 +47,16 @@ class TestForward:
         assert logits.shape == (2, len(EMOTIONS)) and torch.isfinite(logits).all()
         assert model.forward_features(torch.rand(2, 1, 48, 48)).shape == (2, 64)
 
-    @pytest.mark.parametrize("switch", [{}, {"attention": False}, {"transformer": False}, {"branches": False},
-                                        {"attention": False, "transformer": False, "branches": False}])
+    @pytest.mark.parametrize(
+        "switch",
+        [
+            {},
+            {"attention": False},
+            {"transformer": False},
+            {"branches": False},
+            {"attention": False, "transformer": False, "branches": False},
+        ],
+    )
     def test_every_switch_combination(self, switch):
         model = build_model("hybrid", **TINY, **switch)
         assert forward(model, 3).shape == (3, len(EMOTIONS))
@@ -129,8 +143,11 @@ class TestWeights:
         del state["layer1.0.conv1.weight"]
         state["extra.weight"] = torch.zeros(1)
         torch.save(state, tmp_path / "bad.pt")
-        with pytest.raises(CheckpointError, match=r"1 missing keys \['layer1.0.conv1.weight'\].*"
-                                                  r"1 unexpected keys \['extra.weight'\]"):
+        with pytest.raises(
+            CheckpointError,
+            match=r"1 missing keys \['layer1.0.conv1.weight'\].*"
+            r"1 unexpected keys \['extra.weight'\]",
+        ):
             build_backbone("resnet18", str(tmp_path / "bad.pt"))
 
     def test_a_missing_path_is_named(self, tmp_path):
@@ -205,7 +222,10 @@ class TestKerasTable:
 
     def test_whole_blocks_are_named_once(self):
         assert keras_resnet50_range(160, 175) == [
-            "backbone.layer4.1.conv3", "backbone.layer4.1.bn3", "backbone.layer4.2"]
+            "backbone.layer4.1.conv3",
+            "backbone.layer4.1.bn3",
+            "backbone.layer4.2",
+        ]
 
     def test_paper_config_phases_follow_the_table(self):
         import yaml
@@ -228,8 +248,11 @@ class TestDeployment:
         from ferkit.models import TrainedModel
 
         monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: imagenet would need a download
-        monkeypatch.setattr(torch.hub, "load_state_dict_from_url",
-                            lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("offline")))
+        monkeypatch.setattr(
+            torch.hub,
+            "load_state_dict_from_url",
+            lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("offline")),
+        )
         kwargs = {"backbone": "resnet18", "weights": "imagenet", "input_size": 64, "dim": 32, "hidden": 16}
         net = build_model("hybrid", **{**kwargs, "weights": "none"})
         trained = TrainedModel("hybrid", kwargs, net.state_dict())

@@ -49,7 +49,9 @@ class TestTrainedModel:
         state["extra.weight"] = torch.zeros(1)
         del state["head.3.bias"]
         broken = TrainedModel("plain_cnn", {"widths": (8, 8, 16, 16)}, state)
-        with pytest.raises(CheckpointError, match=r"missing keys \['head.3.bias'\].*unexpected keys \['extra.weight'\]"):
+        with pytest.raises(
+            CheckpointError, match=r"missing keys \['head.3.bias'\].*unexpected keys \['extra.weight'\]"
+        ):
             broken.build()
 
     def test_a_foreign_file_is_not_a_checkpoint(self, tmp_path):
@@ -66,9 +68,12 @@ class TestTrainedModel:
 
         nudged = {k: v.clone() for k, v in trained.state_dict.items()}
         nudged["head.3.bias"][0] += 1e-6
-        assert TrainedModel("plain_cnn", {"widths": (8, 8, 16, 16)}, nudged).weights_sha256() != trained.weights_sha256()
-        relabelled = TrainedModel("plain_cnn", {"widths": (8, 8, 16, 16)}, trained.state_dict,
-                                  emotions=tuple(reversed(EMOTIONS)))
+        assert (
+            TrainedModel("plain_cnn", {"widths": (8, 8, 16, 16)}, nudged).weights_sha256() != trained.weights_sha256()
+        )
+        relabelled = TrainedModel(
+            "plain_cnn", {"widths": (8, 8, 16, 16)}, trained.state_dict, emotions=tuple(reversed(EMOTIONS))
+        )
         assert relabelled.weights_sha256() != trained.weights_sha256()
         half = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in trained.state_dict.items()}
         assert TrainedModel("plain_cnn", {"widths": (8, 8, 16, 16)}, half).weights_sha256() != trained.weights_sha256()

@@ -61,9 +61,17 @@ def smoke_data(tmp_path_factory, request) -> Path:
 def test_smoke_run_tracks_and_registers(stack, smoke_data):
     run_smoke(smoke_data)
     steps = latest_run_steps()
-    assert set(steps) == {"fingerprint_source", "ingest_fer2013", "validate_data", "oversample_minority",
-                          "compute_class_weights",
-                          "train_model", "evaluate_model", "report_drift", "register_model"}
+    assert set(steps) == {
+        "fingerprint_source",
+        "ingest_fer2013",
+        "validate_data",
+        "oversample_minority",
+        "compute_class_weights",
+        "train_model",
+        "evaluate_model",
+        "report_drift",
+        "register_model",
+    }
 
     mlflow.set_tracking_uri(stack)
     runs = mlflow.search_runs(experiment_names=["fer_training"], output_format="list", order_by=["start_time DESC"])
@@ -73,7 +81,11 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     assert "val.macro_f1" in run.data.metrics and run.data.params["train.epochs"] == "2"
     client = mlflow.MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {"evaluation/confusion_matrix.png", "evaluation/reliability_diagram.png", "evaluation/report.html"} <= artifacts
+    assert {
+        "evaluation/confusion_matrix.png",
+        "evaluation/reliability_diagram.png",
+        "evaluation/report.html",
+    } <= artifacts
     assert {"test.ece", "test.macro_f1_ci_low", "test.tta.ten_crop.accuracy"} <= set(run.data.metrics)
     assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} >= {"config/resolved.yaml"}
     quality = {a.path for a in client.list_artifacts(run.info.run_id, "quality")}
@@ -118,9 +130,11 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     assert zenml_version.stage == "production"
 
     # The champion resolves by URI for `ferkit evaluate`.
-    out = _run([str(BIN / "ferkit"), "evaluate", "--model", "models:/fer_emotion@champion", "--json",
-                "--bootstrap", "20"], smoke_data)
-    evaluated = json.loads(out.stdout[out.stdout.index("{"):])
+    out = _run(
+        [str(BIN / "ferkit"), "evaluate", "--model", "models:/fer_emotion@champion", "--json", "--bootstrap", "20"],
+        smoke_data,
+    )
+    evaluated = json.loads(out.stdout[out.stdout.index("{") :])
     assert evaluated["images"] > 0 and 0 <= evaluated["metrics"]["macro_f1"] <= 1
 
     # The registered pyfunc loads and labels encoded face images.
@@ -174,8 +188,10 @@ def test_batch_inference_predicts_a_folder_with_the_champion(stack, smoke_data, 
     config = yaml.safe_load((ROOT / "configs/batch_inference.yaml").read_text())
     config["parameters"]["image_dir"] = str(folder)
     (tmp_path / "batch.yaml").write_text(yaml.safe_dump(config))
-    _run([str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_batch_inference", "-c", str(tmp_path / "batch.yaml")],
-         smoke_data)
+    _run(
+        [str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_batch_inference", "-c", str(tmp_path / "batch.yaml")],
+        smoke_data,
+    )
 
     from zenml.client import Client
 
@@ -183,12 +199,26 @@ def test_batch_inference_predicts_a_folder_with_the_champion(stack, smoke_data, 
     assert run.status.value == "completed"
     predictions = run.steps["predict_folder"].outputs["predictions"][0].load()
     by_file = predictions.groupby("file")
-    assert set(by_file.groups) == {"astronaut.png", "astronaut_mirrored.jpg", "crop_0.png", "crop_1.png",
-                                   "crop_2.png", "broken.jpg"}
+    assert set(by_file.groups) == {
+        "astronaut.png",
+        "astronaut_mirrored.jpg",
+        "crop_0.png",
+        "crop_1.png",
+        "crop_2.png",
+        "broken.jpg",
+    }
     # Noise is no face: reported as such, not guessed at.
     assert (predictions[predictions["file"].str.startswith("crop_")]["error"] == "no face found").all()
     astronaut = predictions[predictions["file"] == "astronaut.png"].iloc[0]
-    assert astronaut["error"] == "" and astronaut["label"] in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert astronaut["error"] == "" and astronaut["label"] in (
+        "angry",
+        "disgust",
+        "fear",
+        "happy",
+        "sad",
+        "surprise",
+        "neutral",
+    )
     assert predictions[predictions["file"] == "broken.jpg"].iloc[0]["error"].startswith("cannot read image")
     assert run.steps["predict_folder"].config.parameters["int8"] is True  # the config's fast path
     drift = run.steps["report_batch_drift"].outputs["batch_drift_metrics"][0].load()
@@ -209,8 +239,14 @@ def test_paper_config_runs_end_to_end_with_tiny_epochs(stack, smoke_data, tmp_pa
     oversample = config["steps"]["oversample_minority"]["parameters"]
     assert oversample["config"]["enabled"] is True
     oversample["config"].update(min_images_per_class=2, gan={"width": 4, "z_dim": 8, "batch_size": 8, "steps": 2})
-    oversample["quality"] = {"judge_epochs": 1, "judge_widths": [4, 8], "judge_max_batches": 1,
-                             "samples_per_class": 8, "kid_subsets": 1, "kid_subset_size": 4}
+    oversample["quality"] = {
+        "judge_epochs": 1,
+        "judge_widths": [4, 8],
+        "judge_max_batches": 1,
+        "samples_per_class": 8,
+        "kid_subsets": 1,
+        "kid_subset_size": 4,
+    }
     train = config["steps"]["train_model"]["parameters"]["config"]
     for phase in train["phases"]:
         phase["epochs"] = 1
@@ -220,8 +256,9 @@ def test_paper_config_runs_end_to_end_with_tiny_epochs(stack, smoke_data, tmp_pa
     torch_home = tmp_path / "torch"
     enum = torchvision.models.get_model_weights("resnet50").DEFAULT
     (torch_home / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save(torchvision.models.resnet50().state_dict(),
-               torch_home / "hub" / "checkpoints" / os.path.basename(enum.url))
+    torch.save(
+        torchvision.models.resnet50().state_dict(), torch_home / "hub" / "checkpoints" / os.path.basename(enum.url)
+    )
     env_extra = {"TORCH_HOME": str(torch_home)}
     args = [str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_training", "-c", str(tmp_path / "paper_tiny.yaml")]
     env = {**os.environ, "FER2013_PATH": str(smoke_data), "PYTHONPATH": str(ROOT), **env_extra}
@@ -230,15 +267,20 @@ def test_paper_config_runs_end_to_end_with_tiny_epochs(stack, smoke_data, tmp_pa
     latest_run_steps()  # completed
 
     mlflow.set_tracking_uri(stack)
-    run = mlflow.search_runs(experiment_names=["fer_training"], output_format="list",
-                             order_by=["start_time DESC"])[0]
+    run = mlflow.search_runs(experiment_names=["fer_training"], output_format="list", order_by=["start_time DESC"])[0]
     assert run.data.params["model.backbone"] == "resnet50"
     assert [run.data.params[f"train.phase{i}.name"] for i in range(5)] == [
-        "frozen_backbone", "unfreeze_160_175", "unfreeze_140_175", "unfreeze_100_175", "head_only"]
+        "frozen_backbone",
+        "unfreeze_160_175",
+        "unfreeze_140_175",
+        "unfreeze_100_175",
+        "head_only",
+    ]
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train.phase")
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == [0, 1, 2, 3, 4]
-    trainable = {m.step: m.value for m in mlflow.MlflowClient().get_metric_history(
-        run.info.run_id, "train.trainable_parameters")}
+    trainable = {
+        m.step: m.value for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "train.trainable_parameters")
+    }
     assert trainable[1] < trainable[2] < trainable[3] < trainable[4] and trainable[5] < trainable[1]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "training")}
     assert "training/training_curves.png" in artifacts
@@ -249,9 +291,13 @@ def test_compare_runs_each_backbone_into_one_experiment(stack, smoke_data, tmp_p
     import yaml
 
     spec = yaml.safe_load((ROOT / "configs/compare_backbones.yaml").read_text())
-    spec.update(limit_per_class=4, epochs=1, experiment_name="fer_backbones_test",
-                train_overrides={"max_batches_per_epoch": 1, "batch_size": 8},
-                backbones={"fer_resnet": {}, "mobilenet_v3_small": {"input_size": 64, "dim": 64}})
+    spec.update(
+        limit_per_class=4,
+        epochs=1,
+        experiment_name="fer_backbones_test",
+        train_overrides={"max_batches_per_epoch": 1, "batch_size": 8},
+        backbones={"fer_resnet": {}, "mobilenet_v3_small": {"input_size": 64, "dim": 64}},
+    )
     (tmp_path / "compare.yaml").write_text(yaml.safe_dump(spec))
     _run([str(BIN / "ferkit"), "compare", str(tmp_path / "compare.yaml")], smoke_data)
 

@@ -26,8 +26,15 @@ NAME = "fer_emotion_retraining_test"
 
 def retrain(config: Path, data_path: Path, expect_ok: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "FER2013_PATH": str(data_path), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_retraining", "-c", str(config)],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    result = subprocess.run(
+        [str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_retraining", "-c", str(config)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if expect_ok:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
@@ -72,12 +79,18 @@ def line(stack, smoke_data, tmp_path_factory):  # noqa: F811 (pytest fixtures)
     training["steps"]["register_model"].setdefault("parameters", {})["registered_model_name"] = NAME
     tmp = tmp_path_factory.mktemp("retraining")
     (tmp / "training.yaml").write_text(yaml.safe_dump(training))
-    _run([str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_training", "-c", str(tmp / "training.yaml")],
-         smoke_data)
+    _run(
+        [str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_training", "-c", str(tmp / "training.yaml")], smoke_data
+    )
     newest = versions(client)[-1]
     if champion(client).version != newest.version:  # another test's model may hold the alias
-        subprocess.run([str(BIN / "ferkit"), "promote", str(newest.version), "--name", NAME], cwd=ROOT, check=True,
-                       capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        subprocess.run(
+            [str(BIN / "ferkit"), "promote", str(newest.version), "--name", NAME],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     assert champion(client).version == newest.version
     assert newest.tags["data.artifact_version_id"]  # fer_training records the data it trained on
     return client, tmp

@@ -73,7 +73,8 @@ class TestDefects:
         assert set(ge_json) == {"manifest", "splits", "classes"} and ge_json["manifest"]["success"]
 
     @pytest.mark.parametrize(
-        "defect", [with_cross_split_duplicate, with_blank_image, with_wrong_size_image, with_empty_class, with_label_conflict]
+        "defect",
+        [with_cross_split_duplicate, with_blank_image, with_wrong_size_image, with_empty_class, with_label_conflict],
     )
     def test_each_defect_is_caught_alone_and_names_its_rows(self, tmp_path, defect):
         files, expected_checks, offenders = defect(clean_files())
@@ -97,7 +98,11 @@ class TestDefects:
         _, _, report, _ = validate(tmp_path, files)
         s = report.summary
         assert (s["duplicate_groups"], s["files_in_duplicate_groups"]) == (1, 2)
-        assert (s["test_images_with_train_copy"], s["val_images_with_train_copy"], s["train_copies_of_eval_images"]) == (1, 0, 1)
+        assert (
+            s["test_images_with_train_copy"],
+            s["val_images_with_train_copy"],
+            s["train_copies_of_eval_images"],
+        ) == (1, 0, 1)
 
     def test_class_proportion_gap_beyond_tolerance_warns(self, tmp_path):
         files = clean_files()
@@ -146,8 +151,9 @@ class TestValidateCLI:
     def test_json_counts(self, tmp_path):
         files, _, _ = with_cross_split_duplicate(clean_files())
         path = write_zip(tmp_path / "d.zip", files)
-        result = subprocess.run([sys.executable, "-m", "ferkit.cli", "validate", str(path), "--json"],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "ferkit.cli", "validate", str(path), "--json"], capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stderr
         out = json.loads(result.stdout)
         assert out["test_images_with_train_copy"] == 1 and out["duplicate_groups"] == 1
@@ -158,16 +164,20 @@ class TestValidateCLI:
         files, _, _ = with_blank_image(clean_files())
         path = write_zip(tmp_path / "d.zip", files)
         (tmp_path / "policy.yaml").write_text("fail_on: [no_blank_images]\n")
-        result = subprocess.run([sys.executable, "-m", "ferkit.cli", "validate", str(path), "--policy",
-                                 str(tmp_path / "policy.yaml")], capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "ferkit.cli", "validate", str(path), "--policy", str(tmp_path / "policy.yaml")],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 1 and "**STOP**" in result.stdout
 
     def test_unreadable_data_is_reported(self, tmp_path):
         files = clean_files()
         files["train/contempt/Training_1.jpg"] = jpeg_bytes(face(1))
         path = write_zip(tmp_path / "d.zip", files)
-        result = subprocess.run([sys.executable, "-m", "ferkit.cli", "validate", str(path), "--json"],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "ferkit.cli", "validate", str(path), "--json"], capture_output=True, text=True
+        )
         assert result.returncode == 2
         out = json.loads(result.stdout)
         assert out["readable"] is False and "train/contempt" in out["error"]

@@ -23,8 +23,10 @@ def dataset(n: int, seed: int, split: str = "train") -> FERDataset:
 def base() -> FERDataset:
     parts = [dataset(70, 0), dataset(14, 1, "val"), dataset(14, 2, "test")]
     return FERDataset(
-        images=np.concatenate([p.images for p in parts]), labels=np.concatenate([p.labels for p in parts]),
-        splits=np.concatenate([p.splits for p in parts]), source_ids=np.concatenate([p.source_ids for p in parts]),
+        images=np.concatenate([p.images for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        splits=np.concatenate([p.splits for p in parts]),
+        source_ids=np.concatenate([p.source_ids for p in parts]),
     )
 
 
@@ -57,16 +59,23 @@ class TestMerge:
 
     def test_duplicates_inside_a_batch_count_once(self):
         batch = dataset(7, 3)
-        doubled = FERDataset(images=np.concatenate([batch.images] * 2), labels=np.concatenate([batch.labels] * 2),
-                             splits=np.concatenate([batch.splits] * 2),
-                             source_ids=np.array([f"x{i}" for i in range(14)]))
+        doubled = FERDataset(
+            images=np.concatenate([batch.images] * 2),
+            labels=np.concatenate([batch.labels] * 2),
+            splits=np.concatenate([batch.splits] * 2),
+            source_ids=np.array([f"x{i}" for i in range(14)]),
+        )
         _, _, lineage = merge_new_data(base(), doubled, "d" * 64, holdout_fraction=0.0)
         assert lineage.known_images == 7 and lineage.added_to_train == 7
 
     def test_unseen_mask_checks_every_known_set(self):
         batch, other = dataset(7, 3), dataset(7, 4)
-        mixed = FERDataset(images=np.concatenate([batch.images[:3], other.images[:4]]), labels=np.zeros(7, int),
-                           splits=np.zeros(7, np.uint8), source_ids=np.array([str(i) for i in range(7)]))
+        mixed = FERDataset(
+            images=np.concatenate([batch.images[:3], other.images[:4]]),
+            labels=np.zeros(7, int),
+            splits=np.zeros(7, np.uint8),
+            source_ids=np.array([str(i) for i in range(7)]),
+        )
         assert unseen_mask(mixed, batch).tolist() == [False] * 3 + [True] * 4
         assert not unseen_mask(mixed, batch, other).any()
 

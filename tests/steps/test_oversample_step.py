@@ -26,13 +26,21 @@ def test_enabled_step_adds_faces_and_logs_its_quality(data, tracked):  # noqa: F
     config = OversampleConfig(enabled=True, targets={"disgust": "2x"}, min_images_per_class=2, gan=TINY_GAN)
     with mlflow.start_run() as run:
         out, generator, report = oversample_minority.entrypoint(
-            fer_dataset=data, config=config, quality=QualityConfig(**TINY_QUALITY))
+            fer_dataset=data, config=config, quality=QualityConfig(**TINY_QUALITY)
+        )
     assert out.synthetic.sum() == 4 and isinstance(generator, TrainedGenerator)
     assert report["added"] == {"disgust": 4} and set(report["classes"]) == {"disgust"}
     logged = tracked.get_run(run.info.run_id).data
     assert logged.metrics["oversample.added.disgust"] == 4
-    assert {"gan.fid.disgust", "gan.kid.disgust", "gan.agreement.disgust", "gan.copy_share.disgust",
-            "gan.d_loss", "gan.g_loss", "gan.train_seconds"} <= set(logged.metrics)
+    assert {
+        "gan.fid.disgust",
+        "gan.kid.disgust",
+        "gan.agreement.disgust",
+        "gan.copy_share.disgust",
+        "gan.d_loss",
+        "gan.g_loss",
+        "gan.train_seconds",
+    } <= set(logged.metrics)
     assert [m.step for m in tracked.get_metric_history(run.info.run_id, "gan.d_loss")] == [3, 6]
     assert logged.params["oversample.targets.disgust"] == "2x"
     paths = {a.path for a in tracked.list_artifacts(run.info.run_id, "gan")}

@@ -9,8 +9,9 @@ import torch
 
 from ferkit.data import FERDataset
 from ferkit.models import TrainedModel, build_model
-from steps.register import promotion
-from steps.register.register_model import WEIGHTS_TAG, register_model
+from ferkit.registry import promotion
+from ferkit.registry.names import WEIGHTS_TAG
+from steps.register.register_model import register_model
 from tests.factories import face
 
 NAME = "fer_emotion_test"
@@ -32,8 +33,12 @@ def registry(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def data() -> FERDataset:
     n = 7 * 3 * 3
-    return FERDataset(np.stack([face(i) for i in range(n)]), np.arange(n) % 7, np.repeat([0, 1, 2], n // 3),
-                      [f"i{i}" for i in range(n)])
+    return FERDataset(
+        np.stack([face(i) for i in range(n)]),
+        np.arange(n) % 7,
+        np.repeat([0, 1, 2], n // 3),
+        [f"i{i}" for i in range(n)],
+    )
 
 
 def trained(seed: int) -> TrainedModel:
@@ -44,8 +49,13 @@ def trained(seed: int) -> TrainedModel:
 
 def register(model, score: float, data, **kw) -> str:
     with mlflow.start_run():
-        return register_model.entrypoint(model=model, test_metrics={"macro_f1": score, "accuracy": score},
-                                         fer_dataset=data, registered_model_name=NAME, **kw)
+        return register_model.entrypoint(
+            model=model,
+            test_metrics={"macro_f1": score, "accuracy": score},
+            fer_dataset=data,
+            registered_model_name=NAME,
+            **kw,
+        )
 
 
 def alias(client, name: str) -> str | None:
@@ -103,7 +113,7 @@ class TestGate:
         def no_scoring(*args, **kwargs):
             raise AssertionError("the champion was scored again")
 
-        monkeypatch.setattr("steps.register.register_model.evaluate", no_scoring)
+        monkeypatch.setattr("ferkit.registry.publish.evaluate", no_scoring)
         register(trained(2), 0.0, other)
         tags = registry.get_model_version(NAME, "3").tags
         assert tags["promotion.champion_score_source"].startswith("champion's re-scored tag")
@@ -117,8 +127,15 @@ class TestGate:
         copy = trained(1)
         copy.history = [{"epoch": 1, "seconds": 3.0}]  # a re-run: same weights, other timings
         with mlflow.start_run() as run:
-            assert register_model.entrypoint(model=copy, test_metrics={"macro_f1": 0.99, "accuracy": 0.99},
-                                             fer_dataset=data, registered_model_name=NAME) == "2"
+            assert (
+                register_model.entrypoint(
+                    model=copy,
+                    test_metrics={"macro_f1": 0.99, "accuracy": 0.99},
+                    fer_dataset=data,
+                    registered_model_name=NAME,
+                )
+                == "2"
+            )
         assert sorted(int(v.version) for v in registry.search_model_versions(f"name='{NAME}'")) == [1, 2]
         assert alias(registry, "champion") == "1" and alias(registry, "challenger") == "2"  # nothing moved
         assert registry.get_run(run.info.run_id).data.tags[promotion.DUPLICATE_OF] == f"{NAME}/2"
@@ -152,7 +169,9 @@ class TestByHand:
         register(trained(1), 0.40, data)  # the same weights: no third version
         rows = promotion.list_versions(NAME)
         assert [(r["version"], r["aliases"], r["decision"], r["score"]) for r in rows] == [
-            (2, ["challenger"], "challenger", 0.40), (1, ["champion"], "champion", 0.50)]
+            (2, ["challenger"], "challenger", 0.40),
+            (1, ["champion"], "champion", 0.50),
+        ]
         assert rows[0]["weights_sha256"] == trained(1).weights_sha256() and rows[0]["metric"] == "macro_f1"
         assert [r["score"] for r in promotion.list_versions(NAME, metric="accuracy")] == [0.40, 0.50]
 
@@ -207,10 +226,10 @@ class TestPyfunc:
         assert set(out["label"]) <= set(EMOTIONS)
         np.testing.assert_allclose(out[list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-5)
         # The same face as a 48x48 array, and a 60x50 array, through `pixels`.
-        arrays = model.predict(pd.DataFrame({"pixels": [gray48.astype(int).tolist(),
-                                                         np.full((60, 50), 90).tolist()]}))
-        np.testing.assert_allclose(arrays.loc[0, list(EMOTIONS)].to_numpy(float),
-                                   out.loc[1, list(EMOTIONS)].to_numpy(float), atol=1e-5)
+        arrays = model.predict(pd.DataFrame({"pixels": [gray48.astype(int).tolist(), np.full((60, 50), 90).tolist()]}))
+        np.testing.assert_allclose(
+            arrays.loc[0, list(EMOTIONS)].to_numpy(float), out.loc[1, list(EMOTIONS)].to_numpy(float), atol=1e-5
+        )
         assert len(arrays) == 2
 
 
@@ -236,9 +255,23 @@ def test_mlflow_models_serve_round_trip(registry, data, tmp_path):
     bin_dir = str(Path(sys.executable).parent)  # the server execs `uvicorn` from the venv, as an activated shell would
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@champion",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"models:/{NAME}@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
     )
     try:
         deadline = time.time() + 180
@@ -252,8 +285,11 @@ def test_mlflow_models_serve_round_trip(registry, data, tmp_path):
         else:
             pytest.fail("mlflow models serve did not come up in 180 s")
         payload = {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(astronaut_png()).decode()]]}}
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             predictions = json.loads(response.read())["predictions"]
         assert len(predictions) == 1 and predictions[0]["label"] in EMOTIONS
@@ -268,17 +304,17 @@ def test_mlflow_models_serve_round_trip(registry, data, tmp_path):
 
 class TestResolveModelURI:
     def test_local_fast_path_and_mlflow_path_agree(self, registry, data, monkeypatch):
-        from ferkit import cli
+        from ferkit.registry import store
 
         register(trained(0), 0.5, data)
         register(trained(1), 0.6, data)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
-        fast = cli._local_checkpoint(f"models:/{NAME}@champion")
+        fast = store.local_checkpoint(f"models:/{NAME}@champion")
         assert fast is not None and fast.name == "ferkit_model.pt"
-        by_alias = cli.load_trained_model(f"models:/{NAME}@champion")
-        by_number = cli.load_trained_model(f"models:/{NAME}/2")
-        monkeypatch.setattr(cli, "_local_checkpoint", lambda uri: None)  # force the MLflow client path
-        via_mlflow = cli.load_trained_model(f"models:/{NAME}@champion")
+        by_alias = store.load_trained_model(f"models:/{NAME}@champion")
+        by_number = store.load_trained_model(f"models:/{NAME}/2")
+        monkeypatch.setattr(store, "local_checkpoint", lambda uri: None)  # force the MLflow client path
+        via_mlflow = store.load_trained_model(f"models:/{NAME}@champion")
         for key, tensor in via_mlflow.state_dict.items():
             torch.testing.assert_close(by_alias.state_dict[key], tensor)
             torch.testing.assert_close(by_number.state_dict[key], tensor)
@@ -286,13 +322,13 @@ class TestResolveModelURI:
         torch.testing.assert_close(via_mlflow.state_dict["head.3.weight"], expected["head.3.weight"])
 
     def test_unknown_alias_is_a_clear_error(self, registry, data, monkeypatch):
-        from ferkit import cli
+        from ferkit.registry import store
 
         register(trained(0), 0.5, data)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
-        assert cli._local_checkpoint(f"models:/{NAME}@production") is None
-        with pytest.raises(cli.ModelNotFound, match="does not resolve"):
-            cli.load_trained_model(f"models:/{NAME}@production")
+        assert store.local_checkpoint(f"models:/{NAME}@production") is None
+        with pytest.raises(store.ModelNotFound, match="does not resolve"):
+            store.load_trained_model(f"models:/{NAME}@production")
 
 
 def test_cli_promote_and_rollback(registry, data, monkeypatch, capsys):

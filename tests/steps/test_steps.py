@@ -9,11 +9,11 @@ import pytest
 from ferkit.data import DataError, FERDataset, file_sha256
 from ferkit.models import TrainedModel
 from ferkit.training import TrainConfig
+from steps.drift.report_drift import report_drift
 from steps.evaluate.evaluate_model import evaluate_model
 from steps.ingest.fingerprint_source import fingerprint_source
 from steps.ingest.ingest_fer2013 import ingest_fer2013
 from steps.register.register_model import register_model
-from steps.drift.report_drift import report_drift
 from steps.train.train_model import train_model
 from steps.weights.compute_class_weights import compute_class_weights
 from tests.factories import image_tree, write_zip
@@ -68,8 +68,18 @@ def test_train_then_evaluate(ingested):
     model = train_model.entrypoint(fer_dataset=data, class_weights=weights, config=config)
     assert isinstance(model, TrainedModel) and model.recipe["epochs"] == 1 and len(model.history) == 1
     metrics, report = evaluate_model.entrypoint(model=model, fer_dataset=data, bootstrap_resamples=20)
-    assert {"accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece",
-            "macro_f1_ci_low", "tta.ten_crop.accuracy", "leakage_free.accuracy", "images"} <= set(metrics)
+    assert {
+        "accuracy",
+        "balanced_accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "log_loss",
+        "ece",
+        "macro_f1_ci_low",
+        "tta.ten_crop.accuracy",
+        "leakage_free.accuracy",
+        "images",
+    } <= set(metrics)
     assert 0 <= metrics["accuracy"] <= 1 and metrics["log_loss"] > 0 and metrics["images"] == 42
     assert "Named confusions" in str(report)
     html, drift = report_drift.entrypoint(fer_dataset=data, model=model, sample_size=30)

@@ -25,15 +25,32 @@ ROOT = Path(__file__).parents[2]
 
 # Class weights, repeats, erasing and an EMA all in play; no BatchNorm or dropout (their
 # per-rank statistics and masks would differ from one process's by design).
-CONFIG = {"epochs": 2, "batch_size": 16, "max_batches_per_epoch": 3, "lr": 0.05, "early_stopping_patience": None,
-          "class_repeats": {"disgust": 2}, "augment": {"erase": 0.5}, "ema_decay": 0.9, "device": "cpu",
-          "num_threads": 1, "tta_flip": False}
+CONFIG = {
+    "epochs": 2,
+    "batch_size": 16,
+    "max_batches_per_epoch": 3,
+    "lr": 0.05,
+    "early_stopping_patience": None,
+    "class_repeats": {"disgust": 2},
+    "augment": {"erase": 0.5},
+    "ema_decay": 0.9,
+    "device": "cpu",
+    "num_threads": 1,
+    "tta_flip": False,
+}
 WEIGHTS = [1.0, 3.0, 1.2, 0.5, 0.9, 1.1, 0.8]
 
 
 def tiny_net() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Conv2d(4, 8, 3, stride=2), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 7))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(4, 8, 3, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 7),
+    )
 
 
 def data() -> tuple[np.ndarray, ...]:
@@ -47,8 +64,9 @@ def train(checkpoint: Path | None = None, log: Path | None = None):
     seed_everything(0)
     model = tiny_net()
     callbacks = [lambda epoch, m: log.open("a").write(f"{epoch}\n")] if log else []
-    return fit(model, *data(), TrainConfig(**CONFIG), class_weights=WEIGHTS, callbacks=callbacks,
-               checkpoint_path=checkpoint)
+    return fit(
+        model, *data(), TrainConfig(**CONFIG), class_weights=WEIGHTS, callbacks=callbacks, checkpoint_path=checkpoint
+    )
 
 
 def _worker(rank: int, world_size: int, init_file: str, out: str) -> None:
@@ -102,17 +120,39 @@ class TestGloo:
         assert current() == Workers(0, 1) and current().is_main and not current().distributed
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
-                    reason="torchrun is not installed beside this Python")
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
+    reason="torchrun is not installed beside this Python",
+)
 def test_ferkit_train_under_torchrun(tmp_path):
     archive = write_zip(tmp_path / "fer.zip", image_tree(4))
     override = {"phases": [], "epochs": 1, "batch_size": 8, "device": "cpu", "num_threads": 1}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "FERKIT_NO_PROGRESS": "1"}
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "torchrun"), "--nproc-per-node", "2", "--standalone",
-         "-m", "ferkit.cli", "train", "--config", str(ROOT / "configs/smoke.yaml"), "--data", str(archive),
-         "--out", str(tmp_path / "model.pt"), "--override", json.dumps(override), "--json"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600, check=False,
+        [
+            str(Path(sys.executable).parent / "torchrun"),
+            "--nproc-per-node",
+            "2",
+            "--standalone",
+            "-m",
+            "ferkit.cli",
+            "train",
+            "--config",
+            str(ROOT / "configs/smoke.yaml"),
+            "--data",
+            str(archive),
+            "--out",
+            str(tmp_path / "model.pt"),
+            "--override",
+            json.dumps(override),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es)" in proc.stdout

@@ -8,13 +8,19 @@ import torch
 
 from ferkit.models import build_model
 from ferkit.training import Phase, TrainConfig, fit, predict_proba, seed_everything, set_trainable
-from ferkit.training.loop import epoch_order, freeze_frozen_batchnorm
+from ferkit.training.epoch import epoch_order, freeze_frozen_batchnorm
+from tests.factories import TINY_HYBRID
 from tests.training.test_training import two_class_faces
 
-TINY_HYBRID = dict(backbone="fer_resnet", input_size=48, dim=32, heads=8, hidden=16,
-                   backbone_options={"stem": 8, "widths": [16, 16, 32], "blocks": [1, 1, 1]})
-BASE = dict(architecture="hybrid", architecture_kwargs=TINY_HYBRID, batch_size=16, early_stopping_patience=None,
-            use_class_weights=False, num_threads=2, tta_flip=False)
+BASE = dict(
+    architecture="hybrid",
+    architecture_kwargs=TINY_HYBRID,
+    batch_size=16,
+    early_stopping_patience=None,
+    use_class_weights=False,
+    num_threads=2,
+    tta_flip=False,
+)
 
 
 def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -26,11 +32,17 @@ def changed(before: dict, after: dict) -> set[str]:
 
 
 class TestPhases:
-    @pytest.mark.parametrize("trainable, moving", [
-        (["head"], {"head"}),
-        (["adapter", "attention", "transformer", "norm", "head"], {"adapter", "attention", "transformer", "norm", "head"}),
-        (["backbone.layer3", "head"], {"backbone.layer3", "head"}),
-    ])
+    @pytest.mark.parametrize(
+        "trainable, moving",
+        [
+            (["head"], {"head"}),
+            (
+                ["adapter", "attention", "transformer", "norm", "head"],
+                {"adapter", "attention", "transformer", "norm", "head"},
+            ),
+            (["backbone.layer3", "head"], {"backbone.layer3", "head"}),
+        ],
+    )
     def test_only_the_phase_parameters_change(self, trainable, moving):
         x, y = two_class_faces(64, seed=0)
         config = TrainConfig(**BASE, phases=[Phase(name="p", epochs=1, lr=1e-2, trainable=trainable)])
@@ -44,8 +56,9 @@ class TestPhases:
             assert any(name == m or name.startswith(m + ".") for m in moving), name
         for prefix in moving:
             assert any(n.startswith(prefix) for n in moved), f"{prefix} did not train"
-        assert result.history[0]["train.trainable_parameters"] < sum(p.numel() for p in model.parameters()) or \
-            trainable == ["all"]
+        assert result.history[0]["train.trainable_parameters"] < sum(
+            p.numel() for p in model.parameters()
+        ) or trainable == ["all"]
 
     def test_frozen_batchnorm_keeps_its_running_statistics(self):
         model = build_model("hybrid", **TINY_HYBRID)
@@ -60,10 +73,13 @@ class TestPhases:
 
     def test_phases_run_in_order_with_their_own_learning_rates(self):
         x, y = two_class_faces(32, seed=0)
-        config = TrainConfig(**BASE, phases=[
-            Phase(name="warm", epochs=2, lr=1e-3, schedule="constant", trainable=["head"]),
-            Phase(name="all", epochs=1, lr=5e-4, schedule="constant"),
-        ])
+        config = TrainConfig(
+            **BASE,
+            phases=[
+                Phase(name="warm", epochs=2, lr=1e-3, schedule="constant", trainable=["head"]),
+                Phase(name="all", epochs=1, lr=5e-4, schedule="constant"),
+            ],
+        )
         result = fit(build_model("hybrid", **TINY_HYBRID), x, y, x[:8], y[:8], config)
         assert [h["train.phase"] for h in result.history] == [0, 0, 1]
         assert [h["train.lr"] for h in result.history] == pytest.approx([1e-3, 1e-3, 5e-4])
@@ -92,10 +108,14 @@ class TestPhases:
 class TestResume:
     def _run(self, checkpoint=None, interrupt_after: int | None = None, ema=None, seen=None, **overrides):
         x, y = two_class_faces(64, seed=0)
-        config = TrainConfig(**{**BASE, "tta_flip": True, **overrides}, ema_decay=ema, phases=[
-            Phase(name="a", epochs=2, lr=3e-3, trainable=["head", "norm", "transformer"]),
-            Phase(name="b", epochs=2, lr=1e-3, schedule="onecycle"),
-        ])
+        config = TrainConfig(
+            **{**BASE, "tta_flip": True, **overrides},
+            ema_decay=ema,
+            phases=[
+                Phase(name="a", epochs=2, lr=3e-3, trainable=["head", "norm", "transformer"]),
+                Phase(name="b", epochs=2, lr=1e-3, schedule="onecycle"),
+            ],
+        )
 
         def stop(epoch, metrics):
             if seen is not None:
@@ -106,8 +126,9 @@ class TestResume:
         seed_everything(config.seed)
         model = build_model("hybrid", **TINY_HYBRID)
         weights = [1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0]
-        return fit(model, x, y, x[:16], y[:16], config, class_weights=weights, callbacks=[stop],
-                   checkpoint_path=checkpoint), model
+        return fit(
+            model, x, y, x[:16], y[:16], config, class_weights=weights, callbacks=[stop], checkpoint_path=checkpoint
+        ), model
 
     @pytest.mark.parametrize("interrupt_after", [1, 2, 3])  # mid-phase, at a phase boundary, mid-phase
     def test_resumed_run_ends_like_an_uninterrupted_one(self, tmp_path, interrupt_after):
@@ -157,7 +178,7 @@ class TestResume:
             torch.testing.assert_close(again.state_dict[key], value, rtol=0, atol=0)
 
     def test_the_ema_copies_integer_buffers_instead_of_averaging_them(self):
-        from ferkit.training.loop import ema_update
+        from ferkit.models.ema import ema_update
 
         model = build_model("hybrid", **TINY_HYBRID)
         ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema_update(0.9), use_buffers=True)
@@ -172,7 +193,7 @@ class TestResume:
         assert not torch.equal(stem_bn.running_mean, model.backbone.stem[1].running_mean)  # floats averaged
 
     def test_the_ema_warms_up(self):
-        from ferkit.training.loop import ema_update
+        from ferkit.models.ema import ema_update
 
         average, current = [torch.zeros(3)], [torch.ones(3)]
         update = ema_update(0.999)

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 
 from ferkit.data.augment import AugmentConfig, augment_batch
 from ferkit.models import build_model
+from ferkit.models.predict import to_input
 from ferkit.training import TrainConfig, fit, predict_proba, seed_everything
-from ferkit.training.loop import AugmentSettings, to_input
+from ferkit.training.config import AugmentSettings
 
 
 def two_class_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -23,8 +24,16 @@ def two_class_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-SMALL = dict(architecture="plain_cnn", architecture_kwargs={"widths": [8, 16, 16, 32]}, batch_size=32,
-             lr=0.05, early_stopping_patience=None, tta_flip=True, use_class_weights=False, num_threads=2)
+SMALL = dict(
+    architecture="plain_cnn",
+    architecture_kwargs={"widths": [8, 16, 16, 32]},
+    batch_size=32,
+    lr=0.05,
+    early_stopping_patience=None,
+    tta_flip=True,
+    use_class_weights=False,
+    num_threads=2,
+)
 
 
 class TestFit:
@@ -55,8 +64,15 @@ class TestFit:
         x, y = two_class_faces(64, seed=0)
         seen = []
         config = TrainConfig(epochs=2, **SMALL)
-        fit(build_model("plain_cnn", widths=[8, 8, 8, 8]), x, y, x[:16], y[:16], config,
-            callbacks=[lambda epoch, metrics: seen.append((epoch, metrics["val.accuracy"]))])
+        fit(
+            build_model("plain_cnn", widths=[8, 8, 8, 8]),
+            x,
+            y,
+            x[:16],
+            y[:16],
+            config,
+            callbacks=[lambda epoch, metrics: seen.append((epoch, metrics["val.accuracy"]))],
+        )
         assert [epoch for epoch, _ in seen] == [1, 2]
 
     def test_validate_every_scores_every_nth_epoch_and_the_last(self, tmp_path):
@@ -126,7 +142,7 @@ class TestAugment:
         rows = (out[erased] > 0).any(dim=3).squeeze(1)  # (n, H): rows touched are one contiguous run
         for r in rows:
             idx = r.nonzero().flatten()
-            assert idx.max() - idx.min() + 1 <= 48 and r[idx.min():idx.max() + 1].float().mean() > 0.9
+            assert idx.max() - idx.min() + 1 <= 48 and r[idx.min() : idx.max() + 1].float().mean() > 0.9
 
     def test_erase_area_out_of_range_is_refused(self):
         with pytest.raises(ValueError, match="erase_area"):

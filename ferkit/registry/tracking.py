@@ -1,9 +1,8 @@
-"""MLflow helpers for steps; every call is a no-op when no MLflow run is active.
+"""MLflow logging helpers; every call is a no-op when no MLflow run is active.
 
-Steps run with the stack's MLflow experiment tracker (configs set
-`experiment_tracker:` per step), which opens one MLflow run per pipeline run;
-called through `step.entrypoint(...)` in a test there is no run and nothing is
-logged.
+Steps run with the stack's experiment tracker (their decorators ask for it), which
+opens one MLflow run per pipeline run; called through `step.entrypoint(...)` in a
+test there is no run and nothing is logged.
 """
 
 from __future__ import annotations
@@ -22,17 +21,6 @@ def active() -> bool:
     return mlflow.active_run() is not None
 
 
-def in_step() -> bool:
-    """True inside a running ZenML step (not when called through `entrypoint`)."""
-    from zenml import get_step_context
-
-    try:
-        get_step_context()
-    except RuntimeError:
-        return False
-    return True
-
-
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'train': {'lr': 0.1}} -> {'train.lr': 0.1}, the names the MLflow compare view lines up on."""
     flat: dict[str, Any] = {}
@@ -47,7 +35,9 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def log_params(params: Mapping[str, Any], prefix: str = "") -> None:
     if active():
-        flat = {k: (json.dumps(v) if isinstance(v, (list, tuple, dict)) else v) for k, v in flatten(params, prefix).items()}
+        flat = {
+            k: (json.dumps(v) if isinstance(v, (list, tuple, dict)) else v) for k, v in flatten(params, prefix).items()
+        }
         mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
 
 

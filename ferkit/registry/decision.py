@@ -1,16 +1,31 @@
-"""The champion/challenger decision, as plain data (the MLflow moves live in steps/register)."""
+"""The champion/challenger decision, as plain data (the MLflow moves live in `ferkit.registry.promotion`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
+from ferkit.registry.names import REGISTERED_MODEL_NAME
 
 SCORE_DECIMALS = 6  # the registry keeps scores as tags with this many decimals
 
 
 class RegistryError(RuntimeError):
     """A registry move that cannot be made (unknown version, nothing to roll back to, ...)."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Where a model is registered and how it is compared with the champion."""
+
+    registered_model_name: str = REGISTERED_MODEL_NAME
+    primary_metric: str = "macro_f1"  # a name of the evaluation's flat metrics, e.g. tta.multi_scale.macro_f1
+    min_improvement: float = 0.0  # in the metric's own units
+    split: str = "test"  # challenger and champion are scored on the same split
+
+    @property
+    def higher_is_better(self) -> bool:
+        return not self.primary_metric.endswith("log_loss")
 
 
 @dataclass(frozen=True)
@@ -46,11 +61,16 @@ def decide(
     gain = round((new - old) if higher_is_better else (old - new), SCORE_DECIMALS)
     if gain >= min_improvement and gain > 0:
         return PromotionDecision(
-            "champion", f"{metric} {new_score:.4f} beats the champion's {champion_score:.4f} by {gain:.4f}",
-            new_score, champion_score, metric,
+            "champion",
+            f"{metric} {new_score:.4f} beats the champion's {champion_score:.4f} by {gain:.4f}",
+            new_score,
+            champion_score,
+            metric,
         )
     return PromotionDecision(
         "challenger",
         f"{metric} {new_score:.4f} does not beat the champion's {champion_score:.4f} by {min_improvement:.4f}",
-        new_score, champion_score, metric,
+        new_score,
+        champion_score,
+        metric,
     )

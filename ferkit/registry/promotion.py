@@ -1,26 +1,23 @@
 """Champion/challenger aliases in the MLflow registry, mirrored on the ZenML Model Control Plane.
 
-Used by the register step and by `ferkit promote` / `ferkit rollback`. Aliases
-move last: a failure anywhere before leaves them where they were.
+Used by the register and retraining steps and by `ferkit promote` / `rollback` /
+`versions`. Aliases move last: a failure anywhere before leaves them where they were.
+zenml loads only to mirror a decision onto a ZenML model version.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from ferkit.inference.promotion import PromotionDecision, RegistryError
-
-CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
-CHECKPOINT_ARTIFACT = "checkpoint/ferkit_model.pt"
-ZENML_VERSION_TAG = "zenml.model_version_id"
-DUPLICATE_OF = "registry.duplicate_of"  # run tag and ZenML metadata: the version that holds these weights
+from ferkit.models import TrainedModel
+from ferkit.registry.decision import PromotionDecision, RegistryError
+from ferkit.registry.names import CHALLENGER, CHAMPION, DUPLICATE_OF, PREVIOUS, WEIGHTS_TAG, ZENML_VERSION_TAG
+from ferkit.registry.store import ModelNotFound, fetch_checkpoint
 
 
 class PromotionError(RegistryError):
@@ -40,16 +37,12 @@ def rescored_tag(metric: str, test_fingerprint: str) -> str:
 
 
 def champion_score(
-    client: mlflow.MlflowClient,
-    name: str,
-    metric: str,
-    test_fingerprint: str,
-    rescore: Callable[[Path], float],
+    client: mlflow.MlflowClient, name: str, metric: str, test_fingerprint: str, rescore: Callable[[TrainedModel], float]
 ) -> tuple[ModelVersion | None, float | None, str]:
     """The champion, its score on *this* test split, and where the score came from.
 
     When the champion was scored on the same split (same fingerprint tag) its tag
-    is used. Otherwise its checkpoint is downloaded and scored again by `rescore`,
+    is used. Otherwise its checkpoint is fetched and scored again by `rescore`,
     and the figure is kept on the champion as `rescored.<fingerprint>.<metric>`, so
     the next run on the same split and metric reads it instead of scoring again.
     """
@@ -61,24 +54,19 @@ def champion_score(
         return champion, float(tags[f"test.{metric}"]), "champion's registry tag (same test split)"
     cached = tags.get(rescored_tag(metric, test_fingerprint))
     if cached is not None:
-        return champion, float(cached), "champion's re-scored tag (same test split, scored by an earlier run)"
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = mlflow.artifacts.download_artifacts(
-                run_id=champion.run_id, artifact_path=CHECKPOINT_ARTIFACT, dst_path=tmp
-            )
-        except (MlflowException, OSError) as exc:
-            raise PromotionError(
-                f"champion {name} v{champion.version} was scored on another test split and its "
-                f"checkpoint ({CHECKPOINT_ARTIFACT}) cannot be fetched to score it again: {exc}"
-            ) from exc
-        score = float(rescore(Path(local)))
+        return (champion, float(cached), "champion's re-scored tag (same test split, scored by an earlier run)")
+    try:
+        checkpoint = fetch_checkpoint(champion.run_id, f"champion {name} v{champion.version}")
+    except ModelNotFound as exc:
+        raise PromotionError(f"{exc}; it was scored on another test split, so it must be scored again") from exc
+    score = float(rescore(checkpoint))
     client.set_model_version_tag(name, champion.version, rescored_tag(metric, test_fingerprint), f"{score:.6f}")
     return champion, score, "champion re-scored on this test split"
 
 
-def record_decision(client: mlflow.MlflowClient, name: str, version: str, decision: PromotionDecision,
-                    source: str) -> None:
+def record_decision(
+    client: mlflow.MlflowClient, name: str, version: str, decision: PromotionDecision, source: str
+) -> None:
     """Tags on the new version and, inside a run, metrics and params; no alias moves here."""
     tags = {
         "promotion.decision": decision.alias,
@@ -148,16 +136,18 @@ def list_versions(name: str, metric: str | None = None) -> list[dict]:
         tags = version.tags or {}
         shown = metric or tags.get("promotion.metric") or "macro_f1"
         value = tags.get(f"test.{shown}")
-        rows.append({
-            "version": int(version.version),
-            "aliases": sorted(aliases.get(str(version.version), [])),
-            "metric": shown,
-            "score": float(value) if value else None,
-            "decision": tags.get("promotion.decision", ""),
-            "weights_sha256": tags.get("model.weights_sha256", ""),
-            "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime(version.creation_timestamp / 1000)),
-            "run_id": version.run_id or "",
-        })
+        rows.append(
+            {
+                "version": int(version.version),
+                "aliases": sorted(aliases.get(str(version.version), [])),
+                "metric": shown,
+                "score": float(value) if value else None,
+                "decision": tags.get("promotion.decision", ""),
+                "weights_sha256": tags.get(WEIGHTS_TAG, ""),
+                "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime(version.creation_timestamp / 1000)),
+                "run_id": version.run_id or "",
+            }
+        )
     return rows
 
 

@@ -22,9 +22,9 @@ class FERPyfunc(PythonModel):
         self.predictor = Predictor(TrainedModel.load(context.artifacts["checkpoint"]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from ferkit.data.labels import EMOTIONS
-
         import numpy as np
+
+        from ferkit.data.labels import EMOTIONS
 
         faces = []
         for i, row in enumerate(model_input.to_dict("records")):

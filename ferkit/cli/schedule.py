@@ -1,0 +1,47 @@
+"""ferkit schedule install | list | remove: retraining from this machine's crontab."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    sch = sub.add_parser("schedule", help="retrain on a cron schedule from this machine's crontab")
+    sch_sub = sch.add_subparsers(dest="action", required=True)
+    inst = sch_sub.add_parser("install", help="add a crontab line that runs a pipeline on a schedule")
+    inst.add_argument("--cron", required=True, help='five-field cron expression, e.g. "0 3 * * 1", or @daily')
+    inst.add_argument("--name", default="retrain", help="schedule name (the crontab line's marker)")
+    inst.add_argument("--pipeline", default="pipelines.fer_retraining", help="pipeline to run")
+    inst.add_argument("--config", default="configs/retraining.yaml", help="its run config (without a `schedule:`)")
+    inst.add_argument("--project", default=".", help="project folder the job runs in")
+    inst.add_argument("--log", help="log file (default .ferkit/logs/<name>.log)")
+    inst.add_argument("--replace", action="store_true", help="replace a schedule of the same name")
+    sch_sub.add_parser("list", help="ferkit's schedules in the crontab")
+    rm = sch_sub.add_parser("remove", help="remove a schedule by name")
+    rm.add_argument("name")
+    sch.set_defaults(func=_schedule)
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from ferkit.scheduling import CronError, Crontab, pipeline_job
+
+    try:
+        crontab = Crontab()
+        if args.action == "list":
+            jobs = crontab.jobs()
+            for job in jobs:
+                print(f"{job.name}\t{job.cron}\t{job.command}")
+            if not jobs:
+                print("no ferkit schedules installed")
+        elif args.action == "remove":
+            job = crontab.remove(args.name)
+            print(f"removed schedule {job.name!r} ({job.cron})")
+        else:
+            job, log = pipeline_job(args.name, args.cron, args.pipeline, args.config, args.project, args.log)
+            crontab.install(job, replace=args.replace)
+            print(f"installed schedule {job.name!r}: {job.cron}, {args.pipeline} -c {args.config}, log {log}")
+        return 0
+    except CronError as exc:
+        print(f"ferkit schedule: {exc}", file=sys.stderr)
+        return 2

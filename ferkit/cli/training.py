@@ -1,0 +1,95 @@
+"""ferkit train | fresh-config | compare: training outside a pipeline, from scratch, or per backbone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    tr = sub.add_parser("train", help="train without ZenML; data-parallel under torchrun")
+    tr.add_argument("--config", required=True, help="pipeline config whose train_model step config to use")
+    tr.add_argument("--data", default=None, help="data path (default: $FER2013_PATH)")
+    tr.add_argument("--out", required=True, help="where rank 0 saves the trained checkpoint")
+    tr.add_argument("--resume", help="resumable state file (written by rank 0 after every epoch)")
+    tr.add_argument("--override", help="JSON of TrainConfig fields to override, e.g. '{\"epochs\": 1}'")
+    tr.add_argument("--limit-per-class", type=int, help="read only the first N images of each class and split")
+    tr.add_argument("--json", action="store_true", help="print each epoch's metrics as a JSON line")
+    tr.set_defaults(func=_train)
+    fr = sub.add_parser("fresh-config", help="a run config that trains from scratch: no cache, no resume state")
+    fr.add_argument("config", help="run config, e.g. configs/cpu.yaml")
+    fr.add_argument("-o", "--out", required=True, help="where to write the config with caching off")
+    fr.add_argument("--resume-dir", help="resume folder to clear (default: the config's, else $FERKIT_RESUME_DIR)")
+    fr.set_defaults(func=_fresh_config)
+    cmp_ = sub.add_parser("compare", help="train several backbones, one fer_training run each, one experiment")
+    cmp_.add_argument("spec", help="comparison YAML, e.g. configs/compare_backbones.yaml")
+    cmp_.add_argument("--only", nargs="+", help="run just these backbones of the spec")
+    cmp_.add_argument("--dry-run", action="store_true", help="print each run's train config, run nothing")
+    cmp_.set_defaults(func=_compare)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ferkit.data import read_fer2013
+    from ferkit.data.weights import class_weights
+    from ferkit.training import TrainConfig, train
+    from ferkit.training.distributed import init_from_env
+
+    raw = yaml.safe_load(Path(args.config).read_text()) or {}
+    try:
+        section = raw["steps"]["train_model"]["parameters"]["config"]
+    except (KeyError, TypeError):
+        print(f"ferkit: {args.config} has no steps.train_model.parameters.config section", file=sys.stderr)
+        return 2
+    config = TrainConfig(**{**section, **(json.loads(args.override) if args.override else {})})
+    workers = init_from_env(config.device)
+    data = read_fer2013(args.data, limit_per_class=args.limit_per_class, progress=workers.is_main)
+    log = (lambda epoch, m: print(json.dumps({"epoch": epoch, **m}), flush=True)) if args.json else None
+    training = train(
+        config,
+        data,
+        class_weights(data.split("train").labels).as_list(),
+        callbacks=[log] if log else [],
+        checkpoint_path=args.resume,
+    )
+    if workers.is_main:
+        training.model.save(args.out)
+        result = training.result
+        print(
+            f"ferkit train: best epoch {result.best_epoch}, val macro-F1 {result.best_val_macro_f1:.4f}, "
+            f"{workers.world_size} process(es), saved {args.out}"
+        )
+    return 0
+
+
+def _fresh_config(args: argparse.Namespace) -> int:
+    """A run config that trains from scratch: caching off, and the resume states removed."""
+    from ferkit.training.train import fresh_run_config
+
+    try:
+        out, removed, folder = fresh_run_config(args.config, args.out, args.resume_dir)
+    except ValueError as exc:
+        print(f"ferkit fresh-config: {exc}", file=sys.stderr)
+        return 2
+    where = f"{len(removed)} resume state(s) removed from {folder}" if folder else "no resume folder set"
+    print(f"wrote {out} ({args.config} with caching off); {where}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ferkit.comparison import comparison_configs, run_comparison
+
+    configs = comparison_configs(args.spec)
+    chosen = args.only or list(configs)
+    unknown = sorted(set(chosen) - set(configs))
+    if unknown:
+        print(f"ferkit compare: {unknown} not in {args.spec} (has {list(configs)})", file=sys.stderr)
+        return 2
+    failed = run_comparison(configs, chosen, str(Path(sys.executable).parent / "zenml"), dry_run=args.dry_run)
+    if failed:
+        print(f"ferkit compare: runs failed for {failed}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,111 @@
+"""What a training run is told: phases, augmentation and the loop's settings, as typed config.
+
+configs/*.yaml set these under the train step; unknown fields are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ferkit.data.augment import AugmentConfig
+from ferkit.data.labels import EMOTIONS
+
+ALL = "all"  # a phase's `trainable` entry meaning every parameter
+
+
+class AugmentSettings(BaseModel):
+    """YAML face of `AugmentConfig`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rotation_deg: float = 15.0  # max absolute rotation in degrees
+    shear: float = 0.1  # max absolute shear
+    zoom: float = 0.15  # scale drawn from [1 - zoom, 1 + zoom]
+    shift: float = 0.1  # max translation as a fraction of the side
+    brightness: tuple[float, float] = (0.8, 1.2)  # multiplicative brightness range
+    hflip: bool = True  # random horizontal mirror
+    strength: float = 1.0  # scales the geometric ranges; 0 turns them off
+    erase: float = Field(default=0.0, ge=0.0, le=1.0)  # probability of random erasing per image
+    erase_area: tuple[float, float] = (0.02, 0.2)  # erased share of the image, low..high
+
+    @model_validator(mode="after")
+    def _check_erase_area(self) -> AugmentSettings:
+        low, high = self.erase_area
+        if not 0 < low <= high < 1:
+            raise ValueError(f"augment.erase_area must satisfy 0 < low <= high < 1, got {self.erase_area}")
+        return self
+
+    def to_config(self) -> AugmentConfig:
+        return AugmentConfig(**self.model_dump())
+
+
+class Phase(BaseModel):
+    """One stage of training: how long, how fast, and which parameters may change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str  # shown in logs and metric names
+    epochs: int = Field(ge=1)  # passes over the training split in this phase
+    lr: float = Field(gt=0)  # peak learning rate
+    optimizer: Literal["sgd", "adamw"] = "adamw"  # SGD with Nesterov momentum, or AdamW
+    schedule: Literal["cosine", "onecycle", "constant"] = "cosine"  # decay over this phase's steps
+    weight_decay: float | None = Field(None, ge=0)  # None: the config's weight_decay
+    trainable: list[str] = Field(default_factory=lambda: [ALL])  # parameter-name prefixes, or "all"
+
+
+class TrainConfig(BaseModel):
+    """Everything the loop needs; configs/*.yaml set these under the train step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    architecture: str = "plain_cnn"  # name in ferkit.models' registry
+    architecture_kwargs: dict = Field(default_factory=dict)  # builder keyword arguments
+    phases: list[Phase] = Field(default_factory=list)  # empty: one phase from epochs/optimizer/lr below
+    epochs: int = Field(30, ge=1)  # single-phase runs: passes over the training split
+    optimizer: Literal["sgd", "adamw"] = "sgd"  # single-phase runs: SGD+Nesterov one-cycle, or AdamW cosine
+    lr: float = Field(0.05, gt=0)  # single-phase runs: peak learning rate
+    batch_size: int = Field(128, ge=1)  # images per optimizer step
+    weight_decay: float = Field(5e-4, ge=0)  # decoupled for AdamW, L2 for SGD
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # cross-entropy label smoothing
+    use_class_weights: bool = True  # weight the loss by the class-weights step's output
+    class_repeats: dict[str, int] = Field(default_factory=dict)  # emotion -> augmented copies per epoch
+    augment: AugmentSettings = Field(default_factory=AugmentSettings)  # batched augmentation
+    tta_flip: bool = True  # average predictions over the image and its mirror at evaluation
+    ema_decay: float | None = Field(None, gt=0, lt=1)  # evaluate and keep an exponential moving average
+    early_stopping_patience: int | None = Field(10, ge=1)  # validations without improvement end a phase
+    validate_every: int = Field(1, ge=1)  # score val every n-th epoch (and always a phase's last epoch)
+    max_batches_per_epoch: int | None = Field(None, ge=1)  # cap for smoke runs; None = whole split
+    eval_batch_size: int = Field(512, ge=1)  # images per forward pass when predicting
+    device: str = "auto"  # auto: cuda when available, else cpu
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs)
+    channels_last: bool = False  # NHWC memory format, faster convolutions on CPU and GPU
+    seed: int = 0  # seeds python, numpy and torch
+    num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None = all cores
+
+    @field_validator("class_repeats")
+    @classmethod
+    def _known_emotions(cls, value: dict[str, int]) -> dict[str, int]:
+        for emotion, copies in value.items():
+            if emotion not in EMOTIONS:
+                raise ValueError(f"class_repeats: unknown emotion {emotion!r}; expected one of {EMOTIONS}")
+            if copies < 1:
+                raise ValueError(f"class_repeats: {emotion} has {copies} copies; at least 1")
+        return value
+
+    def resolved_phases(self) -> list[Phase]:
+        if self.phases:
+            return list(self.phases)
+        schedule = "onecycle" if self.optimizer == "sgd" else "cosine"
+        return [Phase(name="train", epochs=self.epochs, lr=self.lr, optimizer=self.optimizer, schedule=schedule)]
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(p.epochs for p in self.resolved_phases())
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes the result; a resume checkpoint must match it."""
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]

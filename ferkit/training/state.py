@@ -1,0 +1,81 @@
+"""The pieces of state a training keeps, each with one job: the best weights so far, early
+stopping, and the resumable state file (timm's CheckpointSaver and train.py's resume, split
+the same way)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ferkit.files import atomic_write
+from ferkit.training.config import TrainConfig
+
+
+class BestWeights:
+    """The weights of the best validation score so far, kept on the CPU."""
+
+    def __init__(self, score: float = -1.0, epoch: int = 0, state: dict[str, torch.Tensor] | None = None):
+        self.score, self.epoch, self.state = score, epoch, state
+
+    def offer(self, epoch: int, score: float, module: nn.Module) -> bool:
+        """Keep `module`'s weights when `score` beats the best; True when it did."""
+        if score <= self.score:
+            return False
+        self.score, self.epoch = score, epoch
+        self.state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        return True
+
+
+class EarlyStopping:
+    """Counts validations without improvement; a phase stops after `patience` of them (None: never)."""
+
+    def __init__(self, patience: int | None, stale: int = 0):
+        self.patience, self.stale = patience, stale
+
+    def update(self, improved: bool) -> None:
+        self.stale = 0 if improved else self.stale + 1
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.stale >= self.patience
+
+
+def rng_state(generator: torch.Generator) -> dict:
+    return {
+        "generator": generator.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def restore_rng(state: dict, generator: torch.Generator) -> None:
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def save_resume_state(payload: dict, path: Path) -> None:
+    """Written beside the target and renamed, so an interruption never leaves half a state."""
+    atomic_write(path, lambda file: torch.save(payload, file))
+
+
+def load_resume_state(path: Path, config: TrainConfig) -> dict | None:
+    """The saved training state at `path`, or None when there is none; refuses another config's state."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds RNG states
+    if state.get("config") != config.fingerprint():
+        raise ValueError(
+            f"{path}: resume checkpoint belongs to another training config ({state.get('config')} != "
+            f"{config.fingerprint()}); delete it to start over"
+        )
+    return state

@@ -1,0 +1,113 @@
+"""`train`: build (or warm-start) a model, fit it on a data set and wrap the best weights as a
+`TrainedModel`. The training step, the retraining step and `ferkit train` all call it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ferkit.data.dataset import FERDataset
+from ferkit.data.labels import EMOTIONS
+from ferkit.files import atomic_write_text
+from ferkit.models import TrainedModel, build_model
+from ferkit.runtime import seed_everything
+from ferkit.training.config import TrainConfig
+from ferkit.training.loop import EpochCallback, FitResult, fit
+
+RESUME_DIR_ENV = "FERKIT_RESUME_DIR"  # where trainings keep their resumable state when no folder is given
+RESUME_PATTERN = "train-*.pt"
+
+
+@dataclass
+class Training:
+    """What `train` returns: the model to keep, the loop's result, and the network's size."""
+
+    model: TrainedModel
+    result: FitResult
+    parameters: int  # trainable and frozen parameters of the network
+
+
+def train(
+    config: TrainConfig,
+    data: FERDataset,
+    class_weights: Sequence[float] | None = None,
+    init: TrainedModel | None = None,
+    callbacks: Sequence[EpochCallback] = (),
+    checkpoint_path: str | Path | None = None,
+) -> Training:
+    """Fit on `data`'s train split, choosing the epoch on its val split (the test split never enters).
+
+    Without `init` the config's architecture is built from scratch after seeding; with it,
+    training starts from `init`'s weights and architecture (a warm start, marked in the recipe).
+    """
+    train_split, val_split = data.split("train"), data.split("val")
+    seed_everything(config.seed)  # the initial weights belong to the seeded run too
+    network = init.build() if init is not None else build_model(config.architecture, **config.architecture_kwargs)
+    parameters = sum(p.numel() for p in network.parameters())
+    result = fit(
+        network,
+        train_split.images,
+        train_split.labels,
+        val_split.images,
+        val_split.labels,
+        config,
+        class_weights=class_weights,
+        callbacks=callbacks,
+        checkpoint_path=checkpoint_path,
+    )
+    model = TrainedModel(
+        architecture=init.architecture if init else config.architecture,
+        architecture_kwargs=dict(init.architecture_kwargs if init else config.architecture_kwargs),
+        state_dict=result.state_dict,
+        emotions=init.emotions if init else EMOTIONS,
+        recipe={**config.model_dump(mode="json"), **({"warm_start": True} if init else {})},
+        history=result.history,
+    )
+    return Training(model=model, result=result, parameters=parameters)
+
+
+def resume_path(
+    resume_dir: str | os.PathLike | None, config: TrainConfig, data: FERDataset, class_weights: Sequence[float]
+) -> Path | None:
+    """Where this exact training (config, data, weights) keeps its resumable state; None disables resume.
+
+    `resume_dir` defaults to $FERKIT_RESUME_DIR.
+    """
+    root = resume_dir or os.environ.get(RESUME_DIR_ENV)
+    if not root:
+        return None
+    key = hashlib.sha256(f"{config.fingerprint()}|{data.fingerprint}|{list(class_weights)}".encode()).hexdigest()
+    return Path(root) / f"train-{key[:20]}.pt"
+
+
+def remove_resume_states(folder: str | os.PathLike, keep: Path | None = None) -> list[Path]:
+    """Delete the resume states in `folder` except `keep`; returns what was removed."""
+    removed = sorted(p for p in Path(folder).glob(RESUME_PATTERN) if p != keep)
+    for state in removed:
+        state.unlink(missing_ok=True)
+    return removed
+
+
+def fresh_run_config(
+    config_path: str | os.PathLike, out: str | os.PathLike, resume_dir: str | os.PathLike | None = None
+) -> tuple[Path, list[Path], str | None]:
+    """Write `config_path` with caching off to `out`, and remove the resume states of its resume
+    folder (the config's `resume_dir`, else `resume_dir`, else $FERKIT_RESUME_DIR), so the next
+    run trains from scratch. Returns (out, removed states, the resume folder or None)."""
+    try:
+        config = yaml.safe_load(Path(config_path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read {config_path}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path} is not a run config (a YAML mapping)")
+    config["enable_cache"] = False
+    train_parameters = ((config.get("steps") or {}).get("train_model") or {}).get("parameters") or {}
+    folder = train_parameters.get("resume_dir") or resume_dir or os.environ.get(RESUME_DIR_ENV)
+    written = atomic_write_text(out, yaml.safe_dump(config, sort_keys=False))
+    removed = remove_resume_states(folder) if folder else []
+    return written, removed, str(folder) if folder else None

@@ -1,0 +1,30 @@
+"""What the training and retraining steps log about a training: its config, figures and curves."""
+
+from __future__ import annotations
+
+from ferkit.metrics.curves import training_curves_png
+from ferkit.registry import tracking
+from ferkit.training import TrainConfig, Training
+
+
+def log_train_config(config: TrainConfig) -> None:
+    """The resolved config as `train.*` params, one `train.phase<i>.*` group per phase."""
+    tracking.log_params(config.model_dump(exclude={"phases"}), prefix="train")
+    for i, phase in enumerate(config.resolved_phases()):
+        tracking.log_params(phase.model_dump(), prefix=f"train.phase{i}")
+
+
+def log_training(training: Training) -> None:
+    """The chosen epoch, its val macro-F1 and the time as `train.*` metrics; the curves as a PNG."""
+    result = training.result
+    tracking.log_metrics(
+        {"best_epoch": result.best_epoch, "best_val_macro_f1": result.best_val_macro_f1, "seconds": result.seconds},
+        prefix="train",
+    )
+    with tracking.ArtifactDir("training") as folder:
+        training_curves_png(result.history, folder / "training_curves.png")
+
+
+def epoch_logger(epoch: int, metrics: dict[str, float]) -> None:
+    """The training loop's callback: each epoch's figures as MLflow metrics at that step."""
+    tracking.log_metrics(metrics, step=epoch)
