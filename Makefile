@@ -36,11 +36,12 @@ help:
 	@echo "make stack-kubernetes | stack-kubeflow       register a cluster stack (needs a ZenML server, see docs/scaling.md)"
 	@echo "make run-cluster TARGET=kubernetes CONFIG=configs/paper.yaml [PIPELINE=pipelines.fer_training]"
 
-# One pip resolve for everything; re-runs only when pyproject.toml changes.
-$(STAMP): pyproject.toml
+# One pip resolve for everything; re-runs only when pyproject.toml (or the start-up hook) changes.
+$(STAMP): pyproject.toml pipelines/by_name.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pipelines.by_name   # the project's home and `zenml pipeline run <name>` at every start of the venv
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -59,7 +59,7 @@ class ClusterConfigError(ValueError):
 def _load(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise ClusterConfigError(f"{path} does not exist")
+        raise FileNotFoundError(f"{path} does not exist")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ClusterConfigError(f"{path}: expected a mapping at the top level")

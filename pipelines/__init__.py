@@ -1,8 +1,17 @@
-"""ZenML pipelines; `zenml pipeline run pipelines.<name> -c configs/<config>.yaml`."""
+"""ZenML pipelines, one per module: `zenml pipeline run <name> -c configs/<config>.yaml`.
 
-from pipelines.fer_batch_inference import fer_batch_inference
-from pipelines.fer_data_check import fer_data_check
-from pipelines.fer_retraining import fer_retraining
-from pipelines.fer_training import fer_training
+The pipelines load on first use, so `pipelines.by_name` (imported at every start of the
+project's Python) does not import zenml.
+"""
 
-__all__ = ["fer_batch_inference", "fer_data_check", "fer_retraining", "fer_training"]
+from ferkit._lazy import lazy_exports
+
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "pipelines.fer_batch_inference": ("fer_batch_inference",),
+        "pipelines.fer_data_check": ("fer_data_check",),
+        "pipelines.fer_retraining": ("fer_retraining",),
+        "pipelines.fer_training": ("fer_training",),
+    },
+)

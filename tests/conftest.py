@@ -13,6 +13,8 @@ _ZENML_HOME = tempfile.mkdtemp(prefix="ferkit-tests-zenml-")
 os.environ["ZENML_CONFIG_PATH"] = os.path.join(_ZENML_HOME, "config")
 os.environ["ZENML_REPOSITORY_PATH"] = os.path.join(_ZENML_HOME, "repo")
 os.makedirs(os.environ["ZENML_REPOSITORY_PATH"], exist_ok=True)
+os.environ["FERKIT_HOME"] = os.path.join(_ZENML_HOME, "ferkit-home")  # schedules, logs
+os.environ["FERKIT_RESUME_DIR"] = os.path.join(_ZENML_HOME, "ferkit-home", "resume")  # never `make test`'s
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
 os.environ["ZENML_LOGGING_VERBOSITY"] = "WARN"
 os.environ["AUTO_OPEN_DASHBOARD"] = "false"

@@ -29,7 +29,7 @@ def test_info_table(tmp_path):
 
 def test_missing_data_is_one_clear_line(tmp_path):
     result = run_cli("info", str(tmp_path / "absent.zip"))
-    assert result.returncode == 2
+    assert result.returncode == 3  # input not found
     assert "Traceback" not in result.stderr
     assert "absent.zip" in result.stderr and "msambare/fer2013" in result.stderr
 

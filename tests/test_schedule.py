@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from ferkit.cli import main
@@ -10,6 +15,7 @@ from ferkit.scheduling import CronError, CronJob, Crontab, validate_cron
 
 @pytest.fixture
 def crontab_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("FERKIT_HOME", str(tmp_path / "home"))  # schedule scripts go to <home>/schedules
     path = tmp_path / "crontab"
     path.write_text("# the user's own line stays\n15 4 * * * /usr/bin/backup --all\n")
     monkeypatch.setenv("FERKIT_CRONTAB_FILE", str(path))
@@ -83,64 +89,115 @@ class TestCrontab:
             Crontab().install(CronJob("two words", "@daily", "echo"))
 
 
-class TestScheduleCli:
-    def test_install_writes_a_runnable_line_with_its_log(self, crontab_file, tmp_path, capsys):
+def cron_command(line: str) -> tuple[str, str | None]:
+    """What cron(8) runs for a crontab line, by crontab(5)'s rules: after the five time fields, the
+    command up to the first unescaped `%`; `\\%` stands for `%`; the text after the first `%` is
+    standard input, each further `%` a newline. Returns (command, standard input or None)."""
+    command = line.split(None, 5)[5]
+    out, i = [], 0
+    while i < len(command):
+        if command.startswith("\\%", i):
+            out.append("%")
+            i += 2
+        elif command[i] == "%":
+            return "".join(out), command[i + 1 :].replace("%", "\n")
+        else:
+            out.append(command[i])
+            i += 1
+    return "".join(out), None
+
+
+def install(*args: str) -> int:
+    return main(["schedule", "install", *args])
+
+
+class TestCronRules:
+    def test_the_rules_cut_an_unescaped_percent(self):
+        assert cron_command("* * * * * echo $(date +%F) done") == ("echo $(date +", "F) done")
+        assert cron_command("* * * * * echo 50\\% # marker") == ("echo 50% # marker", None)
+
+    def test_every_generated_line_runs_its_whole_command(self, crontab_file, tmp_path):
+        weird = tmp_path / "100% sure" / "proj"
+        (weird / "configs").mkdir(parents=True)
+        (weird / "configs" / "retraining.yaml").write_text("parameters: {}\n")
         assert (
-            main(
-                [
-                    "schedule",
-                    "install",
-                    "--cron",
-                    "0 3 * * 1",
-                    "--name",
-                    "weekly",
-                    "--log",
-                    str(tmp_path / "logs" / "weekly.log"),
-                ]
-            )
-            == 0
+            install("--cron", "@daily", "--name", "pct", "--project", str(weird), "--log", str(weird / "%d.log")) == 0
         )
+        line = next(x for x in crontab_file.read_text().splitlines() if "ferkit-schedule:pct" in x)
+        command, stdin = cron_command(line)
+        assert stdin is None  # nothing of the command became standard input
+        assert shlex.split(command, comments=True) == [str(Path(os.environ["FERKIT_HOME"]) / "schedules" / "pct.sh")]
+
+
+class TestScheduleCli:
+    def test_install_writes_a_script_and_a_line_that_names_it(self, crontab_file, tmp_path, capsys):
+        log = tmp_path / "logs" / "weekly.log"
+        assert install("--cron", "0 3 * * 1", "--name", "weekly", "--log", str(log)) == 0
         job = Crontab().jobs()[0]
         assert job.cron == "0 3 * * 1" and job.name == "weekly"
-        assert "pipeline run pipelines.fer_retraining -c" in job.command and "configs/retraining.yaml" in job.command
-        assert f">> {tmp_path / 'logs' / 'weekly.log'} 2>&1" in job.command
-        assert "ZENML_CONFIG_PATH=" in job.command
+        script = Path(os.environ["FERKIT_HOME"]) / "schedules" / "weekly.sh"
+        assert shlex.split(job.command) == [str(script)] and os.access(script, os.X_OK)
+        text = script.read_text()
+        assert "pipeline run fer_retraining -c" in text and "configs/retraining.yaml" in text
+        assert f">> {log} 2>&1" in text and "export ZENML_CONFIG_PATH=" in text
         assert main(["schedule", "list"]) == 0
-        assert "weekly\t0 3 * * 1" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "weekly\t0 3 * * 1\tnext " in out
+
+    def test_list_shows_when_each_schedule_runs_next(self, crontab_file):
+        from datetime import datetime
+
+        install("--cron", "30 4 * * *", "--name", "early")
+        job = Crontab().jobs()[0]
+        assert job.next_run(datetime(2026, 1, 1, 5, 0)) == datetime(2026, 1, 2, 4, 30)
+        assert job.next_run(datetime(2026, 1, 1, 3, 0)) == datetime(2026, 1, 1, 4, 30)
+
+    @pytest.mark.parametrize(
+        "args, what",
+        [
+            (["--log", "/tmp/a\nb.log"], "log file '/tmp/a\\nb.log' contains a newline"),
+            (["--log", "/tmp/a\rb.log"], "contains a carriage return"),
+            (["--project", "/tmp/x\ny"], "project folder"),
+            (["--pipeline", "fer_retraining\n* * * * * rm -rf /tmp/x"], "pipeline"),
+            (["--name", "two\nlines"], "schedule name"),
+        ],
+    )
+    def test_control_characters_are_refused_and_nothing_is_written(self, crontab_file, capsys, args, what):
+        before = crontab_file.read_text()
+        assert install("--cron", "@daily", *args) == 2
+        assert what in capsys.readouterr().err
+        assert crontab_file.read_text() == before
+        assert not (Path(os.environ["FERKIT_HOME"]) / "schedules").exists()
+
+    def test_an_environment_value_with_a_newline_is_refused(self, crontab_file, monkeypatch, capsys):
+        monkeypatch.setenv("FER2013_PATH", "/data/fer\n* * * * * touch /tmp/owned")
+        assert install("--cron", "@daily") == 2
+        assert "environment value FER2013_PATH" in capsys.readouterr().err
 
     def test_a_config_with_a_schedule_is_refused(self, crontab_file, capsys):
-        assert main(["schedule", "install", "--cron", "@daily", "--config", "configs/schedule.yaml"]) == 2
+        assert install("--cron", "@daily", "--config", "configs/schedule.yaml") == 2
         assert "has a `schedule:`" in capsys.readouterr().err
         assert Crontab().jobs() == []
 
-    def test_the_installed_command_runs_and_logs(self, crontab_file, tmp_path):
-        import subprocess
-
-        main(
-            [
-                "schedule",
-                "install",
-                "--cron",
-                "@hourly",
-                "--name",
-                "probe",
-                "--pipeline",
-                "pipelines.nothing",
-                "--log",
-                str(tmp_path / "probe.log"),
-            ]
+    def test_the_installed_script_runs_and_logs(self, crontab_file, tmp_path):
+        install(
+            "--cron", "@hourly", "--name", "probe", "--pipeline", "pipelines.nothing", "--log", str(tmp_path / "p.log")
         )
-        command = Crontab().jobs()[0].command
-        subprocess.run(["bash", "-c", command], timeout=120)  # fails: no such pipeline; the log says so
-        log = (tmp_path / "probe.log").read_text()
-        assert "ferkit schedule" in log and "has no attribute 'nothing'" in log  # zenml ran, said why
+        command, stdin = cron_command(next(line for line in crontab_file.read_text().splitlines() if "probe" in line))
+        subprocess.run(["/bin/sh", "-c", command], timeout=300, env={"PATH": "/usr/bin:/bin"})  # as bare as cron's
+        log = (tmp_path / "p.log").read_text()
+        assert "ferkit schedule probe: pipelines.nothing" in log and "has no attribute 'nothing'" in log
+        assert "ferkit schedule probe: exit 1" in log  # zenml ran, said why, and the script logged its exit
 
     def test_a_malformed_cron_exits_2_with_the_reason(self, crontab_file, capsys):
-        assert main(["schedule", "install", "--cron", "0 25 * * *"]) == 2
+        assert install("--cron", "0 25 * * *") == 2
         assert "hour: 25 is outside 0-23" in capsys.readouterr().err
         assert Crontab().jobs() == []
 
-    def test_remove(self, crontab_file, capsys):
-        main(["schedule", "install", "--cron", "@daily", "--name", "nightly"])
+    def test_remove_takes_the_line_and_the_script(self, crontab_file, capsys):
+        install("--cron", "@daily", "--name", "nightly")
+        script = Path(os.environ["FERKIT_HOME"]) / "schedules" / "nightly.sh"
+        assert script.is_file()
         assert main(["schedule", "remove", "nightly"]) == 0
         assert Crontab().jobs() == [] and "removed schedule 'nightly'" in capsys.readouterr().out
+        assert not script.exists()

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ferkit.cluster import TARGETS
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     sr = sub.add_parser("stack-remote", help="register the Kubernetes or Kubeflow stack of configs/stacks/")
-    sr.add_argument("target", choices=TARGETS)
+    sr.add_argument("target", choices=TARGETS, help="the orchestrator of the stack")
     sr.add_argument("--root", default=".", help="repository root (where configs/ is)")
     sr.add_argument("--dry-run", action="store_true", help="validate and print the zenml commands, register nothing")
     sr.set_defaults(func=_stack_remote)
     cc = sub.add_parser("cluster-config", help="merge configs/cluster/<target>.yaml over a run config")
     cc.add_argument("config", help="run config, e.g. configs/paper.yaml or configs/schedule.yaml")
-    cc.add_argument("--target", required=True, choices=TARGETS)
+    cc.add_argument("--target", required=True, choices=TARGETS, help="the cluster overlay to merge")
     cc.add_argument("--pipeline", default="pipelines.fer_training", help="the pipeline the config is for")
     cc.add_argument("--root", default=".", help="repository root (where configs/ is)")
     cc.add_argument("-o", "--out", help="write here (default: print)")
@@ -47,14 +46,15 @@ def _stack_remote(args: argparse.Namespace) -> int:
 def _cluster_config(args: argparse.Namespace) -> int:
     import yaml
 
+    from ferkit.cli.errors import read_yaml
     from ferkit.cluster import ClusterConfigError, cluster_run_config, pipeline_step_names
     from ferkit.files import atomic_write_text
 
+    base = read_yaml(args.config)
     try:
-        base = yaml.safe_load(Path(args.config).read_text()) or {}
         names = pipeline_step_names(args.pipeline, base.get("parameters") or {})
         merged = cluster_run_config(args.config, args.target, args.root, names)
-    except (ClusterConfigError, OSError) as exc:
+    except ClusterConfigError as exc:
         print(f"ferkit cluster-config: {exc}", file=sys.stderr)
         return 2
     text = yaml.safe_dump(merged, sort_keys=False)

@@ -10,17 +10,17 @@ from ferkit.registry.names import REGISTERED_MODEL_NAME
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     pr = sub.add_parser("promote", help="make a registered version the champion")
-    pr.add_argument("version")
-    pr.add_argument("--name", default=REGISTERED_MODEL_NAME)
-    pr.add_argument("--reason", default="promoted by hand")
+    pr.add_argument("version", help="the registered version number to make champion")
+    pr.add_argument("--name", default=REGISTERED_MODEL_NAME, help="registered model name")
+    pr.add_argument("--reason", default="promoted by hand", help="kept as the version's promotion.reason tag")
     pr.set_defaults(func=_promote)
     vs = sub.add_parser("versions", help="the registered versions: aliases, test score, decision, weights hash")
     vs.add_argument("--name", default=REGISTERED_MODEL_NAME, help="registered model name")
     vs.add_argument("--metric", help="test figure to show, e.g. accuracy (default: each version's gate metric)")
-    vs.add_argument("--json", action="store_true")
+    vs.add_argument("--json", action="store_true", help="print JSON")
     vs.set_defaults(func=_versions)
     rb = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
-    rb.add_argument("--name", default=REGISTERED_MODEL_NAME)
+    rb.add_argument("--name", default=REGISTERED_MODEL_NAME, help="registered model name")
     rb.set_defaults(func=_rollback)
 
 

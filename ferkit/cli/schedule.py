@@ -12,36 +12,57 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     inst = sch_sub.add_parser("install", help="add a crontab line that runs a pipeline on a schedule")
     inst.add_argument("--cron", required=True, help='five-field cron expression, e.g. "0 3 * * 1", or @daily')
     inst.add_argument("--name", default="retrain", help="schedule name (the crontab line's marker)")
-    inst.add_argument("--pipeline", default="pipelines.fer_retraining", help="pipeline to run")
+    inst.add_argument("--pipeline", default="fer_retraining", help="pipeline to run (its name, or pipelines.<name>)")
     inst.add_argument("--config", default="configs/retraining.yaml", help="its run config (without a `schedule:`)")
     inst.add_argument("--project", default=".", help="project folder the job runs in")
     inst.add_argument("--log", help="log file (default .ferkit/logs/<name>.log)")
     inst.add_argument("--replace", action="store_true", help="replace a schedule of the same name")
     sch_sub.add_parser("list", help="ferkit's schedules in the crontab")
     rm = sch_sub.add_parser("remove", help="remove a schedule by name")
-    rm.add_argument("name")
+    rm.add_argument("name", help="the schedule's name (ferkit schedule list shows them)")
     sch.set_defaults(func=_schedule)
 
 
 def _schedule(args: argparse.Namespace) -> int:
-    from ferkit.scheduling import CronError, Crontab, pipeline_job
+    from ferkit.scheduling import CronError, Crontab
 
     try:
         crontab = Crontab()
         if args.action == "list":
-            jobs = crontab.jobs()
-            for job in jobs:
-                print(f"{job.name}\t{job.cron}\t{job.command}")
-            if not jobs:
-                print("no ferkit schedules installed")
-        elif args.action == "remove":
-            job = crontab.remove(args.name)
-            print(f"removed schedule {job.name!r} ({job.cron})")
-        else:
-            job, log = pipeline_job(args.name, args.cron, args.pipeline, args.config, args.project, args.log)
-            crontab.install(job, replace=args.replace)
-            print(f"installed schedule {job.name!r}: {job.cron}, {args.pipeline} -c {args.config}, log {log}")
-        return 0
+            return _list(crontab)
+        if args.action == "remove":
+            return _remove(crontab, args.name)
+        return _install(crontab, args)
     except CronError as exc:
         print(f"ferkit schedule: {exc}", file=sys.stderr)
         return 2
+
+
+def _install(crontab, args: argparse.Namespace) -> int:
+    from ferkit.scheduling import pipeline_job
+
+    planned = pipeline_job(args.name, args.cron, args.pipeline, args.config, args.project, args.log)
+    crontab.install(planned.job, replace=args.replace, prepare=planned.write_script)
+    print(
+        f"installed schedule {args.name!r}: {planned.job.cron} (next {planned.job.next_run():%Y-%m-%d %H:%M}), "
+        f"{args.pipeline} -c {args.config}, script {planned.script}, log {planned.log}"
+    )
+    return 0
+
+
+def _list(crontab) -> int:
+    jobs = crontab.jobs()
+    if not jobs:
+        print("no ferkit schedules installed")
+    for job in jobs:
+        print(f"{job.name}\t{job.cron}\tnext {job.next_run():%Y-%m-%d %H:%M}\t{job.command}")
+    return 0
+
+
+def _remove(crontab, name: str) -> int:
+    from ferkit.home import ferkit_home
+
+    job = crontab.remove(name)
+    (ferkit_home() / "schedules" / f"{name}.sh").unlink(missing_ok=True)
+    print(f"removed schedule {job.name!r} ({job.cron})")
+    return 0

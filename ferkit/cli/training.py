@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ferkit.cli.errors import FAILED, USAGE, CommandError, read_yaml, validated
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     tr = sub.add_parser("train", help="train without ZenML; data-parallel under torchrun")
@@ -31,30 +33,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import yaml
-
     from ferkit.data import read_fer2013
     from ferkit.data.weights import class_weights
     from ferkit.training import TrainConfig, train
     from ferkit.training.distributed import init_from_env
 
-    raw = yaml.safe_load(Path(args.config).read_text()) or {}
+    section = _train_section(read_yaml(args.config), args.config)
     try:
-        section = raw["steps"]["train_model"]["parameters"]["config"]
-    except (KeyError, TypeError):
-        print(f"ferkit: {args.config} has no steps.train_model.parameters.config section", file=sys.stderr)
-        return 2
-    config = TrainConfig(**{**section, **(json.loads(args.override) if args.override else {})})
+        overrides = json.loads(args.override) if args.override else {}
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"--override is not JSON: {exc}", USAGE) from None
+    config = validated(TrainConfig, {**section, **overrides}, f"{args.config}: steps.train_model.parameters.config")
     workers = init_from_env(config.device)
     data = read_fer2013(args.data, limit_per_class=args.limit_per_class, progress=workers.is_main)
     log = (lambda epoch, m: print(json.dumps({"epoch": epoch, **m}), flush=True)) if args.json else None
-    training = train(
-        config,
-        data,
-        class_weights(data.split("train").labels).as_list(),
-        callbacks=[log] if log else [],
-        checkpoint_path=args.resume,
-    )
+    training = train(config, data, class_weights(data.split("train").labels).as_list(),
+                     callbacks=[log] if log else [], checkpoint_path=args.resume)  # fmt: skip
     if workers.is_main:
         training.model.save(args.out)
         result = training.result
@@ -65,15 +59,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_section(raw: dict, path: str) -> dict:
+    try:
+        section = raw["steps"]["train_model"]["parameters"]["config"]
+    except (KeyError, TypeError):
+        section = None
+    if not isinstance(section, dict):
+        raise CommandError(f"{path} has no steps.train_model.parameters.config section", USAGE)
+    return section
+
+
 def _fresh_config(args: argparse.Namespace) -> int:
     """A run config that trains from scratch: caching off, and the resume states removed."""
     from ferkit.training.train import fresh_run_config
 
-    try:
-        out, removed, folder = fresh_run_config(args.config, args.out, args.resume_dir)
-    except ValueError as exc:
-        print(f"ferkit fresh-config: {exc}", file=sys.stderr)
-        return 2
+    out, removed, folder = fresh_run_config(read_yaml(args.config), args.out, args.resume_dir)
     where = f"{len(removed)} resume state(s) removed from {folder}" if folder else "no resume folder set"
     print(f"wrote {out} ({args.config} with caching off); {where}")
     return 0
@@ -82,14 +82,17 @@ def _fresh_config(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from ferkit.comparison import comparison_configs, run_comparison
 
-    configs = comparison_configs(args.spec)
+    read_yaml(args.spec, "comparison spec")  # a missing or malformed spec is named first
+    try:
+        configs = comparison_configs(args.spec)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CommandError(f"{args.spec}: {exc}", USAGE) from None
     chosen = args.only or list(configs)
     unknown = sorted(set(chosen) - set(configs))
     if unknown:
-        print(f"ferkit compare: {unknown} not in {args.spec} (has {list(configs)})", file=sys.stderr)
-        return 2
+        raise CommandError(f"{unknown} not in {args.spec} (has {list(configs)})", USAGE)
     failed = run_comparison(configs, chosen, str(Path(sys.executable).parent / "zenml"), dry_run=args.dry_run)
     if failed:
         print(f"ferkit compare: runs failed for {failed}", file=sys.stderr)
-        return 1
+        return FAILED
     return 0

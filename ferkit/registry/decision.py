@@ -11,7 +11,11 @@ SCORE_DECIMALS = 6  # the registry keeps scores as tags with this many decimals
 
 
 class RegistryError(RuntimeError):
-    """A registry move that cannot be made (unknown version, nothing to roll back to, ...)."""
+    """The registry or tracking store cannot give what was asked (no such model, no store, ...)."""
+
+
+class PromotionError(RegistryError):
+    """A registry move that cannot be made (already the champion, nothing to roll back to, ...)."""
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,9 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from ferkit.models import TrainedModel
-from ferkit.registry.decision import PromotionDecision, RegistryError
+from ferkit.registry.decision import PromotionDecision, PromotionError
 from ferkit.registry.names import CHALLENGER, CHAMPION, DUPLICATE_OF, PREVIOUS, WEIGHTS_TAG, ZENML_VERSION_TAG
 from ferkit.registry.store import ModelNotFound, fetch_checkpoint
-
-
-class PromotionError(RegistryError):
-    """A registry move that cannot be made; the message says why."""
 
 
 def version_by_alias(client: mlflow.MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -127,7 +123,7 @@ def list_versions(name: str, metric: str | None = None) -> list[dict]:
     try:
         model = client.get_registered_model(name)
     except MlflowException as exc:
-        raise RegistryError(f"no registered model {name!r} in {mlflow.get_tracking_uri()}") from exc
+        raise ModelNotFound(f"no registered model {name!r} in {mlflow.get_tracking_uri()}") from exc
     aliases: dict[str, list[str]] = {}
     for alias, number in (model.aliases or {}).items():  # version searches leave aliases out
         aliases.setdefault(str(number), []).append(alias)
@@ -157,7 +153,7 @@ def promote(name: str, version: str, reason: str = "promoted by hand") -> ModelV
     try:
         target = client.get_model_version(name, version)
     except MlflowException as exc:
-        raise PromotionError(f"{name} has no version {version!r}") from exc
+        raise ModelNotFound(f"{name} has no version {version!r}") from exc
     old = version_by_alias(client, name, CHAMPION)
     if old is not None and str(old.version) == str(target.version):
         raise PromotionError(f"{name} v{version} is already the champion")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ferkit.files import atomic_write_text
+from ferkit.registry.decision import RegistryError
 from ferkit.registry.store import uri_file
 
 STACK_NAME = "fer_local"
@@ -13,11 +14,17 @@ TRACKER_NAME = "fer_mlflow"
 REGISTRY_NAME = "fer_registry"
 
 
+class StackError(RegistryError):
+    """The project's ZenML state is not what ferkit set up; the message says how to repair it."""
+
+
 def setup_local_stack(root: str | Path = ".") -> dict[str, str]:
     """Idempotently: `zenml init` at `root`, an MLflow experiment tracker and model
     registry, and the stack `fer_local` on the default orchestrator and artifact
-    store, made active. Returns the component names."""
+    store, made active in the repository and in the project's ZenML home. Returns the
+    component names."""
     from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
     from zenml.enums import StackComponentType
 
     root = Path(root).resolve()
@@ -41,6 +48,9 @@ def setup_local_stack(root: str | Path = ".") -> dict[str, str]:
             },
         )
     client.activate_stack(STACK_NAME)
+    # Also in the project's global config (ZENML_CONFIG_PATH is the project's home), so commands run
+    # outside the repository folder find the same stack.
+    GlobalConfiguration().set_active_stack(stack=client.get_stack(STACK_NAME))
     return {"stack": STACK_NAME, "experiment_tracker": TRACKER_NAME, "model_registry": REGISTRY_NAME}
 
 
@@ -48,10 +58,13 @@ def tracking_uri() -> str:
     """MLflow tracking URI of the active stack's experiment tracker."""
     from zenml.client import Client
 
-    tracker = Client().active_stack.experiment_tracker
-    if tracker is None:
-        raise RuntimeError("the active ZenML stack has no experiment tracker; run `make stack`")
-    return tracker.get_tracking_uri()
+    stack = Client().active_stack
+    if stack.experiment_tracker is None:
+        raise StackError(
+            f"the active ZenML stack {stack.name!r} has no experiment tracker: `make stack` (or `ferkit stack`) "
+            f"makes {STACK_NAME} active again"
+        )
+    return stack.experiment_tracker.get_tracking_uri()
 
 
 def record_tracking_uri() -> Path:

@@ -4,23 +4,29 @@ ZenML's local orchestrator cannot run schedules, so on one machine `ferkit
 schedule` writes a crontab line per schedule. ferkit only ever touches lines
 it marked (`# ferkit-schedule:<name>`); everything else in the crontab is
 kept byte for byte. The crontab is the user's (`crontab -l` / `crontab -`)
-unless `FERKIT_CRONTAB_FILE` names a plain file, which the tests use.
+unless `FERKIT_CRONTAB_FILE` names a plain file.
+
+cron(8) reads a line's command up to the first unescaped `%` (the rest becomes
+standard input) and ends it at the newline, so ferkit escapes `%` and refuses
+newlines, carriage returns and NUL bytes in everything that enters a line.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ferkit.files import atomic_write_text
 
 CRONTAB_FILE_ENV = "FERKIT_CRONTAB_FILE"
 MARKER = "# ferkit-schedule:"
+_CONTROL = {"\n": "a newline", "\r": "a carriage return", "\0": "a NUL byte"}
 
 # field name, lowest, highest, names allowed in place of numbers
 _FIELDS = (
@@ -47,11 +53,28 @@ MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class CronError(ValueError):
     """A cron expression, schedule name or crontab that ferkit cannot use; the message says why."""
+
+
+def refuse_control_characters(value: str, what: str) -> str:
+    """`value` unchanged, or a CronError naming `what` when it holds a character that would split a crontab line."""
+    for char, name in _CONTROL.items():
+        if char in value:
+            raise CronError(f"{what} {value!r} contains {name}, which would break the crontab line")
+    return value
+
+
+def escape_percent(command: str) -> str:
+    """cron turns an unescaped `%` into a newline and sends the rest to standard input: escape each one."""
+    return command.replace("%", "\\%")
+
+
+def unescape_percent(command: str) -> str:
+    return command.replace("\\%", "%")
 
 
 def _value(text: str, field: str, low: int, high: int, names: dict[str, int]) -> int:
@@ -109,7 +132,9 @@ class CronJob:
     command: str  # shell command the line runs
 
     def line(self) -> str:
-        return f"{self.cron} {self.command} {MARKER}{self.name}"
+        """The crontab line: the command with `%` escaped, then ferkit's marker (a shell comment)."""
+        refuse_control_characters(self.command, f"schedule {self.name!r}: the command")
+        return f"{self.cron} {escape_percent(self.command)} {MARKER}{self.name}"
 
     @classmethod
     def parse(cls, line: str) -> CronJob | None:
@@ -117,19 +142,13 @@ class CronJob:
             return None
         body, _, name = line.rpartition(MARKER)
         fields = body.split()
-        return cls(name=name.strip(), cron=" ".join(fields[:5]), command=" ".join(fields[5:]))
+        return cls(name=name.strip(), cron=" ".join(fields[:5]), command=unescape_percent(" ".join(fields[5:])))
 
+    def next_run(self, after: datetime | None = None) -> datetime:
+        """When cron runs this job next, after `after` (default: now, local time)."""
+        from croniter import croniter
 
-def job_command(project: Path, pipeline: str, config: Path, log_file: Path, env: dict[str, str]) -> str:
-    """cd into the project and run the pipeline with the project's ZenML home, appending to `log_file`."""
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
-    zenml = project / ".venv" / "bin" / "zenml"
-    run = f"{shlex.quote(str(zenml))} pipeline run {shlex.quote(pipeline)} -c {shlex.quote(str(config))}"
-    stamp = 'echo "== $(date -u +%FT%TZ) ferkit schedule"'
-    return (
-        f"cd {shlex.quote(str(project))} && mkdir -p {shlex.quote(str(log_file.parent))} && "
-        f"({stamp}; {exports} {run}) >> {shlex.quote(str(log_file))} 2>&1"
-    )
+        return croniter(self.cron, after or datetime.now()).get_next(datetime)
 
 
 class Crontab:
@@ -139,16 +158,19 @@ class Crontab:
         configured = file or os.environ.get(CRONTAB_FILE_ENV)
         self.file = Path(configured) if configured else None
 
-    def _read(self) -> list[str]:
-        if self.file is not None:
-            return self.file.read_text().splitlines() if self.file.exists() else []
+    def _crontab(self, *args: str) -> list[str]:
         binary = shutil.which("crontab")
         if binary is None:
             raise CronError(
                 f"no `crontab` command on this machine: install cron, or set {CRONTAB_FILE_ENV} "
                 "to a file that your scheduler reads"
             )
-        result = subprocess.run([binary, "-l"], capture_output=True, text=True)
+        return [binary, *args]
+
+    def _read(self) -> list[str]:
+        if self.file is not None:
+            return self.file.read_text().splitlines() if self.file.exists() else []
+        result = subprocess.run(self._crontab("-l"), capture_output=True, text=True)
         if result.returncode != 0:
             if "no crontab" in result.stderr.lower():
                 return []
@@ -160,16 +182,19 @@ class Crontab:
         if self.file is not None:
             atomic_write_text(self.file, text)
             return
-        result = subprocess.run([shutil.which("crontab") or "crontab", "-"], input=text, capture_output=True, text=True)
+        result = subprocess.run(self._crontab("-"), input=text, capture_output=True, text=True)
         if result.returncode != 0:
             raise CronError(f"crontab refused the new table: {result.stderr.strip()}")
 
     def jobs(self) -> list[CronJob]:
         return [job for job in map(CronJob.parse, self._read()) if job is not None]
 
-    def install(self, job: CronJob, replace: bool = False) -> None:
-        """Add `job`; an existing schedule of that name is an error unless `replace`."""
-        if not _NAME.match(job.name):
+    def install(self, job: CronJob, replace: bool = False, prepare: Callable[[], object] | None = None) -> None:
+        """Add `job`; an existing schedule of that name is an error unless `replace`.
+
+        `prepare` runs after every check and before the table is written (the job's script).
+        """
+        if not NAME_PATTERN.match(job.name):
             raise CronError(f"schedule name {job.name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
         validate_cron(job.cron)
         lines = self._read()
@@ -177,6 +202,8 @@ class Crontab:
         if existing and not replace:
             raise CronError(f"a schedule named {job.name!r} exists; remove it first or pass --replace")
         lines = [line for i, line in enumerate(lines) if i not in existing] + [job.line()]
+        if prepare is not None:
+            prepare()
         self._write(lines)
 
     def remove(self, name: str) -> CronJob:

@@ -94,18 +94,12 @@ def remove_resume_states(folder: str | os.PathLike, keep: Path | None = None) ->
 
 
 def fresh_run_config(
-    config_path: str | os.PathLike, out: str | os.PathLike, resume_dir: str | os.PathLike | None = None
+    config: dict, out: str | os.PathLike, resume_dir: str | os.PathLike | None = None
 ) -> tuple[Path, list[Path], str | None]:
-    """Write `config_path` with caching off to `out`, and remove the resume states of its resume
-    folder (the config's `resume_dir`, else `resume_dir`, else $FERKIT_RESUME_DIR), so the next
+    """Write the run config `config` with caching off to `out`, and remove the resume states of its
+    resume folder (the config's `resume_dir`, else `resume_dir`, else $FERKIT_RESUME_DIR), so the next
     run trains from scratch. Returns (out, removed states, the resume folder or None)."""
-    try:
-        config = yaml.safe_load(Path(config_path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read {config_path}: {exc}") from exc
-    if not isinstance(config, dict):
-        raise ValueError(f"{config_path} is not a run config (a YAML mapping)")
-    config["enable_cache"] = False
+    config = {**config, "enable_cache": False}
     train_parameters = ((config.get("steps") or {}).get("train_model") or {}).get("parameters") or {}
     folder = train_parameters.get("resume_dir") or resume_dir or os.environ.get(RESUME_DIR_ENV)
     written = atomic_write_text(out, yaml.safe_dump(config, sort_keys=False))

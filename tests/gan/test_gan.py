@@ -72,15 +72,12 @@ class TestTraining:
     def test_learns_the_toy_two_class_task(self):
         x, y = toy_faces(512, seed=1)
         seen = []
-        result = train_gan(
-            x,
-            y,
-            GANConfig(steps=400, **SMALL),
-            num_classes=2,
-            progress=False,
-            callbacks=[lambda step, m: seen.append(step)],
-        )
+        # 600 steps: at 400 the adversarial game can still be mid-swing (one class drawn as the other),
+        # and where it is depends on the CPU's float kernels (AVX2 against AVX512).
+        result = train_gan(x, y, GANConfig(steps=600, **SMALL), num_classes=2, progress=False,
+                           callbacks=[lambda step, m: seen.append(step)])  # fmt: skip
         asked = np.array([0, 1] * 100)
-        samples = generate(result.generator, asked, seed=0)
-        assert (rule(samples) == asked).mean() > 0.9
-        assert seen == [50 * i for i in range(1, 9)] and len(result.history) == 8
+        seen_as = rule(generate(result.generator, asked, seed=0))
+        for c in (0, 1):  # each class drawn as itself, not just most of the samples
+            assert (seen_as[asked == c] == c).mean() > 0.9, c
+        assert seen == [50 * i for i in range(1, 13)] and len(result.history) == 12

@@ -74,5 +74,5 @@ def test_no_detect_predicts_pre_cropped_faces(checkpoint, images):
 
 def test_unresolvable_model_is_one_line(images, tmp_path):
     result = predict(str(images / "crop.png"), "--model", "models:/nope@champion")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "ferkit:" in result.stderr
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "ferkit predict:" in result.stderr

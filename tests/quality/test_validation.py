@@ -178,6 +178,6 @@ class TestValidateCLI:
         result = subprocess.run(
             [sys.executable, "-m", "ferkit.cli", "validate", str(path), "--json"], capture_output=True, text=True
         )
-        assert result.returncode == 2
+        assert result.returncode == 3  # input unreadable
         out = json.loads(result.stdout)
         assert out["readable"] is False and "train/contempt" in out["error"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ferkit.data import FERDataset
+from ferkit.data import EMOTIONS, FERDataset
 from ferkit.models import TrainedModel, build_model
 from ferkit.registry import promotion
 from ferkit.registry.names import WEIGHTS_TAG
@@ -182,11 +182,11 @@ class TestByHand:
         table = subprocess.run(cli, capture_output=True, text=True, env=env, check=True).stdout.splitlines()
         assert table[1].split()[:3] == ["2", "challenger", "0.4000"] and table[2].split()[:2] == ["1", "champion"]
         missing = subprocess.run([*cli[:-1], "no_such_model"], capture_output=True, text=True, env=env, check=False)
-        assert missing.returncode == 2 and "no registered model 'no_such_model'" in missing.stderr
+        assert missing.returncode == 3 and "no registered model 'no_such_model'" in missing.stderr
 
     def test_clear_errors(self, registry, data):
         register(trained(0), 0.50, data)
-        with pytest.raises(promotion.PromotionError, match="no version '9'"):
+        with pytest.raises(promotion.ModelNotFound, match="no version '9'"):
             promotion.promote(NAME, "9")
         with pytest.raises(promotion.PromotionError, match="already the champion"):
             promotion.promote(NAME, "1")
@@ -331,13 +331,50 @@ class TestResolveModelURI:
             store.load_trained_model(f"models:/{NAME}@production")
 
 
+def test_evaluate_defaults_to_the_views_the_registry_gated_on(registry, data, monkeypatch, tmp_path):
+    """`ferkit evaluate models:/...` without --tta scores with the version's gate mode, so it reproduces the
+    registry's figures; --json carries the per-class table and the confusion matrix."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from ferkit.registry import store
+    from tests.factories import image_tree, write_zip
+
+    metrics = {"macro_f1": 0.5, "accuracy": 0.5, "tta.multi_scale.macro_f1": 0.5}
+    with mlflow.start_run():
+        register_model.entrypoint(model=trained(0), test_metrics=metrics, fer_dataset=data,
+                                  registered_model_name=NAME, primary_metric="tta.multi_scale.macro_f1")  # fmt: skip
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
+    assert store.registered_tta(f"models:/{NAME}@champion") == "multi_scale"
+    monkeypatch.setattr(store, "_local_version", lambda uri: None)  # the MLflow client path agrees
+    assert store.registered_tta(f"models:/{NAME}/1") == "multi_scale"
+
+    archive = write_zip(tmp_path / "d.zip", image_tree(2))
+    command = [sys.executable, "-m", "ferkit.cli", "evaluate", "--model", f"models:/{NAME}@champion",
+               "--data", str(archive), "--json", "--bootstrap", "5"]  # fmt: skip
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout)
+    assert out["tta"] == "multi_scale"
+    assert [row["emotion"] for row in out["per_class"]] == list(EMOTIONS)
+    assert sum(row["support"] for row in out["per_class"]) == out["images"] == 14
+    counts = np.array(out["confusion_matrix"]["counts"])
+    assert counts.shape == (7, 7) and counts.sum() == 14 and list(counts.sum(axis=1)) == [2] * 7
+    assert out["confusion_matrix"]["labels"] == list(EMOTIONS)
+    recall = [row["recall"] for row in out["per_class"]]
+    assert np.allclose(recall, np.diag(counts) / counts.sum(axis=1))
+
+
 def test_cli_promote_and_rollback(registry, data, monkeypatch, capsys):
     from ferkit import cli
 
     register(trained(0), 0.50, data)
     register(trained(1), 0.40, data)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
-    assert cli.main(["rollback", "--name", NAME]) == 2
+    assert cli.main(["rollback", "--name", NAME]) == 1  # the registry refused: a check failed
     assert "nothing to roll back to" in capsys.readouterr().err
     assert cli.main(["promote", "2", "--name", NAME]) == 0
     assert "v2 is now the champion (was v1" in capsys.readouterr().out

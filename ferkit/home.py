@@ -1,0 +1,47 @@
+"""The project's home: the folder that holds its ZenML and MLflow state, resume states and logs.
+
+`FERKIT_HOME` names it; otherwise an editable install knows its checkout and the home is
+`<checkout>/.ferkit`, wherever a command runs from. ZenML's own config folder follows:
+`ZENML_CONFIG_PATH` when set, else `<home>/zenml`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
+
+HOME_ENV = "FERKIT_HOME"
+ZENML_ENV = "ZENML_CONFIG_PATH"
+
+
+def project_root() -> Path | None:
+    """The checkout this ferkit runs from (an editable install), or None for an installed wheel."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() and (root / "configs").is_dir() else None
+
+
+def ferkit_home(environ: MutableMapping[str, str] = os.environ) -> Path:
+    """$FERKIT_HOME, else `<checkout>/.ferkit`, else `./.ferkit`."""
+    if environ.get(HOME_ENV):
+        return Path(environ[HOME_ENV]).expanduser().resolve()
+    root = project_root()
+    return (root if root is not None else Path.cwd()) / ".ferkit"
+
+
+def zenml_config_path(environ: MutableMapping[str, str] = os.environ) -> Path:
+    """ZenML's config folder: $ZENML_CONFIG_PATH, else `<home>/zenml`."""
+    if environ.get(ZENML_ENV):
+        return Path(environ[ZENML_ENV]).expanduser().resolve()
+    return ferkit_home(environ) / "zenml"
+
+
+def apply_defaults(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Point ZenML at the project's home unless the environment already points it somewhere.
+
+    Run at every interpreter start of the project's virtual environment (a `.pth` file that
+    `make setup` writes), so `zenml` and `ferkit` typed in any shell and folder use the
+    project's stack and never fall back to ZenML's global default.
+    """
+    environ.setdefault(ZENML_ENV, str(zenml_config_path(environ)))
+    environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")

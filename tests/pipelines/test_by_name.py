@@ -1,0 +1,68 @@
+"""The commands as a user types them: `zenml pipeline run fer_data_check -c configs/data_check.yaml` in a plain
+shell (no ZENML_CONFIG_PATH, no PYTHONPATH), after the README's set-up (`make setup`, `make stack`).
+
+The project is a temporary folder with the configs; FERKIT_HOME (the documented override)
+points its home at another, so the tests never touch the checkout's `.ferkit`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from tests.factories import image_tree, write_zip
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A project folder set up as the README says, and a plain shell's environment for it."""
+    if not (Path(sysconfig.get_paths()["purelib"]) / "ferkit_project.pth").is_file():
+        pytest.fail("the venv lacks ferkit_project.pth: run `make setup` (python -m pipelines.by_name writes it)")
+    work = tmp_path_factory.mktemp("by-name")
+    folder = work / "project"
+    shutil.copytree(ROOT / "configs", folder / "configs")
+    data = write_zip(work / "fer.zip", image_tree(12))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "MLFLOW_", "FERKIT_", "PYTHONPATH"))}
+    env.update(FERKIT_HOME=str(work / "home"), FER2013_PATH=str(data), FERKIT_NO_PROGRESS="1")
+    stack = subprocess.run([str(BIN / "ferkit"), "stack"], cwd=folder, env=env, capture_output=True, text=True)
+    assert stack.returncode == 0, stack.stderr[-3000:]
+    return folder, env
+
+
+def zenml(project: tuple[Path, dict[str, str]], *args: str) -> subprocess.CompletedProcess:
+    folder, env = project
+    return subprocess.run([str(BIN / "zenml"), *args], cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.parametrize("pipeline, config", [("fer_data_check", "configs/data_check.yaml")])
+def test_the_pipeline_runs_by_its_name(project, pipeline, config):
+    """`fer_training` by its name runs in tests/test_readme.py (the README's own block)."""
+    result = zenml(project, "pipeline", "run", pipeline, "-c", config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert "Pipeline run has finished" in result.stdout + result.stderr
+    folder, env = project
+    status = "from zenml.client import Client; print(Client().get_pipeline({!r}).runs[0].status.value)"
+    query = [sys.executable, "-c", status.format(pipeline)]
+    newest = subprocess.run(query, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert newest.stdout.strip().splitlines()[-1:] == ["completed"], newest.stderr[-2000:]
+
+
+def test_a_plain_zenml_command_stays_on_the_projects_stack(project):
+    """No ZENML_CONFIG_PATH exported: the venv's start-up hook points ZenML at the project's home."""
+    folder, env = project
+    described = zenml(project, "stack", "describe")
+    assert described.returncode == 0, described.stderr[-2000:]
+    assert "fer_local" in described.stdout + described.stderr
+    assert (Path(env["FERKIT_HOME"]) / "zenml").is_dir()
+    uri = subprocess.run([str(BIN / "ferkit"), "tracking-uri"], cwd="/", env=env, capture_output=True, text=True)
+    assert uri.returncode == 0 and uri.stdout.startswith("sqlite:///" + env["FERKIT_HOME"]), uri.stderr[-2000:]
