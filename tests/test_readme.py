@@ -73,3 +73,8 @@ def test_every_runnable_block_of_the_readme_runs(project):
         )
     crontab = Path(env["FERKIT_CRONTAB_FILE"]).read_text()
     assert "ferkit-schedule:retrain" not in crontab  # the block removed what it installed
+    # The champion the blocks trained, from a folder outside the project.
+    elsewhere = subprocess.run(
+        ["ferkit", "predict", str(folder / "photo.jpg"), "--json"], cwd="/", env=env, capture_output=True, text=True
+    )
+    assert elsewhere.returncode == 0 and '"label"' in elsewhere.stdout, elsewhere.stderr[-2000:]

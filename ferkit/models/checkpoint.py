@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
+from ferkit.files import atomic_write
 from ferkit.models.registry import build_model
 
 FORMAT_VERSION = 1
@@ -68,7 +69,8 @@ class TrainedModel:
         return buffer.getvalue()
 
     def save(self, path: str | Path) -> None:
-        torch.save(self._payload(), path)
+        """Written beside `path` and renamed: a reader never sees half a checkpoint."""
+        atomic_write(path, lambda file: torch.save(self._payload(), file))
 
     @classmethod
     def load(cls, path_or_buffer) -> TrainedModel:

@@ -66,3 +66,20 @@ def test_a_plain_zenml_command_stays_on_the_projects_stack(project):
     assert (Path(env["FERKIT_HOME"]) / "zenml").is_dir()
     uri = subprocess.run([str(BIN / "ferkit"), "tracking-uri"], cwd="/", env=env, capture_output=True, text=True)
     assert uri.returncode == 0 and uri.stdout.startswith("sqlite:///" + env["FERKIT_HOME"]), uri.stderr[-2000:]
+
+
+def test_every_pipeline_answers_to_its_name(project):
+    """What `zenml pipeline run <name>` imports: each bare name is the Pipeline object of pipelines.<name>."""
+    folder, env = project
+    code = (
+        "import importlib; from pipelines.by_name import PIPELINES\n"
+        "for name in PIPELINES:\n"
+        "    found = importlib.import_module(name)\n"
+        "    same = found is getattr(importlib.import_module('pipelines.' + name), name)\n"
+        "    print(name, type(found).__name__, same)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:4] == [
+        f"{name} Pipeline True" for name in ("fer_training", "fer_retraining", "fer_batch_inference", "fer_data_check")
+    ]

@@ -250,7 +250,9 @@ def test_paper_config_runs_end_to_end_with_tiny_epochs(stack, smoke_data, tmp_pa
     train = config["steps"]["train_model"]["parameters"]["config"]
     for phase in train["phases"]:
         phase["epochs"] = 1
-    train.update(batch_size=8, max_batches_per_epoch=1, eval_batch_size=32)
+    # fp32: on a CPU without native bf16 (AVX2 only) bf16 autocast is emulated, about 5x slower than fp32
+    # for ResNet50 at 224 px; bf16 itself is covered by tests/training (CPU) and tests/models/test_gpu.py.
+    train.update(batch_size=8, max_batches_per_epoch=1, eval_batch_size=32, precision="fp32")
     (tmp_path / "paper_tiny.yaml").write_text(yaml.safe_dump(config))
 
     torch_home = tmp_path / "torch"

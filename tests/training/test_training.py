@@ -49,6 +49,17 @@ class TestFit:
         assert len(result.history) == 4 and 1 <= result.best_epoch <= 4
         assert {"train.loss", "val.macro_f1", "val.log_loss", "train.lr"} <= set(result.history[0])
 
+    def test_bf16_channels_last_on_the_cpu_learns_too(self):
+        """The cpu config's speed settings: bf16 autocast and channels_last, on whatever CPU this is."""
+        x, y = two_class_faces(256, seed=0)
+        vx, vy = two_class_faces(128, seed=1)
+        config = TrainConfig(epochs=4, precision="bf16", channels_last=True, **SMALL)
+        model = build_model(config.architecture, **config.architecture_kwargs)
+        result = fit(model, x, y, vx, vy, config)
+        model.load_state_dict(result.state_dict)
+        assert np.isfinite(result.history[-1]["train.loss"])
+        assert (predict_proba(model, vx, bf16=True).argmax(1) == vy).mean() > 0.9
+
     def test_same_seed_same_weights(self):
         x, y = two_class_faces(64, seed=0)
         config = TrainConfig(epochs=1, **SMALL)
