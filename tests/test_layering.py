@@ -71,7 +71,10 @@ class TestImportsPointOneWay:
         assert crossings(("steps", "pipelines"), ("steps", "pipelines"), ("ferkit.cli",)) == []
 
     def test_pipelines_only_wire_steps(self):
-        assert crossings(("pipelines",), ("pipelines",), ("ferkit", "mlflow")) == []
+        """The pipeline modules (not the package's name-lookup plumbing) import steps and zenml only."""
+        pipelines = tuple(f"pipelines.{p.stem}" for p in (ROOT / "pipelines").glob("fer_*.py"))
+        assert len(pipelines) == 4
+        assert crossings(("pipelines",), pipelines, ("ferkit", "mlflow")) == []
 
     def test_the_lower_floor_never_imports_the_upper_one(self):
         assert crossings(("ferkit",), LOWER, UPPER + EDGES) == []

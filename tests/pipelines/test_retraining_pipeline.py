@@ -45,7 +45,7 @@ def smoke_config(tmp: Path, batch: Path, **parameters) -> Path:
     config["parameters"].update(new_data_path=str(batch), **parameters)
     config["model"]["name"] = NAME
     for step in ("load_champion", "promote_retrained"):
-        config["steps"][step].setdefault("parameters", {})["registered_model_name"] = NAME
+        config["steps"].setdefault(step, {}).setdefault("parameters", {})["registered_model_name"] = NAME
     path = tmp / f"retrain-{len(list(tmp.glob('retrain-*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -76,7 +76,7 @@ def line(stack, smoke_data, tmp_path_factory):  # noqa: F811 (pytest fixtures)
     client = mlflow.MlflowClient()
     training = yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
     training["model"]["name"] = NAME
-    training["steps"]["register_model"].setdefault("parameters", {})["registered_model_name"] = NAME
+    training["steps"].setdefault("register_model", {}).setdefault("parameters", {})["registered_model_name"] = NAME
     tmp = tmp_path_factory.mktemp("retraining")
     (tmp / "training.yaml").write_text(yaml.safe_dump(training))
     _run(
