@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +92,51 @@ TINY_HYBRID = dict(
     hidden=16,
     backbone_options={"stem": 8, "widths": [16, 16, 32], "blocks": [1, 1, 1]},
 )
+
+
+# --- hostile input: files that are cheap to write and expensive to read naively ---------------
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def blank_png(width: int, height: int, header_only: bool = False) -> bytes:
+    """A black 8-bit grayscale PNG of any size, compressed row by row (a 13,000 px square is 164 KB);
+    `header_only` leaves the pixel data out, for checks that must refuse before decoding."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunks = [b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header)]
+    if not header_only:
+        packer, row, parts = zlib.compressobj(9), b"\x00" * (width + 1), []
+        for _ in range(height):
+            parts.append(packer.compress(row))
+        parts.append(packer.flush())
+        chunks.append(_png_chunk(b"IDAT", b"".join(parts)))
+    chunks.append(_png_chunk(b"IEND", b""))
+    return b"".join(chunks)
+
+
+def write_zip_with_large_member(path: Path, files: dict[str, bytes], name: str, size: int) -> Path:
+    """`files` plus one member of `size` zero bytes, written in pieces (1 GiB deflates to about 1 MB)."""
+    write_zip(path, files)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(name, "w", force_zip64=True) as member:
+            block = b"\x00" * (1 << 20)
+            for start in range(0, size, len(block)):
+                member.write(block[: min(len(block), size - start)])
+    return path
+
+
+def understate_member_size(path: Path, name: str, declared: int) -> None:
+    """Make the zip's headers claim `name` uncompresses to `declared` bytes (a lying header)."""
+    raw = bytearray(path.read_bytes())
+    encoded = name.encode()
+    # (signature, offset of the uncompressed size, of the name's length, of the name) in each header
+    for signature, size_at, length_at, name_at in ((b"PK\x03\x04", 22, 26, 30), (b"PK\x01\x02", 24, 28, 46)):
+        at = raw.find(signature)
+        while at != -1:
+            length = struct.unpack_from("<H", raw, at + length_at)[0]
+            if raw[at + name_at : at + name_at + length] == encoded:
+                struct.pack_into("<I", raw, at + size_at, declared)
+            at = raw.find(signature, at + 4)
+    path.write_bytes(bytes(raw))

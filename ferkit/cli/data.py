@@ -39,10 +39,26 @@ def _info(args: argparse.Namespace) -> int:
     for split, count in summary["splits"].items():
         classes = ", ".join(f"{k} {v}" for k, v in summary["classes"][split].items())
         print(f"  {split:5s} {count:6d}  {classes}")
-    print(f"  converted to 48x48 grayscale: {summary['converted']}; undecodable, skipped: {len(summary['bad_files'])}")
+    conversions = ", ".join(f"{k} {v}" for k, v in sorted(summary["conversions"].items()))
+    print(f"  converted to 48x48 grayscale: {summary['converted']}" + (f" ({conversions})" if conversions else ""))
     for split, missing in summary["missing_classes"].items():
         print(f"  {split}: no images of {', '.join(missing)}")
+    print_unread(data.report)
     return OK
+
+
+def print_unread(report, shown: int = 10) -> None:
+    """The files skipped and the links refused or followed, each with its reason."""
+    if report.bad_files:
+        print(f"  unreadable, skipped: {len(report.bad_files)}")
+        for name in report.bad_files[:shown]:
+            print(f"    {name}: {report.bad_reasons.get(name, 'cannot be read')}")
+    if report.refused_links:
+        print(f"  symbolic links refused: {len(report.refused_links)}")
+        for link, why in list(report.refused_links.items())[:shown]:
+            print(f"    {link}: {why}")
+    if report.followed_links:
+        print(f"  symbolic links inside the data folder, read: {len(report.followed_links)}")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -64,12 +80,12 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"ferkit validate: the data cannot be read: {exc}", file=sys.stderr)
         return NOT_FOUND
     report, _ = run_expectations(build_manifest(data), policy)
+    unread = {k: getattr(data.report, k) for k in ("bad_files", "bad_reasons", "refused_links", "followed_links")}
     if args.json:
         checks = [c.model_dump() for c in report.checks]
         print(json.dumps({"source": str(data.report.source), "passed": report.passed, "readable": True,
-                          "bad_files": data.report.bad_files, **report.summary, "checks": checks}, indent=2))  # fmt: skip
+                          **unread, **report.summary, "checks": checks}, indent=2))  # fmt: skip
     else:
         print(report.to_markdown())
-        if data.report.bad_files:
-            print(f"undecodable files skipped: {', '.join(data.report.bad_files[:10])}")
+        print_unread(data.report)
     return OK if report.passed else FAILED

@@ -21,7 +21,11 @@ class IngestReport:
     source_format: str = ""  # "zip" | "folder" | "csv"
     converted: int = 0  # images that were not 48x48 grayscale and were converted
     original_formats: dict[str, list] = field(default_factory=dict)  # id -> [width, height, mode], converted only
-    bad_files: list[str] = field(default_factory=list)  # undecodable files that were skipped
+    bad_files: list[str] = field(default_factory=list)  # unreadable files that were skipped
+    bad_reasons: dict[str, str] = field(default_factory=dict)  # bad file -> why it could not be read
+    conversions: dict[str, int] = field(default_factory=dict)  # "rotated", "alpha", "16-bit", ... -> images
+    followed_links: list[str] = field(default_factory=list)  # symbolic links inside the data folder, read
+    refused_links: dict[str, str] = field(default_factory=dict)  # links not followed -> why
     missing_classes: dict[str, list[str]] = field(default_factory=dict)  # split -> absent classes
 
     def to_dict(self) -> dict:
@@ -32,6 +36,10 @@ class IngestReport:
             "converted": self.converted,
             "original_formats": dict(self.original_formats),
             "bad_files": list(self.bad_files),
+            "bad_reasons": dict(self.bad_reasons),
+            "conversions": dict(self.conversions),
+            "followed_links": list(self.followed_links),
+            "refused_links": dict(self.refused_links),
             "missing_classes": {k: list(v) for k, v in self.missing_classes.items()},
         }
 

@@ -14,7 +14,6 @@ test (another data set to evaluate on).
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import zipfile
 from collections.abc import Iterator
@@ -22,17 +21,18 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import numpy as np
-import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
+from ferkit.data.csv_reader import read_csv
 from ferkit.data.dataset import FERDataset, IngestReport
 from ferkit.data.errors import DataError, DataNotFoundError
+from ferkit.data.images import BadImage, GrayImage, ReadLimits, read_gray
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE, IMAGE_SUFFIXES, LABEL_OF, SPLIT_OF_USAGE, SPLITS
+from ferkit.data.sources import FolderSource, ZipSource
 
 DATA_ENV_VAR = "FER2013_PATH"
 SPLIT_DIRS = ("train", "test")
-PIXELS_PER_IMAGE = IMAGE_SIZE * IMAGE_SIZE
 # Above this share of undecodable files the data is more likely broken than dirty.
 MAX_BAD_FRACTION = 0.01
 
@@ -75,25 +75,31 @@ def read_fer2013(
     on_bad_image: OnBadImage = "skip",
     limit_per_class: int | None = None,
     progress: bool = True,
+    limits: ReadLimits | None = None,
 ) -> FERDataset:
     """Read any supported form of FER2013 into one `FERDataset`.
 
     `limit_per_class` keeps the first n images of each (split, class) pair, for
-    quick configs; `on_bad_image` says whether an undecodable file is skipped
-    (and listed in the report) or stops the read.
+    quick configs; `on_bad_image` says whether a file that cannot be read as an image
+    within `limits` (default: `ReadLimits.from_env()`), or a symbolic link that leaves the
+    data folder, is skipped (and listed in the report with the reason) or stops the read.
     """
     if on_bad_image not in ("skip", "fail"):
         raise ValueError(f"on_bad_image must be 'skip' or 'fail', got {on_bad_image!r}")
+    limits = limits or ReadLimits.from_env()
     path = resolve_data_path(data_path)
     if path.is_dir():
-        data = _read_image_tree(_FolderSource(path), on_bad_image, limit_per_class, progress)
+        data = _read_image_tree(FolderSource(path, limits), on_bad_image, limit_per_class, progress, limits)
         fmt = "folder"
     elif zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            data = _read_image_tree(_ZipSource(path, zf), on_bad_image, limit_per_class, progress)
+        source = ZipSource(path, limits)
+        try:
+            data = _read_image_tree(source, on_bad_image, limit_per_class, progress, limits)
+        finally:
+            source.close()
         fmt = "zip"
     elif path.suffix.lower() == ".csv":
-        data = _read_csv(path, limit_per_class)
+        data = read_csv(path, limit_per_class, limits, progress)
         fmt = "csv"
     else:
         raise DataError(f"'{path}' is neither a folder, a zip archive nor a .csv file. {HOW_TO_GET}")
@@ -105,42 +111,6 @@ def read_fer2013(
 
 
 # --- image trees (zip or folder) -------------------------------------------------------
-
-
-class _FolderSource:
-    """Files under an extracted folder, as POSIX paths relative to it."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.label = str(root)
-
-    def names(self) -> list[str]:
-        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
-
-    def read(self, name: str) -> bytes:
-        return (self.root / name).read_bytes()
-
-
-class _ZipSource:
-    """Members of a zip archive, read in memory; unsafe member names are refused."""
-
-    def __init__(self, path: Path, zf: zipfile.ZipFile):
-        self.zf = zf
-        self.label = str(path)
-
-    def names(self) -> list[str]:
-        names = []
-        for info in self.zf.infolist():
-            name = info.filename
-            parts = PurePosixPath(name.replace("\\", "/")).parts
-            if name.startswith(("/", "\\")) or (parts and parts[0].endswith(":")) or ".." in parts:
-                raise DataError(f"{self.label}: refusing zip member '{name}': absolute paths and '..' are not allowed")
-            if not info.is_dir():
-                names.append(name)
-        return sorted(names)
-
-    def read(self, name: str) -> bytes:
-        return self.zf.read(name)
 
 
 def _find_root(names: list[str], label: str) -> str:
@@ -170,22 +140,17 @@ def _split_of(split_dir: str, filename: str) -> int:
     return SPLITS.index("train" if split_dir == "train" else "test")
 
 
-def _decode(raw: bytes) -> tuple[np.ndarray, bool, tuple[int, int], str]:
-    """Decode to a 48x48 uint8 array; also whether it had to be converted, its size and mode."""
-    with Image.open(io.BytesIO(raw)) as img:
-        img.load()
-        size, mode = img.size, img.mode
-        converted = False
-        if mode != "L":
-            img = img.convert("L")
-            converted = True
-        if img.size != (IMAGE_SIZE, IMAGE_SIZE):
-            img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
-            converted = True
-        return np.asarray(img, dtype=np.uint8), converted, size, mode
+def _decode(raw: bytes, limits: ReadLimits) -> tuple[np.ndarray, GrayImage]:
+    """Decode to a 48x48 uint8 array (and what the file was) within `limits`; `BadImage` says why not."""
+    gray = read_gray(raw, limits)
+    pixels = gray.pixels
+    if pixels.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        resized = Image.fromarray(pixels).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+        pixels = np.asarray(resized, dtype=np.uint8)
+    return pixels, gray
 
 
-def _iter_images(source, root: str) -> Iterator[tuple[str, str, str]]:
+def _iter_images(source: FolderSource | ZipSource, root: str) -> Iterator[tuple[str, str, str]]:
     """(member name, split dir, emotion dir) for each image file; checks folder names."""
     names = source.names()
     seen_split_dirs: dict[str, int] = {}
@@ -220,16 +185,25 @@ def _iter_images(source, root: str) -> Iterator[tuple[str, str, str]]:
             raise DataError(f"{source.label}: split folder '{folder}/' holds no images")
 
 
-def _read_image_tree(source, on_bad_image: OnBadImage, limit_per_class: int | None, progress: bool) -> FERDataset:
+def _read_image_tree(
+    source: FolderSource | ZipSource,
+    on_bad_image: OnBadImage,
+    limit_per_class: int | None,
+    progress: bool,
+    limits: ReadLimits,
+) -> FERDataset:
     names = source.names()
     root = _find_root(names, source.label)
     entries = list(_iter_images(source, root))
+    report = IngestReport(followed_links=list(source.followed_links), refused_links=dict(source.refused_links))
+    if source.refused_links and on_bad_image == "fail":
+        link, why = next(iter(source.refused_links.items()))
+        raise DataError(f"{source.label}: refusing '{link}': {why}")
     if not entries:
         raise DataError(f"{source.label}: no image files found under train/ or test/")
 
     images = np.empty((len(entries), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     labels, splits, ids = [], [], []
-    report = IngestReport()
     kept_per_group: dict[tuple[int, int], int] = {}
     n = 0
     for name, split_dir, emotion in tqdm(entries, desc="ingest", unit="img", disable=not progress, mininterval=1.0):
@@ -239,17 +213,20 @@ def _read_image_tree(source, on_bad_image: OnBadImage, limit_per_class: int | No
             if kept_per_group.get((split, label), 0) >= limit_per_class:
                 continue
         try:
-            pixels, converted, size, mode = _decode(source.read(name))
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            pixels, gray = _decode(source.read(name), limits)
+        except BadImage as exc:
             if on_bad_image == "fail":
-                raise DataError(f"{source.label}: cannot decode image '{name}': {exc}") from exc
+                raise DataError(f"{source.label}: cannot read image '{name}': {exc}") from None
             report.bad_files.append(name)
+            report.bad_reasons[name] = str(exc)
             continue
         kept_per_group[(split, label)] = kept_per_group.get((split, label), 0) + 1
         images[n] = pixels
-        if converted:
+        if gray.mode != "L" or gray.size != (IMAGE_SIZE, IMAGE_SIZE) or gray.notes:
             report.converted += 1
-            report.original_formats[name] = [size[0], size[1], mode]
+            report.original_formats[name] = [gray.size[0], gray.size[1], gray.mode]
+            for note in gray.notes:
+                report.conversions[note] = report.conversions.get(note, 0) + 1
         labels.append(label)
         splits.append(split)
         ids.append(name)
@@ -257,78 +234,12 @@ def _read_image_tree(source, on_bad_image: OnBadImage, limit_per_class: int | No
 
     attempted = n + len(report.bad_files)
     if report.bad_files and len(report.bad_files) > MAX_BAD_FRACTION * attempted:
-        shown = ", ".join(report.bad_files[:5])
+        shown = "; ".join(f"{name} ({report.bad_reasons[name]})" for name in report.bad_files[:5])
         raise DataError(
-            f"{source.label}: {len(report.bad_files)} of {attempted} images could not be decoded "
+            f"{source.label}: {len(report.bad_files)} of {attempted} images could not be read "
             f"(more than {MAX_BAD_FRACTION:.0%}); first: {shown}"
         )
     return FERDataset(images=images[:n], labels=labels, splits=splits, source_ids=ids, report=report)
-
-
-# --- the challenge CSV -------------------------------------------------------------------
-
-
-def _read_csv(path: Path, limit_per_class: int | None) -> FERDataset:
-    try:
-        frame = pd.read_csv(path, dtype={"pixels": str})
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV: {exc}") from exc
-    frame.columns = [c.strip() for c in frame.columns]
-    for column in ("emotion", "pixels"):
-        if column not in frame.columns:
-            raise DataError(f"{path}: missing column '{column}'; expected columns emotion,pixels,Usage")
-    if frame.empty:
-        raise DataError(f"{path}: the CSV has a header but no rows")
-
-    n = len(frame)
-    images = np.empty((n, PIXELS_PER_IMAGE), dtype=np.uint8)
-    labels = np.empty(n, dtype=np.int64)
-    splits = np.empty(n, dtype=np.uint8)
-    usages = frame["Usage"].tolist() if "Usage" in frame.columns else [None] * n
-    rows = zip(frame["emotion"].tolist(), frame["pixels"].tolist(), usages)
-    for i, (emotion, pixels, usage) in enumerate(rows):
-        labels[i], images[i], splits[i] = _csv_row(path, i + 2, emotion, pixels, usage)  # 1-based, after the header
-    ids = np.array([f"{path.name}:row{i + 2}" for i in range(n)])
-    keep = _first_per_class(splits, labels, limit_per_class)
-    return FERDataset(
-        images=images[keep].reshape(-1, IMAGE_SIZE, IMAGE_SIZE),
-        labels=labels[keep],
-        splits=splits[keep],
-        source_ids=ids[keep],
-        report=IngestReport(),
-    )
-
-
-def _csv_row(path: Path, line: int, emotion, pixels, usage) -> tuple[int, np.ndarray, int]:
-    """(label, 2,304 pixel values, split code) of one CSV row; a DataError names the row and field."""
-    try:
-        label = int(emotion)
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: row {line}: emotion {emotion!r} is not an integer 0-6") from None
-    if not 0 <= label < len(EMOTIONS):
-        raise DataError(f"{path}: row {line}: emotion {label} is outside 0-6 ({', '.join(EMOTIONS)})")
-    values = np.array(str(pixels).split(), dtype=np.int64) if isinstance(pixels, str) else np.array([])
-    if values.size != PIXELS_PER_IMAGE:
-        raise DataError(f"{path}: row {line}: 'pixels' has {values.size} values, expected {PIXELS_PER_IMAGE} (48x48)")
-    if values.min() < 0 or values.max() > 255:
-        raise DataError(f"{path}: row {line}: pixel values must lie in 0-255")
-    if usage is None:
-        return label, values, SPLITS.index("test")
-    usage = str(usage).strip()
-    if usage not in SPLIT_OF_USAGE:
-        raise DataError(f"{path}: row {line}: Usage {usage!r} is not one of {list(SPLIT_OF_USAGE)}")
-    return label, values, SPLITS.index(SPLIT_OF_USAGE[usage])
-
-
-def _first_per_class(splits: np.ndarray, labels: np.ndarray, limit: int | None) -> np.ndarray:
-    """True for the first `limit` rows of each split and class (every row without a limit)."""
-    keep = np.ones(len(labels), dtype=bool)
-    if limit is not None:
-        keep[:] = False
-        for split in np.unique(splits):
-            for label in np.unique(labels):
-                keep[np.flatnonzero((splits == split) & (labels == label))[:limit]] = True
-    return keep
 
 
 def _missing_classes(data: FERDataset) -> dict[str, list[str]]:

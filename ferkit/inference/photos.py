@@ -6,13 +6,14 @@ that cannot be read or holds no face is reported the same way by each.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from ferkit.data.images import BadImage, ReadLimits, read_bounded, read_gray
 from ferkit.data.labels import IMAGE_SUFFIXES
 from ferkit.inference.predictor import detect_faces, to_face_array
 
@@ -40,13 +41,17 @@ class PhotoFaces:
     error: str = ""  # "cannot read image: ...", "no face found", or "" when faces were found
 
 
-def faces_in_file(path: str | Path, detect: bool = True) -> PhotoFaces:
-    """Read `path` as grayscale and crop its faces (the whole image as one face without `detect`)."""
+def faces_in_file(path: str | Path, detect: bool = True, limits: ReadLimits | None = None) -> PhotoFaces:
+    """Read `path` as grayscale within `limits` and crop its faces (the whole image as one face without
+    `detect`); a file that cannot be read gets the same reason the data readers give."""
+    limits = limits or ReadLimits.from_env()
     try:
-        with Image.open(path) as img:
-            gray = np.asarray(img.convert("L"))
-    except (OSError, UnidentifiedImageError) as exc:
+        with open(path, "rb") as file:
+            gray = read_gray(read_bounded(file, limits, declared=os.fstat(file.fileno()).st_size), limits).pixels
+    except BadImage as exc:
         return PhotoFaces(error=f"cannot read image: {exc}")
+    except OSError as exc:
+        return PhotoFaces(error=f"cannot read image: {exc.strerror or exc}")
     boxes = detect_faces(gray) if detect else [(0, 0, gray.shape[1], gray.shape[0])]
     crops = [to_face_array(gray[y : y + h, x : x + w]) for x, y, w, h in boxes]
     return PhotoFaces(boxes=list(boxes), crops=crops, error="" if boxes else "no face found")

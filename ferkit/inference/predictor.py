@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ferkit.data.images import BadImage, ReadLimits, gray_pixels, pixel_array, read_bounded, read_gray
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
 from ferkit.models.checkpoint import TrainedModel
 from ferkit.models.predict import predict_proba
@@ -16,31 +16,33 @@ from ferkit.models.predict import predict_proba
 ImageLike = np.ndarray | Image.Image | bytes | str | Path
 
 
-def to_face_array(image: ImageLike) -> np.ndarray:
-    """Any image (array of any size, 1 or 3-4 channels; PIL image; encoded bytes; a path)
-    -> 48x48 uint8 grayscale, the way ingestion converts."""
+def to_face_array(image: ImageLike, limits: ReadLimits | None = None) -> np.ndarray:
+    """Any image -> 48x48 uint8 grayscale, the way ingestion converts; `BadImage` says what is wrong.
+
+    Encoded bytes and paths are read within `limits` (EXIF orientation applied, any mode);
+    arrays are (H, W) or (H, W, 1|3|4) under `pixel_array`'s contract: integers 0-255, or
+    floating point in [0, 1].
+    """
     if isinstance(image, (str, Path)):
-        image = Path(image).read_bytes()
+        with open(image, "rb") as file:
+            image = read_bounded(file, limits or ReadLimits.from_env())
     if isinstance(image, (bytes, bytearray)):
-        with Image.open(io.BytesIO(image)) as opened:
-            opened.load()
-            image = opened.copy()
-    if isinstance(image, np.ndarray):
-        array = image
-        if array.ndim == 3 and array.shape[-1] == 1:
-            array = array[..., 0]
-        if np.issubdtype(array.dtype, np.floating) and array.size and array.max() <= 1.0:
-            array = array * 255.0  # floats in [0, 1]
-        if array.dtype != np.uint8:
-            array = np.clip(array, 0, 255).astype(np.uint8)
-        image = Image.fromarray(array)
-    if not isinstance(image, Image.Image):
+        array = read_gray(bytes(image), limits).pixels
+    elif isinstance(image, Image.Image):
+        array = gray_pixels(image)
+    elif isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[-1] in (1, 3, 4):
+            channels = pixel_array(image)
+            array = channels[..., 0] if image.shape[-1] == 1 else gray_pixels(Image.fromarray(channels))
+        elif image.ndim == 2:
+            array = pixel_array(image)
+        else:
+            raise BadImage(f"a face array must be (H, W) or (H, W, 1|3|4), got shape {image.shape}")
+    else:
         raise TypeError(f"cannot read a face from {type(image).__name__}")
-    if image.mode != "L":
-        image = image.convert("L")
-    if image.size != (IMAGE_SIZE, IMAGE_SIZE):
-        image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
-    return np.asarray(image, dtype=np.uint8)
+    if array.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        array = np.asarray(Image.fromarray(array).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC))
+    return np.ascontiguousarray(array, dtype=np.uint8)
 
 
 @dataclass
@@ -66,7 +68,7 @@ class Predictor:
     def predict_proba(self, faces: list[ImageLike] | np.ndarray) -> np.ndarray:
         """(N, 7) probabilities in `EMOTIONS` order."""
         if isinstance(faces, np.ndarray) and faces.ndim == 3 and faces.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
-            batch = faces.astype(np.uint8)
+            batch = pixel_array(faces)
         else:
             batch = np.stack([to_face_array(face) for face in faces]) if len(faces) else np.zeros((0, 48, 48), np.uint8)
         return predict_proba(self.network, batch, tta=self.mode)

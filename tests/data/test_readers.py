@@ -118,13 +118,13 @@ class TestBadImageTrees:
     def test_undecodable_image_fails_when_asked(self, tmp_path):
         files = image_tree(16)
         files["train/fear/Training_5000.jpg"] = b"not a jpeg at all"
-        with pytest.raises(DataError, match="cannot decode image 'train/fear/Training_5000.jpg'"):
+        with pytest.raises(DataError, match="cannot read image 'train/fear/Training_5000.jpg': not an image file"):
             read_fer2013(write_zip(tmp_path / "d.zip", files), on_bad_image="fail", progress=False)
 
     def test_more_than_one_percent_bad_fails(self, tmp_path):
         files = image_tree(2)  # 42 images
         files["train/fear/Training_5000.jpg"] = b"garbage"
-        with pytest.raises(DataError, match=r"1 of 43 images could not be decoded"):
+        with pytest.raises(DataError, match=r"1 of 43 images could not be read"):
             read_fer2013(write_zip(tmp_path / "d.zip", files), progress=False)
 
     @pytest.mark.parametrize("member", ["../evil/Training_1.jpg", "/abs/Training_1.jpg", "train/../../x.jpg"])
@@ -153,20 +153,20 @@ class TestCSV:
     def test_wrong_pixel_count_names_the_row(self, tmp_path):
         rows = csv_rows(1)
         rows[3] = (rows[3][0], "1 2 3", rows[3][2])
-        with pytest.raises(DataError, match=r"row 5: 'pixels' has 3 values, expected 2304"):
+        with pytest.raises(DataError, match=r"row 5, column 'pixels': has 3 values, expected 2304"):
             read_fer2013(write_csv(tmp_path / "f.csv", rows), progress=False)
 
     @pytest.mark.parametrize("label", ["7", "-1", "happy"])
     def test_bad_label_names_the_row(self, tmp_path, label):
         rows = csv_rows(1)
         rows[0] = (label, rows[0][1], rows[0][2])
-        with pytest.raises(DataError, match="row 2: emotion"):
+        with pytest.raises(DataError, match="row 2, column 'emotion'"):
             read_fer2013(write_csv(tmp_path / "f.csv", rows), progress=False)
 
     def test_bad_usage_names_the_row(self, tmp_path):
         rows = csv_rows(1)
         rows[1] = (rows[1][0], rows[1][1], "Validation")
-        with pytest.raises(DataError, match="row 3: Usage 'Validation'"):
+        with pytest.raises(DataError, match="row 3, column 'Usage': 'Validation'"):
             read_fer2013(write_csv(tmp_path / "f.csv", rows), progress=False)
 
     def test_missing_column_is_named(self, tmp_path):

@@ -1,0 +1,147 @@
+"""Where the image files of a data set come from: a zip archive read in place, or a folder.
+
+Both list their files as POSIX paths and read one file at a time within `ReadLimits`:
+the archive's member count and total size are checked from its headers before anything is
+read, and every read is bounded again while it happens (a header can lie).
+
+Symbolic links in a folder: a link to a file inside the folder is read like that file (the
+quality gate sees the duplicate it makes); a link that leaves the folder, and any link to a
+folder, is refused (a folder link inside would read that folder twice, or loop). An
+archive's links are always refused. The ingest report lists both kinds with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from ferkit.data.errors import DataError
+from ferkit.data.images import MB, BadImage, ReadLimits, env_hint, read_bounded
+
+
+def _too_many(label: str, count: int, limits: ReadLimits) -> DataError:
+    return DataError(f"{label}: holds {count:,} files, over the limit of {limits.max_files:,}; {env_hint('max_files')}")
+
+
+class FolderSource:
+    """Files under an extracted folder, as POSIX paths relative to it."""
+
+    def __init__(self, root: Path, limits: ReadLimits):
+        self.root, self.limits, self.label = root, limits, str(root)
+        self.real_root = root.resolve()
+        self.followed_links: list[str] = []  # links inside the folder, read like their targets
+        self.refused_links: dict[str, str] = {}  # link -> why it was not followed
+        self._names: list[str] | None = None
+
+    def names(self) -> list[str]:
+        if self._names is None:
+            self._names = sorted(self._walk())
+        return self._names
+
+    def _walk(self) -> list[str]:
+        names: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):  # never descends through a link
+            here = Path(dirpath)
+            for name in dirnames:
+                if (here / name).is_symlink():
+                    self._refuse_folder_link(here / name)
+            for name in filenames:
+                if self._file_allowed(here / name):
+                    names.append((here / name).relative_to(self.root).as_posix())
+            if len(names) > self.limits.max_files:
+                raise _too_many(self.label, len(names), self.limits)
+        return names
+
+    def _file_allowed(self, path: Path) -> bool:
+        """A plain file, or a link to a file inside the folder (recorded); links elsewhere are refused."""
+        if not path.is_symlink():
+            return True
+        rel, real = path.relative_to(self.root).as_posix(), path.resolve()
+        if not real.is_relative_to(self.real_root):
+            self.refused_links[rel] = f"symbolic link to '{real}', outside the data folder"
+        elif not real.is_file():
+            self.refused_links[rel] = f"symbolic link to '{real}', which is not a file"
+        else:
+            self.followed_links.append(rel)
+            return True
+        return False
+
+    def _refuse_folder_link(self, path: Path) -> None:
+        """Folder links are never walked: outside they leave the data, inside they read a folder twice (or loop)."""
+        rel, real = path.relative_to(self.root).as_posix(), path.resolve()
+        if real.is_relative_to(self.real_root):
+            inside = real.relative_to(self.real_root).as_posix() or "."
+            self.refused_links[rel] = f"symbolic link to the folder '{inside}', read under its own name"
+        else:
+            self.refused_links[rel] = f"symbolic link to '{real}', outside the data folder"
+
+    def read(self, name: str) -> bytes:
+        path = self.root / name
+        with open(path, "rb") as file:
+            return read_bounded(file, self.limits, declared=os.fstat(file.fileno()).st_size)
+
+
+class ZipSource:
+    """Members of a zip archive, read one at a time in memory; unsafe member names are refused."""
+
+    def __init__(self, path: Path, limits: ReadLimits):
+        self.label, self.limits = str(path), limits
+        self.followed_links: list[str] = []  # an archive's links are never followed
+        self.refused_links: dict[str, str] = {}
+        count = _declared_member_count(path)
+        if count is not None and count > limits.max_files:  # before zipfile reads the whole directory
+            raise _too_many(self.label, count, limits)
+        self.zf = zipfile.ZipFile(path)
+        self.infos = {info.filename: info for info in self.zf.infolist() if not info.is_dir()}
+        if len(self.infos) > limits.max_files:
+            raise _too_many(self.label, len(self.infos), limits)
+        declared = sum(info.file_size for info in self.infos.values())
+        if declared > limits.max_archive_bytes:
+            raise DataError(
+                f"{self.label}: members add up to {declared / MB:,.0f} MB uncompressed, over the limit of "
+                f"{limits.max_archive_bytes / MB:g} MB; {env_hint('max_archive_bytes')}"
+            )
+        self.bytes_read = 0
+
+    def close(self) -> None:
+        self.zf.close()
+
+    def names(self) -> list[str]:
+        names = []
+        for name, info in self.infos.items():
+            parts = PurePosixPath(name.replace("\\", "/")).parts
+            if name.startswith(("/", "\\")) or (parts and parts[0].endswith(":")) or ".." in parts:
+                raise DataError(f"{self.label}: refusing zip member '{name}': absolute paths and '..' are not allowed")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                self.refused_links[name] = "symbolic link inside the archive (never followed)"
+                continue
+            names.append(name)
+        return sorted(names)
+
+    def read(self, name: str) -> bytes:
+        info = self.infos[name]
+        try:
+            with self.zf.open(info) as member:
+                raw = read_bounded(member, self.limits, declared=info.file_size)
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
+            raise BadImage(f"cannot read archive member: {exc}") from None
+        self.bytes_read += len(raw)
+        if self.bytes_read > self.limits.max_archive_bytes:  # headers that understate sizes are caught here
+            raise DataError(
+                f"{self.label}: more than {self.limits.max_archive_bytes / MB:g} MB read from the archive, "
+                f"more than its headers declared; {env_hint('max_archive_bytes')}"
+            )
+        return raw
+
+
+def _declared_member_count(path: Path) -> int | None:
+    """Entries named by the archive's end-of-directory record (None when it cannot be read here)."""
+    try:
+        with open(path, "rb") as file:
+            record = zipfile._EndRecData(file)  # noqa: SLF001 (the standard library's own parser)
+    except (OSError, zipfile.BadZipFile, AttributeError):
+        return None
+    return int(record[zipfile._ECD_ENTRIES_TOTAL]) if record else None  # noqa: SLF001
