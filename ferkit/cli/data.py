@@ -28,8 +28,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def _info(args: argparse.Namespace) -> int:
     from ferkit.data import read_fer2013
+    from ferkit.runtime import progress_disabled
 
-    data = read_fer2013(args.path, on_bad_image=args.on_bad_image, progress=not args.json)
+    data = read_fer2013(args.path, on_bad_image=args.on_bad_image, progress=not (args.json or progress_disabled()))
     summary = data.summary()
     summary.pop("original_formats", None)
     if args.json:
@@ -67,12 +68,13 @@ def _validate(args: argparse.Namespace) -> int:
     from ferkit.data.errors import DataError
     from ferkit.data.manifest import build_manifest
     from ferkit.quality import QualityPolicy, run_expectations
+    from ferkit.runtime import progress_disabled
 
     policy = QualityPolicy()
     if args.policy:
         policy = validated(QualityPolicy, read_yaml(args.policy, "policy"), args.policy)
     try:
-        data = read_fer2013(args.path, on_bad_image="skip", progress=not args.json)
+        data = read_fer2013(args.path, on_bad_image="skip", progress=not (args.json or progress_disabled()))
     except DataError as exc:
         if args.json:
             print(json.dumps({"passed": False, "readable": False, "error": str(exc)}, indent=2))

@@ -123,6 +123,8 @@ def read_gray(raw: bytes, limits: ReadLimits | None = None) -> GrayImage:
     count is decoded at a reduced scale (draft mode) when that brings it under.
     """
     limits = limits or ReadLimits.from_env()
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limits.max_image_pixels:
+        Image.MAX_IMAGE_PIXELS = limits.max_image_pixels  # only ever raised, to a bound the user set
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own bound is lower
@@ -130,8 +132,11 @@ def read_gray(raw: bytes, limits: ReadLimits | None = None) -> GrayImage:
                 return _to_gray(img, limits)
     except BadImage:
         raise
-    except Image.DecompressionBombError as exc:
-        raise BadImage(f"image too large to decode safely ({exc}); {env_hint('max_image_pixels')}") from None
+    except Image.DecompressionBombError:  # Pillow's own check, in `open`, before ours
+        raise BadImage(
+            f"image has more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels, over the limit of "
+            f"{limits.max_image_pixels:,}; {env_hint('max_image_pixels')}"
+        ) from None
     except UnidentifiedImageError:
         raise BadImage("not an image file (unknown format)") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError, IndexError, TypeError) as exc:

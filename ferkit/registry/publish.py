@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.types import ColSpec, DataType, Schema
-from mlflow.types.schema import Array
+from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 from PIL import Image
 
 import ferkit
@@ -136,11 +136,19 @@ def log_and_register(model: TrainedModel, name: str) -> str:
         signature = ModelSignature(
             inputs=Schema(
                 [
-                    ColSpec("binary", "image", required=False),
-                    ColSpec(Array(Array(DataType.long)), "pixels", required=False),
+                    # Any type: the model checks each row itself and names what is wrong in that row
+                    # (bytes that are no image or no base64, a 1-D list, ragged rows), where a typed
+                    # column would fail the whole request, and a row without an image would too.
+                    ColSpec(AnyType(), "image", required=False),
+                    ColSpec(AnyType(), "pixels", required=False),
+                    ColSpec("string", "pixel_range", required=False),
                 ]
             ),
-            outputs=Schema([ColSpec("string", "label")] + [ColSpec("double", e) for e in model.emotions]),
+            outputs=Schema(
+                [ColSpec("string", "label")]
+                + [ColSpec("double", e) for e in model.emotions]
+                + [ColSpec("string", "error")]
+            ),
         )
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -153,7 +161,9 @@ def log_and_register(model: TrainedModel, name: str) -> str:
             registered_model_name=name,
             metadata={
                 "emotions": list(model.emotions),
-                "input": "per row: 'image' (encoded image bytes) or 'pixels' (2-D 0-255 grayscale array)",
+                "input": "per row: 'image' (encoded image bytes) or 'pixels' (2-D grayscale array, whole numbers "
+                "0-255, or [0, 1] with pixel_range '0-1')",
+                "output": "per row: label, the seven probabilities, and error ('' when the row was predicted)",
             },
         )
     return str(info.registered_model_version)

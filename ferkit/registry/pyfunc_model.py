@@ -1,44 +1,47 @@
 """The `fer_emotion` MLflow pyfunc, logged as a model from code.
 
-Input: a DataFrame with, per row, either `image` (encoded image bytes: PNG,
-JPEG, ... of any size and mode) or `pixels` (a 2-D array of 0-255 grayscale
-values, 48x48 or any size). Both are converted to 48x48 grayscale the way
-ingestion converts. Over REST the bytes travel base64-encoded. Output: a
-DataFrame with `label` and one probability column per emotion, in `EMOTIONS`
-order. The ferkit checkpoint inside the model carries the label order and
-preprocessing.
+Input: a DataFrame with, per row, either `image` (encoded image bytes: PNG, JPEG, ... of
+any size and mode; base64 over REST) or `pixels` (a 2-D grayscale array, whole numbers
+0-255, or numbers in [0, 1] when the row's `pixel_range` is "0-1"). Both are converted to
+48x48 grayscale the way ingestion converts, within the same read limits.
+
+Output: a DataFrame with `label`, one probability column per emotion in `EMOTIONS` order,
+and `error`: empty when the row was predicted, else what is wrong with that row (its label
+and probabilities are then empty). A request malformed as a whole is answered with HTTP
+400 and one message, never a traceback. The ferkit checkpoint inside the model carries the
+label order and preprocessing.
 """
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 
 class FERPyfunc(PythonModel):
     def load_context(self, context) -> None:
+        from ferkit.data.images import ReadLimits
         from ferkit.inference.predictor import Predictor
         from ferkit.models import TrainedModel
 
         self.predictor = Predictor(TrainedModel.load(context.artifacts["checkpoint"]))
+        self.limits = ReadLimits.from_env()
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        import numpy as np
+        from ferkit.inference.rows import RequestError, predict_rows
 
-        from ferkit.data.labels import EMOTIONS
+        try:
+            return predict_rows(self.predictor, model_input, self.limits)
+        except RequestError as exc:
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
+        except Exception as exc:  # a bug, not bad input: say what, keep the traceback in the server's log
+            import logging
 
-        faces = []
-        for i, row in enumerate(model_input.to_dict("records")):
-            image, pixels = row.get("image"), row.get("pixels")
-            if isinstance(image, (bytes, bytearray)):
-                faces.append(bytes(image))
-            elif pixels is not None and np.ndim(np.asarray(pixels, dtype=object)) >= 1:
-                faces.append(np.asarray(pixels.tolist() if hasattr(pixels, "tolist") else pixels, dtype=np.float64))
-            else:
-                raise ValueError(f"row {i}: give `image` (encoded image bytes) or `pixels` (a 2-D grayscale array)")
-        probs = self.predictor.predict_proba(faces)
-        out = pd.DataFrame(probs, columns=list(EMOTIONS))
-        out.insert(0, "label", [EMOTIONS[i] for i in probs.argmax(axis=1)])
-        return out
+            logging.getLogger(__name__).exception("prediction failed")
+            raise MlflowException(
+                f"prediction failed: {type(exc).__name__}: {exc}", error_code=INTERNAL_ERROR
+            ) from None
 
 
 mlflow.models.set_model(FERPyfunc())

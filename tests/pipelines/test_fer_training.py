@@ -149,7 +149,7 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     Image.fromarray(face(1)).save(buffer, format="PNG")
     model = mlflow.pyfunc.load_model(f"models:/fer_emotion/{newest.version}")
     out = model.predict(pd.DataFrame({"image": [buffer.getvalue()] * 3}))
-    assert out.shape == (3, 8) and out.columns[0] == "label"
+    assert out.shape == (3, 9) and out.columns[0] == "label" and (out["error"] == "").all()
 
 
 def test_ingest_is_cached_until_the_file_changes(stack, tmp_path):

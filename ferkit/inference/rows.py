@@ -1,0 +1,110 @@
+"""Predicting a table of faces row by row, as the served model does: each row gets its
+prediction or an `error` naming what is wrong with it, and one bad row never fails the others.
+
+The contract per row: `image` (encoded image bytes, any format and mode Pillow reads, within
+`ReadLimits`) or `pixels` (a 2-D grayscale array). Pixel values are whole numbers 0-255
+unless the row's `pixel_range` says "0-1"; they are never rescaled because of their values.
+A request that is malformed as a whole (not a table, no `image` or `pixels` column, too many
+rows) raises `RequestError`, which the server answers with HTTP 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ferkit.data.images import PIXEL_RANGES, BadImage, ReadLimits, pixel_array, read_gray
+from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
+from ferkit.inference.predictor import Predictor, to_face_array
+
+INPUT_COLUMNS = ("image", "pixels", "pixel_range")
+MAX_ROWS = 4096  # one request; a larger batch is split by the client
+
+
+class RequestError(ValueError):
+    """The request as a whole cannot be read; the message says why."""
+
+
+def face_of_row(row: dict, limits: ReadLimits) -> np.ndarray:
+    """The 48x48 uint8 face of one row; `BadImage` names what is wrong with it."""
+    image, pixels = row.get("image"), row.get("pixels")
+    has_image = image is not None and not (isinstance(image, float) and np.isnan(image))
+    has_pixels = pixels is not None and not (isinstance(pixels, float) and np.isnan(pixels))
+    if has_image and has_pixels:
+        raise BadImage("give `image` or `pixels`, not both")
+    if has_image:
+        return to_face_array(read_gray(_image_bytes(image), limits).pixels)
+    if has_pixels:
+        pixel_range = row.get("pixel_range") or "0-255"
+        if pixel_range not in PIXEL_RANGES:
+            raise BadImage(f"`pixel_range` must be one of {list(PIXEL_RANGES)}, got {pixel_range!r}")
+        values = pixels.tolist() if hasattr(pixels, "tolist") else pixels
+        array = pixel_array(values if values is not None else [], pixel_range)
+        if array.ndim == 1:
+            raise BadImage(
+                f"`pixels` is 1-D ({array.size} values); give a 2-D array of rows, e.g. {IMAGE_SIZE} rows "
+                f"of {IMAGE_SIZE} values"
+            )
+        if array.ndim != 2:
+            raise BadImage(f"`pixels` must be a 2-D grayscale array, got {array.ndim} dimensions")
+        if array.size > limits.max_image_pixels:
+            raise BadImage(f"`pixels` holds {array.size:,} values, over the limit of {limits.max_image_pixels:,}")
+        return to_face_array(array)
+    raise BadImage("the row has neither `image` nor `pixels`")
+
+
+def _image_bytes(image: object) -> bytes:
+    """Encoded image bytes: as given in process, base64 text over REST."""
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    if isinstance(image, str):
+        try:
+            return base64.b64decode(image, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadImage("`image` is text but not base64 (over REST, image bytes travel base64-encoded)") from None
+    raise BadImage(f"`image` must be encoded image bytes (base64 text over REST), got {type(image).__name__}")
+
+
+def predict_rows(predictor: Predictor, table: pd.DataFrame, limits: ReadLimits | None = None) -> pd.DataFrame:
+    """One output row per input row: `label`, the seven probabilities and `error` ("" when it worked;
+    else the reason, and the label and probabilities are null)."""
+    limits = limits or ReadLimits.from_env()
+    _check_request(table)
+    faces, errors = [], []
+    for row in table.to_dict("records"):
+        try:
+            faces.append(face_of_row(row, limits))
+            errors.append("")
+        except BadImage as exc:
+            faces.append(None)
+            errors.append(str(exc))
+    good = [i for i, face in enumerate(faces) if face is not None]
+    probs = np.full((len(faces), len(EMOTIONS)), np.nan)
+    if good:
+        probs[good] = predictor.predict_proba(np.stack([faces[i] for i in good]))
+    out = pd.DataFrame(probs, columns=list(EMOTIONS))
+    if len(good) < len(faces):  # null, not NaN: NaN is not JSON, and the server answers in JSON
+        out = out.astype(object).where(out.notna(), None)
+    out.insert(0, "label", [EMOTIONS[int(p.argmax())] if not e else None for p, e in zip(probs, errors)])
+    out["error"] = errors
+    return out
+
+
+def _check_request(table: object) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise RequestError(f"expected a table of rows with `image` or `pixels`, got {type(table).__name__}")
+    columns: Sequence[str] = [str(c) for c in table.columns]
+    if not {"image", "pixels"} & set(columns):
+        raise RequestError(
+            f"the request has no `image` or `pixels` column (it has {columns or 'none the model knows'}); "
+            "each row needs `image` (base64 image bytes over REST) or `pixels` (a 2-D array)"
+        )
+    unknown = sorted(set(columns) - set(INPUT_COLUMNS))
+    if unknown:
+        raise RequestError(f"unknown column(s) {unknown}; a row has `image`, or `pixels` and `pixel_range`")
+    if len(table) > MAX_ROWS:
+        raise RequestError(f"{len(table)} rows in one request, over the limit of {MAX_ROWS}; send smaller batches")

@@ -1,0 +1,174 @@
+"""The served model answers row by row: each bad row gets its own `error`, the others their
+predictions; a request malformed as a whole gets HTTP 400 with one message and no traceback.
+Checked in process and against a real `mlflow models serve`."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from ferkit.data import EMOTIONS
+from ferkit.data.images import ReadLimits
+from ferkit.inference.predictor import Predictor
+from ferkit.inference.rows import MAX_ROWS, RequestError, predict_rows
+from ferkit.models import TrainedModel, build_model
+from tests.factories import blank_png, face
+from tests.serving import post, served_model
+
+
+def tiny_model() -> TrainedModel:
+    torch.manual_seed(0)
+    return TrainedModel(
+        "plain_cnn", {"widths": (4, 4, 8, 8)}, build_model("plain_cnn", widths=[4, 4, 8, 8]).state_dict()
+    )
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+GOOD = face(1)
+# (row, the error it must get): every one is a row-level problem, answered in that row.
+BAD_ROWS = [
+    ({"image": b"these bytes are no image"}, "not an image file (unknown format)"),
+    ({"image": png(GOOD)[:60]}, "cannot decode image"),
+    ({"image": blank_png(13_000, 13_000, header_only=True)}, "over the limit of 50,000,000"),
+    ({"pixels": GOOD.ravel().tolist()}, "`pixels` is 1-D (2304 values)"),
+    ({"pixels": [[1, 2, 3], [4, 5]]}, "ragged rows"),
+    ({"pixels": np.full((48, 48), 300).tolist()}, "must lie in 0-255, found values from 300 to 300"),
+    ({"pixels": np.full((48, 48), 0.5).tolist()}, "whole numbers; declare pixel_range '0-1'"),
+    ({"pixels": np.full((48, 48), 2.0).tolist(), "pixel_range": "0-1"}, "declared 0-1 hold values from 2 to 2"),
+    ({"pixels": GOOD.tolist(), "pixel_range": "0-65535"}, "`pixel_range` must be one of"),
+    ({"pixels": [[[1, 2], [3, 4]]]}, "must be a 2-D grayscale array, got 3 dimensions"),
+    ({"image": "!!not base64"}, "`image` is text but not base64"),
+    ({"image": 12}, "`image` must be encoded image bytes"),
+]
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"image": None, "pixels": None, "pixel_range": None, **row} for row in rows])
+
+
+class TestRows:
+    @pytest.fixture(scope="class")
+    def predictor(self) -> Predictor:
+        return Predictor(tiny_model())
+
+    def test_each_bad_row_is_named_and_the_good_rows_are_predicted(self, predictor):
+        rows = [{"image": png(GOOD)}] + [row for row, _ in BAD_ROWS] + [{"pixels": GOOD.tolist()}]
+        out = predict_rows(predictor, table(rows))
+        assert list(out.columns) == ["label", *EMOTIONS, "error"] and len(out) == len(rows)
+        for i, (_, expected) in enumerate(BAD_ROWS, start=1):
+            assert expected in out.loc[i, "error"], (i, out.loc[i, "error"])
+            assert out.loc[i, "label"] is None and out.loc[i, "angry"] is None
+        expected = predictor.predict_proba(GOOD[None])[0]
+        for i in (0, len(rows) - 1):
+            assert out.loc[i, "error"] == "" and out.loc[i, "label"] == EMOTIONS[int(expected.argmax())]
+            np.testing.assert_allclose(out.loc[i, list(EMOTIONS)].to_numpy(float), expected, atol=1e-6)
+
+    def test_a_dark_face_is_not_rescaled_and_0_1_is_declared(self, predictor):
+        dark = np.ones((48, 48), dtype=np.uint8)  # maximum 1 in 0-255: must stay 1, not become 255
+        out = predict_rows(
+            predictor, table([{"pixels": dark.tolist()}, {"pixels": (GOOD / 255).tolist(), "pixel_range": "0-1"}])
+        )
+        np.testing.assert_allclose(
+            out.loc[0, list(EMOTIONS)].to_numpy(float), predictor.predict_proba(dark[None])[0], atol=1e-6
+        )
+        np.testing.assert_allclose(
+            out.loc[1, list(EMOTIONS)].to_numpy(float), predictor.predict_proba(GOOD[None])[0], atol=1e-6
+        )
+        assert (out["error"] == "").all() and out["angry"].dtype == float
+
+    def test_limits_apply_to_served_images_as_to_data(self, predictor):
+        out = predict_rows(predictor, table([{"image": png(GOOD)}]), ReadLimits(max_image_pixels=100))
+        assert "48x48 = 2,304 pixels, over the limit of 100" in out.loc[0, "error"]
+
+    @pytest.mark.parametrize(
+        ("request_table", "message"),
+        [
+            (pd.DataFrame({"foo": [1]}), "no `image` or `pixels` column"),
+            (pd.DataFrame({"pixels": [None], "colour": ["red"]}), r"unknown column\(s\) \['colour'\]"),
+            (pd.DataFrame({"pixels": [None] * (MAX_ROWS + 1)}), "over the limit of 4096"),
+            ([1, 2, 3], "expected a table"),
+        ],
+    )
+    def test_a_malformed_request_is_refused_as_a_whole(self, predictor, request_table, message):
+        with pytest.raises(RequestError, match=message):
+            predict_rows(predictor, request_table)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The pyfunc as `register_model` logs it, served by `mlflow models serve` on loopback."""
+    from ferkit.registry.publish import log_and_register
+
+    root = tmp_path_factory.mktemp("served")
+    uri = f"sqlite:///{root}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    mlflow.MlflowClient().create_experiment("serve", artifact_location=(root / "artifacts").as_uri())
+    mlflow.set_experiment("serve")
+    with mlflow.start_run():
+        version = log_and_register(tiny_model(), "fer_served")
+    mlflow.set_tracking_uri("")
+    with served_model(f"models:/fer_served/{version}", uri, root) as url:
+        yield url, root
+
+
+def split(columns: list[str], rows: list[list]) -> dict:
+    return {"dataframe_split": {"columns": columns, "data": rows}}
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+class TestServed:
+    def test_every_bad_row_gets_its_error_over_http(self, server):
+        url, root = server
+        rows = [[b64(png(GOOD)), None, None]]
+        for row, _ in BAD_ROWS:
+            image = row.get("image")
+            rows.append([b64(image) if isinstance(image, bytes) else image, row.get("pixels"), row.get("pixel_range")])
+        status, body = post(url, split(["image", "pixels", "pixel_range"], rows))
+        assert status == 200, body
+        predictions = json.loads(body)["predictions"]  # strict JSON: no NaN
+        assert "NaN" not in body and len(predictions) == len(rows)
+        assert predictions[0]["error"] == "" and predictions[0]["label"] in EMOTIONS
+        assert sum(predictions[0][e] for e in EMOTIONS) == pytest.approx(1.0, abs=1e-4)
+        for prediction, (_, expected) in zip(predictions[1:], BAD_ROWS):
+            assert expected in prediction["error"] and prediction["label"] is None
+        assert "Traceback" not in (root / "server.log").read_text()
+
+    def test_a_photo_of_any_size_round_trips(self, server):
+        from skimage import data as skdata
+
+        buffer = io.BytesIO()
+        Image.fromarray(skdata.astronaut()).save(buffer, format="PNG")
+        status, body = post(server[0], split(["image"], [[b64(buffer.getvalue())]]))
+        assert status == 200 and json.loads(body)["predictions"][0]["label"] in EMOTIONS
+
+    @pytest.mark.parametrize(
+        ("body", "content_type", "message"),
+        [
+            (split(["foo"], [[1]]), "application/json", "no `image` or `pixels` column"),
+            (b"{not json", "application/json", "valid JSON"),
+            ({"inputs": [1, 2, 3]}, "application/json", "no `image` or `pixels` column"),
+            (split(["pixels"], [[None]] * (MAX_ROWS + 1)), "application/json", "over the limit of 4096"),
+        ],
+    )
+    def test_a_malformed_request_gets_400_and_one_message(self, server, body, content_type, message):
+        status, text = post(server[0], body, content_type)
+        assert status == 400, text
+        answer = json.loads(text)
+        assert message in answer["message"]
+        assert "stack_trace" not in answer and "Traceback" not in text
