@@ -1,12 +1,19 @@
-"""Where and how quietly work runs: the device, the seeds, the progress bars."""
+"""Where and how quietly work runs: the device, the seeds, the progress bars.
+
+torch loads only in the functions that need it: `ferkit info` asks whether to show progress
+and should not pay 600 MB and seconds of start-up for the answer.
+"""
 
 from __future__ import annotations
 
 import os
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 PROGRESS_ENV = "FERKIT_NO_PROGRESS"  # "1" silences the progress bars (tests, CI logs, cron)
 
@@ -17,6 +24,8 @@ def progress_disabled() -> bool:
 
 def resolve_device(name: str) -> torch.device:
     """ "auto": CUDA when available, else the CPU; any other name as torch spells it."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -24,6 +33,8 @@ def resolve_device(name: str) -> torch.device:
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; returns a torch generator seeded the same."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

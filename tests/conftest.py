@@ -23,6 +23,22 @@ os.environ["FERKIT_NO_PROGRESS"] = "1"
 
 from tests.factories import image_tree, write_zip  # noqa: E402 (after the environment is set)
 
+_PROJECT = Path(__file__).resolve().parents[1]
+# MLflow's default store is ./mlflow.db (and ./mlruns) in the working directory: a test that forgot to
+# set its own tracking URI would write there. The user's .ferkit may change beside us (a training
+# runs), so it is kept apart by the variables above, not watched.
+_NEVER_WRITTEN = ("mlflow.db", "mlruns", ".zen")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_state_is_never_written():
+    """Every location tests write is temporary; fail the session if one appeared in the project."""
+    existing = {name for name in _NEVER_WRITTEN if (_PROJECT / name).exists()}
+    assert os.environ["FERKIT_HOME"].startswith(_ZENML_HOME) and os.environ["ZENML_CONFIG_PATH"].startswith(_ZENML_HOME)
+    yield
+    appeared = sorted(name for name in _NEVER_WRITTEN if (_PROJECT / name).exists() and name not in existing)
+    assert not appeared, f"tests wrote user state into the project: {appeared}"
+
 
 @pytest.fixture
 def fer_zip(tmp_path: Path) -> Path:

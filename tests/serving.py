@@ -43,7 +43,7 @@ def served_model(model_uri: str, tracking_uri: str, cwd: Path, workers: int = 1,
                 if server.poll() is not None or time.time() > deadline:
                     raise RuntimeError(
                         f"mlflow models serve did not come up:\n{(cwd / 'server.log').read_text()[-3000:]}"
-                    )
+                    ) from None
                 time.sleep(0.5)
         yield url
     finally:

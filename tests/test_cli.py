@@ -73,15 +73,20 @@ def test_fresh_config_turns_caching_off_and_clears_the_resume_states(tmp_path):
     import yaml
     from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
 
+    from ferkit.training import TrainConfig
+
     resume = tmp_path / "resume"
     resume.mkdir()
-    (resume / "train-0123abcd.pt").write_bytes(b"state")
-    (resume / "notes.txt").write_text("kept")
     out, cpu = tmp_path / "fresh" / "cpu.yaml", Path(__file__).parents[1] / "configs" / "cpu.yaml"
+    mine = TrainConfig(**yaml.safe_load(cpu.read_text())["steps"]["train_model"]["parameters"]["config"])
+    (resume / f"train-{mine.fingerprint()}-0123abcd.pt").write_bytes(b"state")
+    (resume / f"train-{mine.fingerprint()}-4567ef01.pt").write_bytes(b"state, other data")
+    (resume / "train-0000000000000000-0123abcd.pt").write_bytes(b"another config's training")
+    (resume / "notes.txt").write_text("kept")
     result = run_cli("fresh-config", str(cpu), "-o", str(out), env={**os.environ, "FERKIT_RESUME_DIR": str(resume)})
     assert result.returncode == 0, result.stderr
-    assert "1 resume state(s) removed" in result.stdout
-    assert sorted(p.name for p in resume.iterdir()) == ["notes.txt"]
+    assert "2 resume state(s) removed" in result.stdout
+    assert sorted(p.name for p in resume.iterdir()) == ["notes.txt", "train-0000000000000000-0123abcd.pt"]
     fresh, original = yaml.safe_load(out.read_text()), yaml.safe_load(cpu.read_text())
     assert fresh.pop("enable_cache") is False and fresh == original
     assert PipelineRunConfiguration(**{**fresh, "enable_cache": False}).enable_cache is False  # ZenML reads it

@@ -133,3 +133,14 @@ def test_the_command_line_starts_without_torch():
     code = "import sys, ferkit.cli; ferkit.cli.build_parser(); sys.exit(1 if 'torch' in sys.modules else 0)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_reading_a_data_set_needs_no_torch(fer_zip):
+    """`ferkit info` reads and summarises without torch: its memory is the data's, not a framework's."""
+    code = (
+        "import sys; from ferkit.cli import main; "
+        f"code = main(['info', {str(fer_zip)!r}]); "
+        "sys.exit(code or (9 if 'torch' in sys.modules else 0))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -32,6 +32,7 @@ from ferkit.training.state import (
     BestWeights,
     EarlyStopping,
     load_resume_state,
+    plain_history,
     restore_rng,
     rng_state,
     save_resume_state,
@@ -240,7 +241,7 @@ class _Run:
                 "ema": ema.state_dict() if ema is not None else None,
                 "optimizer": None if done else optimizer.state_dict(),  # a new phase builds its own
                 "scheduler": None if done else scheduler.state_dict(),
-                "history": self.history,
+                "history": plain_history(self.history),
                 "best": self.best.state,
                 "best_f1": self.best.score,
                 "best_epoch": self.best.epoch,

@@ -4,6 +4,7 @@ the same way)."""
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 
@@ -45,12 +46,21 @@ class EarlyStopping:
 
 
 def rng_state(generator: torch.Generator) -> dict:
+    """Every random state a resumed run needs, as tensors and plain numbers (loadable with weights_only)."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    version, words, gauss_next = random.getstate()
     return {
         "generator": generator.get_state(),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(position),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },  # fmt: skip
+        "python": {"version": version, "words": list(words), "gauss_next": gauss_next},
     }
 
 
@@ -59,12 +69,21 @@ def restore_rng(state: dict, generator: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"]:
         torch.cuda.set_rng_state_all(state["cuda"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    numpy = state["numpy"]
+    keys = numpy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((numpy["kind"], keys, numpy["pos"], numpy["has_gauss"], numpy["gauss"]))
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["words"]), python["gauss_next"]))
+
+
+def plain_history(history: list[dict]) -> list[dict[str, float]]:
+    """Epoch records as Python numbers (numpy scalars would need unpickling code to load)."""
+    return [{key: float(value) for key, value in epoch.items()} for epoch in history]
 
 
 def save_resume_state(payload: dict, path: Path) -> None:
-    """Written beside the target and renamed, so an interruption never leaves half a state."""
+    """Written beside the target under a unique name, flushed, synced and renamed: an interruption
+    (or a crash) at any point leaves the previous state whole."""
     atomic_write(path, lambda file: torch.save(payload, file))
 
 
@@ -72,7 +91,12 @@ def load_resume_state(path: Path, config: TrainConfig) -> dict | None:
     """The saved training state at `path`, or None when there is none; refuses another config's state."""
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds RNG states
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise ValueError(
+            f"{path}: not a resume state this version of ferkit can load safely ({exc}); delete it to start over"
+        ) from None
     if state.get("config") != config.fingerprint():
         raise ValueError(
             f"{path}: resume checkpoint belongs to another training config ({state.get('config')} != "

@@ -20,7 +20,6 @@ from ferkit.training.config import TrainConfig
 from ferkit.training.loop import EpochCallback, FitResult, fit
 
 RESUME_DIR_ENV = "FERKIT_RESUME_DIR"  # where trainings keep their resumable state when no folder is given
-RESUME_PATTERN = "train-*.pt"
 
 
 @dataclass
@@ -76,32 +75,56 @@ def resume_path(
 ) -> Path | None:
     """Where this exact training (config, data, weights) keeps its resumable state; None disables resume.
 
-    `resume_dir` defaults to $FERKIT_RESUME_DIR.
+    `resume_dir` defaults to $FERKIT_RESUME_DIR. The name starts with the config's fingerprint,
+    so the states of one config can be told from every other's in a shared folder.
     """
     root = resume_dir or os.environ.get(RESUME_DIR_ENV)
     if not root:
         return None
     key = hashlib.sha256(f"{config.fingerprint()}|{data.fingerprint}|{list(class_weights)}".encode()).hexdigest()
-    return Path(root) / f"train-{key[:20]}.pt"
+    return Path(root) / f"train-{config.fingerprint()}-{key[:20]}.pt"
 
 
-def remove_resume_states(folder: str | os.PathLike, keep: Path | None = None) -> list[Path]:
-    """Delete the resume states in `folder` except `keep`; returns what was removed."""
-    removed = sorted(p for p in Path(folder).glob(RESUME_PATTERN) if p != keep)
+def remove_resume_states(folder: str | os.PathLike, config: TrainConfig, keep: Path | None = None) -> list[Path]:
+    """Delete `config`'s resume states in `folder` (other data or weights), except `keep`; other
+    configs' states are never touched. Returns what was removed."""
+    removed = sorted(p for p in Path(folder).glob(f"train-{config.fingerprint()}-*.pt") if p != keep)
     for state in removed:
         state.unlink(missing_ok=True)
     return removed
 
 
+def train_resumable(
+    config: TrainConfig,
+    data: FERDataset,
+    class_weights: Sequence[float],
+    resume_dir: str | os.PathLike | None = None,
+    callbacks: Sequence[EpochCallback] = (),
+) -> Training:
+    """`train` with its state saved every epoch under `resume_dir` (default $FERKIT_RESUME_DIR), so a
+    rerun of an interrupted training continues where it stopped.
+
+    The finished state stays until this config trains again, so a run that fails after training
+    (materializing, evaluating) loses nothing; this config's older states (other data or class
+    weights) go when it starts. Trainings of other configs sharing the folder keep theirs.
+    """
+    checkpoint = resume_path(resume_dir, config, data, class_weights)
+    if checkpoint is not None:
+        remove_resume_states(checkpoint.parent, config, keep=checkpoint)
+    return train(config, data, class_weights, callbacks=callbacks, checkpoint_path=checkpoint)
+
+
 def fresh_run_config(
     config: dict, out: str | os.PathLike, resume_dir: str | os.PathLike | None = None
 ) -> tuple[Path, list[Path], str | None]:
-    """Write the run config `config` with caching off to `out`, and remove the resume states of its
-    resume folder (the config's `resume_dir`, else `resume_dir`, else $FERKIT_RESUME_DIR), so the next
-    run trains from scratch. Returns (out, removed states, the resume folder or None)."""
+    """Write the run config `config` with caching off to `out`, and remove the resume states of *its*
+    training (those of its `train_model` config) from its resume folder (the config's `resume_dir`, else
+    `resume_dir`, else $FERKIT_RESUME_DIR), so the next run trains from scratch and other configs' runs
+    keep their states. Returns (out, removed states, the resume folder or None)."""
     config = {**config, "enable_cache": False}
     train_parameters = ((config.get("steps") or {}).get("train_model") or {}).get("parameters") or {}
     folder = train_parameters.get("resume_dir") or resume_dir or os.environ.get(RESUME_DIR_ENV)
+    train_config = TrainConfig(**train_parameters["config"]) if "config" in train_parameters else None
     written = atomic_write_text(out, yaml.safe_dump(config, sort_keys=False))
-    removed = remove_resume_states(folder) if folder else []
+    removed = remove_resume_states(folder, train_config) if folder and train_config else []
     return written, removed, str(folder) if folder else None

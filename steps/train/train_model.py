@@ -11,8 +11,8 @@ from ferkit.data.dataset import FERDataset
 from ferkit.data.weights import ClassWeights
 from ferkit.models import TrainedModel
 from ferkit.registry import tracking
-from ferkit.training import TrainConfig, train
-from ferkit.training.train import remove_resume_states, resume_path
+from ferkit.training import TrainConfig
+from ferkit.training.train import train_resumable
 from steps import context
 from steps.materializers import TrainedModelMaterializer
 from steps.train.record import epoch_logger, log_train_config, log_training
@@ -44,12 +44,7 @@ def train_model(
     of an interrupted run with the same config and data continues from there.
     """
     _log_run_config(config)
-    checkpoint = resume_path(resume_dir, config, fer_dataset, class_weights.as_list())
-    if checkpoint is not None:
-        # The finished state of this exact training stays until the next training starts, so a run that
-        # fails after training (materializing, evaluating) loses nothing; older states go now.
-        remove_resume_states(checkpoint.parent, keep=checkpoint)
-    training = train(config, fer_dataset, class_weights.as_list(), callbacks=[epoch_logger], checkpoint_path=checkpoint)
+    training = train_resumable(config, fer_dataset, class_weights.as_list(), resume_dir, callbacks=[epoch_logger])
     tracking.log_params(
         {
             "backbone": config.architecture_kwargs.get("backbone", config.architecture),

@@ -1,0 +1,150 @@
+"""Resume states belong to their run: trainings sharing a folder never erase each other's, a kill
+or a crash mid-write leaves the last good state, and a state loads without running any code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from ferkit.models import build_model
+from ferkit.training import Phase, TrainConfig, fit, seed_everything
+from ferkit.training import state as state_module
+from ferkit.training.state import load_resume_state
+from ferkit.training.train import remove_resume_states
+from tests.factories import TINY_HYBRID
+from tests.training.test_training import two_class_faces
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# One training, run as its own process: `seed resume_dir kill_at out`. It kills itself (SIGKILL, no
+# clean-up of any kind) right after epoch `kill_at` was saved; 0 runs to the end and saves the weights.
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np, torch
+    from ferkit.data.dataset import FERDataset
+    from ferkit.training import Phase, TrainConfig
+    from ferkit.training.train import train_resumable
+    from tests.training.test_training import two_class_faces
+
+    seed, resume_dir, kill_at, out = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    x, y = two_class_faces(48, seed=0)
+    data = FERDataset(np.concatenate([x, x[:16]]), np.concatenate([y, y[:16]]), np.array([0] * 48 + [1] * 16),
+                      [f"f{i}" for i in range(64)])
+    config = TrainConfig(architecture="plain_cnn", architecture_kwargs={"widths": [4, 4, 8, 8]}, batch_size=16,
+                         early_stopping_patience=None, use_class_weights=False, num_threads=1, tta_flip=False,
+                         seed=seed, phases=[Phase(name="a", epochs=2, lr=3e-3), Phase(name="b", epochs=2, lr=1e-3)])
+
+    def kill(epoch, metrics):
+        if epoch == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    training = train_resumable(config, data, [1.0] * 7, resume_dir, callbacks=[kill])
+    torch.save(training.model.state_dict, out)
+    """
+)
+
+
+def run_training(tmp_path: Path, seed: int, resume_dir: Path, kill_at: int, out: str = "") -> int:
+    script = tmp_path / "train_once.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FERKIT_NO_PROGRESS": "1"}
+    args = [sys.executable, str(script), str(seed), str(resume_dir), str(kill_at), out or str(tmp_path / "unused.pt")]
+    return subprocess.run(args, env=env, cwd=ROOT, capture_output=True, timeout=600).returncode
+
+
+def states(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("train-*.pt"))
+
+
+@pytest.mark.slow
+def test_two_trainings_killed_in_one_folder_both_resume_to_their_uninterrupted_weights(tmp_path):
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    for seed in (0, 1):  # the reference: each training uninterrupted, in a folder of its own
+        assert run_training(tmp_path, seed, alone / str(seed), 0, str(tmp_path / f"reference{seed}.pt")) == 0
+
+    assert run_training(tmp_path, 0, shared, 2) == -signal.SIGKILL
+    first = states(shared)
+    assert len(first) == 1
+    assert run_training(tmp_path, 1, shared, 3) == -signal.SIGKILL
+    both = states(shared)
+    assert len(both) == 2 and set(first) < set(both)  # starting the second kept the first's state
+
+    for seed in (0, 1):
+        assert run_training(tmp_path, seed, shared, 0, str(tmp_path / f"resumed{seed}.pt")) == 0
+        assert states(shared) == both  # finished states stay; neither run removed the other's
+        reference = torch.load(tmp_path / f"reference{seed}.pt", weights_only=True)
+        resumed = torch.load(tmp_path / f"resumed{seed}.pt", weights_only=True)
+        for key, value in reference.items():
+            torch.testing.assert_close(resumed[key], value, rtol=0, atol=0)
+    assert not list(shared.glob(".*.tmp"))
+
+
+def _config(**overrides) -> TrainConfig:
+    phases = [Phase(name="a", epochs=3, lr=3e-3)]
+    return TrainConfig(architecture="hybrid", architecture_kwargs=TINY_HYBRID, batch_size=16, num_threads=2,
+                       early_stopping_patience=None, use_class_weights=False, tta_flip=False, phases=phases,
+                       **overrides)  # fmt: skip
+
+
+def _fit(config: TrainConfig, checkpoint: Path, interrupt_after: int) -> None:
+    def stop(epoch, metrics):
+        if epoch == interrupt_after:
+            raise KeyboardInterrupt
+
+    x, y = two_class_faces(32, seed=0)
+    seed_everything(config.seed)
+    fit(build_model(config.architecture, **config.architecture_kwargs), x, y, x, y, config,
+        callbacks=[stop], checkpoint_path=checkpoint)  # fmt: skip
+
+
+def test_a_crash_in_the_middle_of_a_write_leaves_the_last_good_state(tmp_path, monkeypatch):
+    config, checkpoint = _config(), tmp_path / "state.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _fit(config, checkpoint, interrupt_after=1)
+    assert len(load_resume_state(checkpoint, config)["history"]) == 1
+
+    real_save = torch.save
+
+    def dies_half_way(payload, file):
+        real_save(payload, file)
+        file.truncate(file.tell() // 2)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(state_module.torch, "save", dies_half_way)
+    with pytest.raises(OSError, match="No space left"):
+        _fit(config, checkpoint, interrupt_after=99)  # resumes at epoch 2, dies writing it
+    monkeypatch.undo()
+    assert len(load_resume_state(checkpoint, config)["history"]) == 1  # epoch 1's state, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pt"]  # no half-written file beside it
+
+
+def test_a_resume_state_is_plain_data_and_code_in_one_is_refused(tmp_path):
+    config, checkpoint = _config(ema_decay=0.9), tmp_path / "state.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _fit(config, checkpoint, interrupt_after=2)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # RNG states, history: all plain
+    assert state["config"] == config.fingerprint() and len(state["history"]) == 2
+
+    state["payload"] = Path("/")  # any object that needs code to rebuild
+    torch.save(state, checkpoint)
+    with pytest.raises(ValueError, match="state.pt: not a resume state this version of ferkit can load safely"):
+        load_resume_state(checkpoint, config)
+
+
+def test_a_training_removes_only_its_own_config_states(tmp_path):
+    mine, other = _config(seed=0), _config(seed=1)
+    names = [f"train-{mine.fingerprint()}-aaaa.pt", f"train-{mine.fingerprint()}-bbbb.pt",
+             f"train-{other.fingerprint()}-aaaa.pt", "train-0123456789abcdef0123.pt"]  # fmt: skip
+    for name in names:
+        (tmp_path / name).write_bytes(b"state")
+    removed = remove_resume_states(tmp_path, mine, keep=tmp_path / names[1])
+    assert [p.name for p in removed] == [names[0]]
+    assert states(tmp_path) == sorted(names[1:])
