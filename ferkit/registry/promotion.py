@@ -3,12 +3,22 @@
 Used by the register and retraining steps and by `ferkit promote` / `rollback` /
 `versions`. Aliases move last: a failure anywhere before leaves them where they were.
 zenml loads only to mirror a decision onto a ZenML model version.
+
+Moving `champion` is a compare-and-set: whoever moves it holds `champion_lock`, re-reads
+the champion inside it and decides again when it changed. Locally the lock is a file
+beside the store (SQLite database or file store), so runs on one machine, in any process,
+take turns. A remote tracking server (http, databricks, ...) offers no lock: the champion
+is still re-read just before the move, which narrows the race but cannot close it; run
+registrations against a shared server one at a time (one schedule, or a queue).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
@@ -18,6 +28,44 @@ from ferkit.models import TrainedModel
 from ferkit.registry.decision import PromotionDecision, PromotionError
 from ferkit.registry.names import CHALLENGER, CHAMPION, DUPLICATE_OF, PREVIOUS, WEIGHTS_TAG, ZENML_VERSION_TAG
 from ferkit.registry.store import ModelNotFound, fetch_checkpoint
+
+LOCK_TIMEOUT_S = 900  # a registration waits this long for another to finish moving the champion
+
+
+def lock_path(tracking_uri: str, name: str) -> Path | None:
+    """The lock file for moving `name`'s aliases in the store at `tracking_uri`; None for a remote store."""
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme == "sqlite":
+        database = Path(unquote(tracking_uri[len("sqlite:///") :]))  # four slashes: absolute, three: relative
+        return database.with_name(f"{database.name}.{name}.champion.lock")
+    if parsed.scheme in ("", "file"):
+        folder = Path(unquote(parsed.path) if parsed.scheme else tracking_uri or "mlruns")
+        return folder / f".{name}.champion.lock"
+    return None
+
+
+@contextmanager
+def champion_lock(name: str, timeout: float = LOCK_TIMEOUT_S) -> Iterator[Path | None]:
+    """Hold the lock on moving `name`'s champion in the current tracking store (nothing for a remote one)."""
+    from filelock import FileLock, Timeout
+
+    path = lock_path(mlflow.get_tracking_uri(), name)
+    if path is None:
+        yield None
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(path), timeout=timeout):
+            yield path
+    except Timeout:
+        raise PromotionError(
+            f"another registration has held {path} for over {timeout:.0f} s; if no ferkit run is active, "
+            "delete the file and run again"
+        ) from None
+
+
+def same_version(a: ModelVersion | None, b: ModelVersion | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and str(a.version) == str(b.version))
 
 
 def version_by_alias(client: mlflow.MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -154,26 +202,28 @@ def promote(name: str, version: str, reason: str = "promoted by hand") -> ModelV
         target = client.get_model_version(name, version)
     except MlflowException as exc:
         raise ModelNotFound(f"{name} has no version {version!r}") from exc
-    old = version_by_alias(client, name, CHAMPION)
-    if old is not None and str(old.version) == str(target.version):
-        raise PromotionError(f"{name} v{version} is already the champion")
-    client.set_model_version_tag(name, target.version, "promotion.reason", reason)
-    mirror_to_zenml((target.tags or {}).get(ZENML_VERSION_TAG), CHAMPION)
-    move_aliases(client, name, target.version, CHAMPION)
+    with champion_lock(name):
+        old = version_by_alias(client, name, CHAMPION)
+        if old is not None and str(old.version) == str(target.version):
+            raise PromotionError(f"{name} v{version} is already the champion")
+        client.set_model_version_tag(name, target.version, "promotion.reason", reason)
+        mirror_to_zenml((target.tags or {}).get(ZENML_VERSION_TAG), CHAMPION)
+        move_aliases(client, name, target.version, CHAMPION)
     return old
 
 
 def rollback(name: str) -> tuple[str, str]:
     """Give `champion` back to the `previous_champion`; returns (demoted, restored) versions."""
     client = mlflow.MlflowClient()
-    previous = version_by_alias(client, name, PREVIOUS)
-    current = version_by_alias(client, name, CHAMPION)
-    if previous is None:
-        raise PromotionError(f"{name} has no '{PREVIOUS}' alias: nothing to roll back to")
-    if current is None:
-        raise PromotionError(f"{name} has no champion to roll back")
-    client.set_model_version_tag(name, current.version, "promotion.reason", f"rolled back to v{previous.version}")
-    mirror_to_zenml((previous.tags or {}).get(ZENML_VERSION_TAG), CHAMPION)
-    client.set_registered_model_alias(name, CHAMPION, previous.version)
-    client.delete_registered_model_alias(name, PREVIOUS)
+    with champion_lock(name):
+        previous = version_by_alias(client, name, PREVIOUS)
+        current = version_by_alias(client, name, CHAMPION)
+        if previous is None:
+            raise PromotionError(f"{name} has no '{PREVIOUS}' alias: nothing to roll back to")
+        if current is None:
+            raise PromotionError(f"{name} has no champion to roll back")
+        client.set_model_version_tag(name, current.version, "promotion.reason", f"rolled back to v{previous.version}")
+        mirror_to_zenml((previous.tags or {}).get(ZENML_VERSION_TAG), CHAMPION)
+        client.set_registered_model_alias(name, CHAMPION, previous.version)
+        client.delete_registered_model_alias(name, PREVIOUS)
     return str(current.version), str(previous.version)

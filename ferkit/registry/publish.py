@@ -10,12 +10,14 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
@@ -29,7 +31,7 @@ from ferkit.inference import evaluate
 from ferkit.models import TrainedModel
 from ferkit.registry import promotion, tracking
 from ferkit.registry.decision import Gate, PromotionDecision, decide
-from ferkit.registry.names import DUPLICATE_OF, WEIGHTS_TAG, ZENML_VERSION_TAG
+from ferkit.registry.names import CHAMPION, DUPLICATE_OF, WEIGHTS_TAG, ZENML_VERSION_TAG
 
 # The logged model carries ferkit's source, so loading it needs only these.
 _RUNTIME_REQUIREMENTS = ("torch", "numpy", "pandas<3", "pillow", "tqdm", "pydantic>=2", "scikit-learn")
@@ -77,28 +79,57 @@ def register_and_promote(
         tags[ZENML_VERSION_TAG] = zenml_version_id
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-    decision = _decide(client, version, test_metrics[gate.primary_metric], fer_dataset, gate, test_fingerprint)
-    promotion.mirror_to_zenml(zenml_version_id, decision.alias)
-    promotion.move_aliases(client, name, version, decision.alias)  # last
+    new_score = test_metrics[gate.primary_metric]
+    decision = settle(client, version, new_score, gate, test_fingerprint,
+                      lambda champion: score(champion, fer_dataset, gate.split, gate.primary_metric), zenml_version_id)  # fmt: skip
     print(f"{name} v{version}: {decision.alias} ({decision.reason})")
     return version
 
 
-def _decide(
-    client: mlflow.MlflowClient, version: str, new_score: float, data: FERDataset, gate: Gate, test_fingerprint: str
+def settle(
+    client: mlflow.MlflowClient,
+    version: str,
+    new_score: float,
+    gate: Gate,
+    test_fingerprint: str,
+    rescore: Callable[[TrainedModel], float],
+    zenml_version_id: str | None = None,
 ) -> PromotionDecision:
-    """Compare the new version with the champion on the same split; the decision is recorded, no alias moves."""
+    """Compare `version` with the champion and move the aliases, as a compare-and-set.
+
+    The first decision (which may re-score the champion: slow) is taken without the lock; then,
+    holding `champion_lock`, the champion is read again and, when another run moved it
+    meanwhile, the decision is taken again against the new one. The decision is recorded and
+    the aliases move inside the lock, so of two runs finishing together the better one ends
+    as champion whichever writes last.
+    """
+    name = gate.registered_model_name
+    champion, decision, source = _decide(client, new_score, gate, test_fingerprint, rescore)
+    with promotion.champion_lock(name):
+        current = promotion.version_by_alias(client, name, CHAMPION)
+        if not promotion.same_version(current, champion):
+            champion, decision, source = _decide(client, new_score, gate, test_fingerprint, rescore)
+            source += f"; decided again: the champion moved to v{current.version if current else '(none)'} meanwhile"
+        promotion.record_decision(client, name, version, decision, source)
+        promotion.mirror_to_zenml(zenml_version_id, decision.alias)
+        promotion.move_aliases(client, name, version, decision.alias)  # last
+    return decision
+
+
+def _decide(
+    client: mlflow.MlflowClient,
+    new_score: float,
+    gate: Gate,
+    test_fingerprint: str,
+    rescore: Callable[[TrainedModel], float],
+) -> tuple[ModelVersion | None, PromotionDecision, str]:
+    """(the champion compared with, the decision, where the champion's score came from); nothing is written."""
     metric = gate.primary_metric
-    _, champion_score, source = promotion.champion_score(
-        client,
-        gate.registered_model_name,
-        metric,
-        test_fingerprint,
-        lambda champion: score(champion, data, gate.split, metric),
+    champion, champion_score, source = promotion.champion_score(
+        client, gate.registered_model_name, metric, test_fingerprint, rescore
     )
     decision = decide(new_score, champion_score, metric, gate.min_improvement, gate.higher_is_better)
-    promotion.record_decision(client, gate.registered_model_name, version, decision, source)
-    return decision
+    return champion, decision, source
 
 
 def score(model: TrainedModel, data: FERDataset, split: str, metric: str) -> float:
