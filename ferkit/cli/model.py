@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ferkit.cli.data import print_unread
 from ferkit.cli.errors import NOT_FOUND, CommandError
 from ferkit.models.views import TTA_MODES
 
@@ -40,10 +41,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ferkit.inference import evaluate, write_report
     from ferkit.quality.checks import train_copy_mask
     from ferkit.registry.store import load_trained_model, registered_tta
+    from ferkit.runtime import progress_disabled
 
     model = load_trained_model(args.model)
     tta = args.tta or registered_tta(args.model)  # reproduce the registry's figures by default
-    data = read_fer2013(args.data, progress=not args.json)
+    data = read_fer2013(args.data, progress=not (args.json or progress_disabled()))
     if data.split_counts()[args.split] == 0:
         raise CommandError(f"{data.report.source} has no {args.split} images to evaluate", NOT_FOUND)
     has_val = data.split_counts()["val"] > 0 and args.split != "val"
@@ -52,7 +54,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.report:
         write_report(result, args.report)
     if args.json:
-        print(json.dumps(_evaluation_json(args, result), indent=2))
+        unread = {"bad_reasons": data.report.bad_reasons, "refused_links": data.report.refused_links}
+        print(json.dumps({**_evaluation_json(args, result), "unread": unread}, indent=2))
         return 0
     print(
         f"{args.model} on {args.split} ({result.images} images, TTA {result.tta}); "
@@ -60,6 +63,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece"):
         print(f"  {key:18s} {result.metrics[key]:.4f}")
+    print_unread(data.report)
     return 0
 
 

@@ -68,6 +68,9 @@ class ReadLimits:
     @classmethod
     def from_env(cls, **overrides: int) -> ReadLimits:
         """Defaults, replaced by the FERKIT_MAX_* variables that are set, replaced by `overrides`."""
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown read limit(s) {unknown}; known: {[f.name for f in fields(cls)]}")
         values: dict[str, int] = {}
         for name, variable in LIMIT_ENV.items():
             raw = os.environ.get(variable, "").strip()

@@ -8,6 +8,7 @@ from zenml.config.cache_policy import CachePolicy
 
 from ferkit.data import DataError, read_fer2013
 from ferkit.data.dataset import FERDataset
+from ferkit.data.images import ReadLimits
 from ferkit.data.manifest import build_manifest
 from steps import context
 from steps.materializers import FERDatasetMaterializer
@@ -23,12 +24,16 @@ def ingest_fer2013(
     data_path: str | None = None,
     on_bad_image: Literal["skip", "fail"] = "skip",
     limit_per_class: int | None = None,
+    read_limits: dict[str, int] | None = None,
 ) -> tuple[Annotated[FERDataset, "fer_dataset"], Annotated[pd.DataFrame, "manifest"]]:
     """Read the zip, folder or CSV at `data_path` (else $FER2013_PATH).
 
     `limit_per_class` keeps the first n images of each split and class (smoke runs).
+    `read_limits` overrides fields of `ReadLimits` (max_image_pixels, max_file_bytes,
+    max_archive_bytes, max_files) over the FERKIT_MAX_* variables and the defaults.
     """
-    data = read_fer2013(data_path, on_bad_image=on_bad_image, limit_per_class=limit_per_class)
+    limits = ReadLimits.from_env(**(read_limits or {}))
+    data = read_fer2013(data_path, on_bad_image=on_bad_image, limit_per_class=limit_per_class, limits=limits)
     if data.report.source_sha256 and data.report.source_sha256 != source_sha256:
         raise DataError(
             f"{data.report.source} changed while the pipeline was reading it "
@@ -41,7 +46,9 @@ def ingest_fer2013(
                 "splits": summary["splits"],
                 "train_classes": summary["classes"]["train"],
                 "converted": data.report.converted,
-                "bad_files": data.report.bad_files[:100],
+                "bad_files": {name: data.report.bad_reasons.get(name, "") for name in data.report.bad_files[:100]},
+                "refused_links": dict(list(data.report.refused_links.items())[:100]),
+                "conversions": data.report.conversions,
                 "missing_classes": data.report.missing_classes,
                 "source_sha256": source_sha256,
             },
