@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import EMOTIONS, SPLITS
+from ferkit.files import atomic_write
 from ferkit.gan.models import Generator
 from ferkit.gan.train import GANConfig, StepCallback, generate, train_gan
 
@@ -99,17 +100,16 @@ class TrainedGenerator:
         return generator.eval()
 
     def save(self, path: str | Path) -> None:
-        torch.save(
-            {
-                "format": FORMAT_VERSION,
-                "config": self.config,
-                "state_dict": self.state_dict,
-                "emotions": list(self.emotions),
-                "history": self.history,
-                "seconds": self.seconds,
-            },
-            path,
-        )
+        """Written atomically (unique temporary name, fsync, rename): a reader never sees half of it."""
+        payload = {
+            "format": FORMAT_VERSION,
+            "config": self.config,
+            "state_dict": self.state_dict,
+            "emotions": list(self.emotions),
+            "history": self.history,
+            "seconds": self.seconds,
+        }
+        atomic_write(path, lambda file: torch.save(payload, file))
 
     @classmethod
     def load(cls, path: str | Path) -> TrainedGenerator:

@@ -172,3 +172,24 @@ class TestServed:
         answer = json.loads(text)
         assert message in answer["message"]
         assert "stack_trace" not in answer and "Traceback" not in text
+
+
+def test_photos_predict_and_the_served_model_read_camera_images_like_the_data_readers(tmp_path):
+    """A 16-bit PNG and a sideways phone photo: the same face as the plain 8-bit upright file, everywhere."""
+    from ferkit.inference.photos import faces_in_file
+
+    predictor = Predictor(tiny_model())
+    upright = face(2)[:, :40]
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored turned: a viewer turns it 90 degrees counter-clockwise
+    buffer = io.BytesIO()
+    Image.fromarray(np.rot90(upright, k=-1).copy()).save(buffer, format="PNG", exif=exif.tobytes())
+    sixteen = io.BytesIO()
+    Image.fromarray(upright.astype(np.uint16) * 257).save(sixteen, format="PNG")
+    expected = predictor.predict_proba([upright])[0]
+    for raw in (buffer.getvalue(), sixteen.getvalue()):
+        (tmp_path / "photo.png").write_bytes(raw)
+        crop = faces_in_file(tmp_path / "photo.png", detect=False).crops[0]
+        np.testing.assert_allclose(predictor.predict_proba(crop[None])[0], expected, atol=1e-6)
+        served = predict_rows(predictor, pd.DataFrame({"image": [raw]}))
+        np.testing.assert_allclose(served.loc[0, list(EMOTIONS)].to_numpy(float), expected, atol=1e-6)
