@@ -43,6 +43,7 @@ def face_of_row(row: dict, limits: ReadLimits) -> np.ndarray:
         if pixel_range not in PIXEL_RANGES:
             raise BadImage(f"`pixel_range` must be one of {list(PIXEL_RANGES)}, got {pixel_range!r}")
         values = pixels.tolist() if hasattr(pixels, "tolist") else pixels
+        _check_size(values, limits)
         array = pixel_array(values if values is not None else [], pixel_range)
         if array.ndim == 1:
             raise BadImage(
@@ -52,9 +53,17 @@ def face_of_row(row: dict, limits: ReadLimits) -> np.ndarray:
         if array.ndim != 2:
             raise BadImage(f"`pixels` must be a 2-D grayscale array, got {array.ndim} dimensions")
         if array.size > limits.max_image_pixels:
-            raise BadImage(f"`pixels` holds {array.size:,} values, over the limit of {limits.max_image_pixels:,}")
+            raise BadImage(f"`pixels` holds about {array.size:,} values, over the limit of {limits.max_image_pixels:,}")
         return to_face_array(array)
     raise BadImage("the row has neither `image` nor `pixels`")
+
+
+def _check_size(values: object, limits: ReadLimits) -> None:
+    """Refuse a nested list over the pixel limit before numpy copies it (rows x first row's length)."""
+    if isinstance(values, list) and values and isinstance(values[0], list):
+        estimate = len(values) * len(values[0])
+        if estimate > limits.max_image_pixels:
+            raise BadImage(f"`pixels` holds about {estimate:,} values, over the limit of {limits.max_image_pixels:,}")
 
 
 def _image_bytes(image: object) -> bytes:

@@ -90,8 +90,27 @@ class TestRows:
         assert (out["error"] == "").all() and out["angry"].dtype == float
 
     def test_limits_apply_to_served_images_as_to_data(self, predictor):
-        out = predict_rows(predictor, table([{"image": png(GOOD)}]), ReadLimits(max_image_pixels=100))
+        small = ReadLimits(max_image_pixels=100)
+        out = predict_rows(predictor, table([{"image": png(GOOD)}, {"pixels": GOOD.tolist()}]), small)
         assert "48x48 = 2,304 pixels, over the limit of 100" in out.loc[0, "error"]
+        assert out.loc[1, "error"] == "`pixels` holds about 2,304 values, over the limit of 100"
+
+    def test_a_failure_that_is_not_the_input_gives_no_traceback(self, predictor, monkeypatch):
+        from mlflow.exceptions import MlflowException
+
+        from ferkit.registry.pyfunc_model import FERPyfunc
+
+        served = FERPyfunc()
+        served.predictor, served.limits = predictor, ReadLimits()
+        monkeypatch.setattr(predictor, "predict_proba", lambda faces: 1 / 0)  # a bug inside the model
+        with pytest.raises(MlflowException) as caught:
+            served.predict(None, table([{"pixels": GOOD.tolist()}]))
+        assert caught.value.get_http_status_code() == 500
+        assert caught.value.message == "prediction failed: ZeroDivisionError: division by zero"
+        assert "stack_trace" not in caught.value.serialize_as_json()
+        with pytest.raises(MlflowException) as caught:
+            served.predict(None, pd.DataFrame({"foo": [1]}))
+        assert caught.value.get_http_status_code() == 400
 
     @pytest.mark.parametrize(
         ("request_table", "message"),
