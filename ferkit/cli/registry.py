@@ -14,9 +14,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--name", default=REGISTERED_MODEL_NAME, help="registered model name")
     pr.add_argument("--reason", default="promoted by hand", help="kept as the version's promotion.reason tag")
     pr.set_defaults(func=_promote)
-    vs = sub.add_parser("versions", help="the registered versions: aliases, test score, decision, weights hash")
+    vs = sub.add_parser(
+        "versions", help="the registered versions: aliases, val and test scores, decision, weights hash"
+    )
     vs.add_argument("--name", default=REGISTERED_MODEL_NAME, help="registered model name")
-    vs.add_argument("--metric", help="test figure to show, e.g. accuracy (default: each version's gate metric)")
+    vs.add_argument("--metric", help="figure to show, e.g. accuracy (default: each version's gate metric)")
     vs.add_argument("--json", action="store_true", help="print JSON")
     vs.set_defaults(func=_versions)
     rb = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
@@ -45,11 +47,12 @@ def _versions(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'version':>7}  {'aliases':<28} {'score':>8}  {'metric':<26} {'decision':<10} {'weights':<12} created")
+    header = f"{'version':>7}  {'aliases':<28} {'val':>8} {'test':>8}  {'metric':<26} {'decision':<10} {'weights':<12}"
+    print(f"{header} created")
     for row in rows:
-        score = "-" if row["score"] is None else f"{row['score']:.4f}"
+        val, test = ("-" if row[k] is None else f"{row[k]:.4f}" for k in ("score", "test_score"))
         print(
-            f"{row['version']:>7}  {','.join(row['aliases']) or '-':<28} {score:>8}  {row['metric']:<26} "
+            f"{row['version']:>7}  {','.join(row['aliases']) or '-':<28} {val:>8} {test:>8}  {row['metric']:<26} "
             f"{row['decision'] or '-':<10} {row['weights_sha256'][:12] or '-':<12} {row['created']}"
         )
     return 0

@@ -261,3 +261,12 @@ def _markdown_tables_to_html(markdown: str) -> str:
             html.append(f"<p>{line}</p>")
     flush()
     return "\n".join(html)
+
+
+def probabilities_for(model: TrainedModel, images: np.ndarray, metric: str) -> np.ndarray:
+    """(N, 7) probabilities with the views a gate metric names: `tta.<mode>.<figure>` that mode,
+    any other figure the recipe's headline mode (flip when it trained with flip), as `evaluate` scores."""
+    parts = metric.split(".")
+    mode = parts[1] if len(parts) == 3 and parts[0] == "tta" else ("flip" if model.recipe.get("tta_flip") else "none")
+    bf16 = model.recipe.get("precision", "fp32") == "bf16"
+    return predict_proba_modes(model.build(), images, (mode,), bf16=bf16)[mode]

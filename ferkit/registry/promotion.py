@@ -15,7 +15,7 @@ registrations against a shared server one at a time (one schedule, or a queue).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -24,10 +24,9 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from ferkit.models import TrainedModel
 from ferkit.registry.decision import PromotionDecision, PromotionError
 from ferkit.registry.names import CHALLENGER, CHAMPION, DUPLICATE_OF, PREVIOUS, WEIGHTS_TAG, ZENML_VERSION_TAG
-from ferkit.registry.store import ModelNotFound, fetch_checkpoint
+from ferkit.registry.store import ModelNotFound
 
 LOCK_TIMEOUT_S = 900  # a registration waits this long for another to finish moving the champion
 
@@ -75,39 +74,6 @@ def version_by_alias(client: mlflow.MlflowClient, name: str, alias: str) -> Mode
         return None
 
 
-def rescored_tag(metric: str, test_fingerprint: str) -> str:
-    """The champion's tag holding its score re-computed on a test split it was not registered with."""
-    return f"rescored.{test_fingerprint}.{metric}"
-
-
-def champion_score(
-    client: mlflow.MlflowClient, name: str, metric: str, test_fingerprint: str, rescore: Callable[[TrainedModel], float]
-) -> tuple[ModelVersion | None, float | None, str]:
-    """The champion, its score on *this* test split, and where the score came from.
-
-    When the champion was scored on the same split (same fingerprint tag) its tag
-    is used. Otherwise its checkpoint is fetched and scored again by `rescore`,
-    and the figure is kept on the champion as `rescored.<fingerprint>.<metric>`, so
-    the next run on the same split and metric reads it instead of scoring again.
-    """
-    champion = version_by_alias(client, name, CHAMPION)
-    if champion is None:
-        return None, None, "no champion"
-    tags = champion.tags or {}
-    if tags.get("test.fingerprint") == test_fingerprint and f"test.{metric}" in tags:
-        return champion, float(tags[f"test.{metric}"]), "champion's registry tag (same test split)"
-    cached = tags.get(rescored_tag(metric, test_fingerprint))
-    if cached is not None:
-        return (champion, float(cached), "champion's re-scored tag (same test split, scored by an earlier run)")
-    try:
-        checkpoint = fetch_checkpoint(champion.run_id, f"champion {name} v{champion.version}")
-    except ModelNotFound as exc:
-        raise PromotionError(f"{exc}; it was scored on another test split, so it must be scored again") from exc
-    score = float(rescore(checkpoint))
-    client.set_model_version_tag(name, champion.version, rescored_tag(metric, test_fingerprint), f"{score:.6f}")
-    return champion, score, "champion re-scored on this test split"
-
-
 def record_decision(
     client: mlflow.MlflowClient, name: str, version: str, decision: PromotionDecision, source: str
 ) -> None:
@@ -118,8 +84,14 @@ def record_decision(
         "promotion.metric": decision.metric,
         "promotion.new_score": f"{decision.new_score:.6f}",
         "promotion.champion_score": "" if decision.champion_score is None else f"{decision.champion_score:.6f}",
-        "promotion.champion_score_source": source,
+        "promotion.compared_with": source,
     }
+    comparison = decision.comparison
+    if comparison is not None:
+        tags.update({"promotion.gain": f"{comparison.gain:.6f}", "promotion.gain_low": f"{comparison.low:.6f}",
+                     "promotion.gain_high": f"{comparison.high:.6f}", "promotion.test": comparison.test,
+                     "promotion.confidence": f"{comparison.confidence}", "promotion.images": str(comparison.images),
+                     "promotion.resamples": str(comparison.resamples)})  # fmt: skip
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     if mlflow.active_run() is not None:
@@ -127,6 +99,9 @@ def record_decision(
         scores = {"promotion.new_score": decision.new_score}
         if decision.champion_score is not None:
             scores["promotion.champion_score"] = decision.champion_score
+        if comparison is not None:
+            scores.update({"promotion.gain": comparison.gain, "promotion.gain_low": comparison.low,
+                           "promotion.gain_high": comparison.high})  # fmt: skip
         mlflow.log_metrics(scores)
 
 
@@ -165,8 +140,9 @@ def note_duplicate_in_zenml(model_version_id: str | None, name: str, version: st
 
 
 def list_versions(name: str, metric: str | None = None) -> list[dict]:
-    """Every version of `name`, newest first: aliases, the decision, the gate's figure (`metric`, default
-    each version's own `promotion.metric`), its weights hash and where it came from."""
+    """Every version of `name`, newest first: aliases, the decision, the gate's figure on val and the
+    reported one on test (`metric`, default each version's own `promotion.metric`), its weights hash
+    and where it came from."""
     client = mlflow.MlflowClient()
     try:
         model = client.get_registered_model(name)
@@ -179,13 +155,14 @@ def list_versions(name: str, metric: str | None = None) -> list[dict]:
     for version in sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: -int(v.version)):
         tags = version.tags or {}
         shown = metric or tags.get("promotion.metric") or "macro_f1"
-        value = tags.get(f"test.{shown}")
+        value, reported = tags.get(f"gate.{shown}"), tags.get(f"test.{shown}")
         rows.append(
             {
                 "version": int(version.version),
                 "aliases": sorted(aliases.get(str(version.version), [])),
                 "metric": shown,
-                "score": float(value) if value else None,
+                "score": float(value) if value else None,  # on the gate's images (val): what decided
+                "test_score": float(reported) if reported else None,  # on test: reported, never decides
                 "decision": tags.get("promotion.decision", ""),
                 "weights_sha256": tags.get(WEIGHTS_TAG, ""),
                 "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime(version.creation_timestamp / 1000)),

@@ -2,15 +2,19 @@
 
 The register step of `fer_training` and the promote step of `fer_retraining` call
 `register_and_promote` inside an MLflow run; everything is logged and tagged before
-any alias moves, so a failure leaves the registry's aliases where they were.
+any alias moves, so a failure leaves the registry's aliases where they were. The gate
+compares challenger and champion on the selection split (val) with a paired bootstrap;
+the test split's figures are tagged for reporting and never decide.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import io
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -27,17 +31,43 @@ from PIL import Image
 import ferkit
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import IMAGE_SIZE
-from ferkit.inference import evaluate
+from ferkit.inference.evaluation import probabilities_for
+from ferkit.metrics.classification import classification_metrics
+from ferkit.metrics.paired import figure_of, paired_bootstrap
 from ferkit.models import TrainedModel
 from ferkit.registry import promotion, tracking
-from ferkit.registry.decision import Gate, PromotionDecision, decide
+from ferkit.registry.decision import Gate, PromotionDecision, PromotionError, decide
 from ferkit.registry.names import CHAMPION, DUPLICATE_OF, WEIGHTS_TAG, ZENML_VERSION_TAG
+from ferkit.registry.store import ModelNotFound, fetch_checkpoint
 
 # The logged model carries ferkit's source, so loading it needs only these.
 _RUNTIME_REQUIREMENTS = ("torch", "numpy", "pandas<3", "pillow", "tqdm", "pydantic>=2", "scikit-learn")
 _FERKIT_SOURCE = str(Path(ferkit.__file__).parent)
 _PYFUNC_SOURCE = str(Path(__file__).with_name("pyfunc_model.py"))
-DEFAULT_GATE = Gate()  # fer_emotion, macro-F1 on test, any gain promotes
+DEFAULT_GATE = Gate()  # fer_emotion, macro-F1 on val, a gain whose 95% lower bound is above 0 promotes
+
+
+@dataclass(frozen=True)
+class GateImages:
+    """The images challenger and champion are both scored on: the selection split, and in retraining
+    the held-out new images too. The test split is never among them."""
+
+    images: np.ndarray  # (N, 48, 48) uint8
+    labels: np.ndarray  # (N,)
+    fingerprint: str  # of the split (and held-out images) they came from
+    description: str  # "val (3589 images)", for tags and logs
+
+    @classmethod
+    def of(cls, data: FERDataset, split: str, holdout: FERDataset | None = None) -> GateImages:
+        part = data.split(split)
+        if holdout is not None and len(holdout):
+            images = np.concatenate([part.images, holdout.images])
+            labels = np.concatenate([part.labels, holdout.labels])
+            fingerprint = hashlib.sha256(f"{part.fingerprint}|{holdout.fingerprint}".encode()).hexdigest()[:16]
+            return cls(images, labels, fingerprint, f"{split} + held-out new images ({len(labels)} images)")
+        if len(part) == 0:
+            raise ValueError(f"the {split!r} split is empty: the champion gate has no images to compare on")
+        return cls(part.images, part.labels, part.fingerprint, f"{split} ({len(part)} images)")
 
 
 def register_and_promote(
@@ -47,12 +77,15 @@ def register_and_promote(
     gate: Gate = DEFAULT_GATE,
     extra_tags: dict[str, str] | None = None,
     zenml_version_id: str | None = None,
+    holdout: FERDataset | None = None,
 ) -> str:
-    """Register a new version of `gate.registered_model_name`, compare it with the `champion` on
-    `gate.split`, and give it `champion` (it wins, or there is none) or `challenger`; returns the version.
+    """Register a new version of `gate.registered_model_name`, compare it with the `champion` on the
+    gate's images (`gate.split`, plus `holdout`), and give it `champion` (it wins, or there is none)
+    or `challenger`; returns the version.
 
-    Weights registered already (a cached or repeated run) are not registered again: that
-    version is returned, the run is tagged `registry.duplicate_of`, and no alias moves.
+    `test_metrics` (PrivateTest) are tagged on the version for reporting and never read by the
+    decision. Weights registered already (a cached or repeated run) are not registered again:
+    that version is returned, the run is tagged `registry.duplicate_of`, and no alias moves.
     `zenml_version_id` (the run's ZenML model version) gets the matching stage.
     """
     if not tracking.active():
@@ -60,8 +93,7 @@ def register_and_promote(
             "register_model needs an active MLflow run: run it in a pipeline on a stack with an "
             "MLflow experiment tracker (`make stack` sets one up)"
         )
-    if gate.primary_metric not in test_metrics:
-        raise ValueError(f"primary_metric {gate.primary_metric!r} is not among the test metrics {sorted(test_metrics)}")
+    figure_of(gate.primary_metric)  # a metric the paired test can compare, before anything is written
     client, name = mlflow.MlflowClient(), gate.registered_model_name
     weights = model.weights_sha256()
     existing = version_with_weights(client, name, weights)
@@ -71,17 +103,28 @@ def register_and_promote(
         promotion.note_duplicate_in_zenml(zenml_version_id, name, existing)
         print(f"{name} v{existing} holds these weights already: nothing registered, no alias moved")
         return existing
+    on = GateImages.of(fer_dataset, gate.split, holdout)
+    probs = probabilities_for(model, on.images, gate.primary_metric)
+    new_score = classification_metrics(on.labels, probs)[figure_of(gate.primary_metric)]
     version = log_and_register(model, name)
-    test_fingerprint = fer_dataset.split(gate.split).fingerprint
     tags = {f"test.{k}": f"{v:.6f}" for k, v in test_metrics.items()}
-    tags.update({"test.fingerprint": test_fingerprint, WEIGHTS_TAG: weights, **(extra_tags or {})})
+    tags["test.fingerprint"] = fer_dataset.split("test").fingerprint
+    tags.update({f"gate.{gate.primary_metric}": f"{new_score:.6f}", "gate.images": on.description,
+                 "gate.fingerprint": on.fingerprint, WEIGHTS_TAG: weights, **(extra_tags or {})})  # fmt: skip
     if zenml_version_id:
         tags[ZENML_VERSION_TAG] = zenml_version_id
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-    new_score = test_metrics[gate.primary_metric]
-    decision = settle(client, version, new_score, gate, test_fingerprint,
-                      lambda champion: score(champion, fer_dataset, gate.split, gate.primary_metric), zenml_version_id)  # fmt: skip
+    tracking.log_metrics({f"gate.{gate.primary_metric}": new_score})
+
+    def champion_probs(champion: ModelVersion) -> np.ndarray:
+        try:
+            checkpoint = fetch_checkpoint(champion.run_id, f"champion {name} v{champion.version}")
+        except ModelNotFound as exc:
+            raise PromotionError(f"{exc}; the gate scores the champion on the same images as the new model") from exc
+        return probabilities_for(checkpoint, on.images, gate.primary_metric)
+
+    decision = settle(client, version, gate, on, probs, champion_probs, zenml_version_id)
     print(f"{name} v{version}: {decision.alias} ({decision.reason})")
     return version
 
@@ -89,56 +132,60 @@ def register_and_promote(
 def settle(
     client: mlflow.MlflowClient,
     version: str,
-    new_score: float,
     gate: Gate,
-    test_fingerprint: str,
-    rescore: Callable[[TrainedModel], float],
+    on: GateImages,
+    probs: np.ndarray,
+    champion_probs: Callable[[ModelVersion], np.ndarray],
     zenml_version_id: str | None = None,
 ) -> PromotionDecision:
-    """Compare `version` with the champion and move the aliases, as a compare-and-set.
+    """Compare `version` (its probabilities `probs` on the gate's images) with the champion, scored
+    by `champion_probs` on the same images, and move the aliases as a compare-and-set.
 
-    The first decision (which may re-score the champion: slow) is taken without the lock; then,
-    holding `champion_lock`, the champion is read again and, when another run moved it
-    meanwhile, the decision is taken again against the new one. The decision is recorded and
-    the aliases move inside the lock, so of two runs finishing together the better one ends
-    as champion whichever writes last.
+    The first comparison (scoring the champion: slow) runs without the lock; then, holding
+    `champion_lock`, the champion is read again and, when another run moved it meanwhile, the
+    comparison runs again against the new one. The decision is recorded and the aliases move
+    inside the lock, so of two runs finishing together the better one ends as champion
+    whichever writes last.
     """
     name = gate.registered_model_name
-    champion, decision, source = _decide(client, new_score, gate, test_fingerprint, rescore)
+    champion = promotion.version_by_alias(client, name, CHAMPION)
+    decision = _compare(champion, gate, on, probs, champion_probs)
     with promotion.champion_lock(name):
         current = promotion.version_by_alias(client, name, CHAMPION)
+        source = _compared_with(champion, on)
         if not promotion.same_version(current, champion):
-            champion, decision, source = _decide(client, new_score, gate, test_fingerprint, rescore)
-            source += f"; decided again: the champion moved to v{current.version if current else '(none)'} meanwhile"
+            decision = _compare(current, gate, on, probs, champion_probs)
+            source = _compared_with(current, on) + f"; decided again: the champion moved from {_label(champion)}"
         promotion.record_decision(client, name, version, decision, source)
         promotion.mirror_to_zenml(zenml_version_id, decision.alias)
         promotion.move_aliases(client, name, version, decision.alias)  # last
     return decision
 
 
-def _decide(
-    client: mlflow.MlflowClient,
-    new_score: float,
+def _compare(
+    champion: ModelVersion | None,
     gate: Gate,
-    test_fingerprint: str,
-    rescore: Callable[[TrainedModel], float],
-) -> tuple[ModelVersion | None, PromotionDecision, str]:
-    """(the champion compared with, the decision, where the champion's score came from); nothing is written."""
-    metric = gate.primary_metric
-    champion, champion_score, source = promotion.champion_score(
-        client, gate.registered_model_name, metric, test_fingerprint, rescore
-    )
-    decision = decide(new_score, champion_score, metric, gate.min_improvement, gate.higher_is_better)
-    return champion, decision, source
+    on: GateImages,
+    probs: np.ndarray,
+    champion_probs: Callable[[ModelVersion], np.ndarray],
+) -> PromotionDecision:
+    """The decision against `champion` (none: the first model wins); nothing is written."""
+    new_score = classification_metrics(on.labels, probs)[figure_of(gate.primary_metric)]
+    if champion is None:
+        return decide(new_score, None, gate.primary_metric, gate.min_improvement)
+    comparison = paired_bootstrap(on.labels, probs, champion_probs(champion), gate.primary_metric, gate.resamples,
+                                  gate.confidence)  # fmt: skip
+    return decide(new_score, comparison, gate.primary_metric, gate.min_improvement)
 
 
-def score(model: TrainedModel, data: FERDataset, split: str, metric: str) -> float:
-    """`metric` of `model` on `split`, computing only the views the metric needs:
-    `tta.<mode>.<figure>` names its mode, anything else is the headline."""
-    parts = metric.split(".")
-    mode = parts[1] if len(parts) == 3 and parts[0] == "tta" else None
-    result = evaluate(model, data, split=split, tta=mode, tta_modes=(), fit_temperature_on=None, bootstrap_resamples=10)
-    return result.flat_metrics()[metric]
+def _label(version: ModelVersion | None) -> str:
+    return "no champion" if version is None else f"v{version.version}"
+
+
+def _compared_with(champion: ModelVersion | None, on: GateImages) -> str:
+    if champion is None:
+        return "no champion"
+    return f"champion v{champion.version}, scored again on {on.description} (same images, paired)"
 
 
 def version_with_weights(client: mlflow.MlflowClient, name: str, weights: str) -> str | None:

@@ -20,17 +20,20 @@ def register_model(
     registered_model_name: str = REGISTERED_MODEL_NAME,
     primary_metric: str = "macro_f1",
     min_improvement: float = 0.0,
-    split: str = "test",
+    split: str = "val",
+    confidence: float = 0.95,
 ) -> Annotated[str, "model_version"]:
-    """Register a new version, compare it with the `champion` on the same test split, and
-    give it `champion` (it wins, or there is none) or `challenger`. A model whose weights are
-    registered already (a cached or repeated run) is not registered again; that version is returned.
+    """Register a new version, compare it with the `champion` on the same val (PublicTest) images
+    with a paired bootstrap, and give it `champion` (the lower bound of its gain clears
+    `min_improvement`, or there is no champion) or `challenger`. `test_metrics` (PrivateTest) are
+    tagged for reporting only. A model whose weights are registered already (a cached or repeated
+    run) is not registered again; that version is returned.
 
     Everything is logged and tagged before any alias moves, so a failure leaves the
     registry's aliases where they were. The ZenML model version gets the matching
     stage (production / staging).
     """
-    gate = Gate(registered_model_name, primary_metric, min_improvement, split)
+    gate = Gate(registered_model_name, primary_metric, min_improvement, split, confidence)
     tags = data_tags("fer_dataset", fer_dataset)
     return register_and_promote(model, test_metrics, fer_dataset, gate, tags, context.model_version_id())
 

@@ -58,9 +58,11 @@ def promote_retrained(
     registered_model_name: str = REGISTERED_MODEL_NAME,
     primary_metric: str = "macro_f1",
     min_improvement: float = 0.0,
+    confidence: float = 0.95,
 ) -> Annotated[str, "retrain_outcome"]:
     """Register the retrained model with its lineage and run the same champion gate as
-    fer_training; a skipped run registers nothing and says why."""
+    fer_training, on val and the held-out new images together; a skipped run registers
+    nothing and says why."""
     if not retrain_decision["retrain"]:
         return retrain_decision["reason"]
     tags = data_tags("merged_dataset", merged_dataset)
@@ -73,8 +75,10 @@ def promote_retrained(
     tags["lineage.parent_version"] = champion_info["version"]
     tags["retrain.reason"] = retrain_decision["reason"][:500]
     tags.update({f"holdout.{k}": f"{v:.6f}" for k, v in holdout_metrics.items()})
-    gate = Gate(registered_model_name, primary_metric, min_improvement, "test")
-    version = register_and_promote(model, test_metrics, merged_dataset, gate, tags, context.model_version_id())
+    gate = Gate(registered_model_name, primary_metric, min_improvement, "val", confidence)
+    version = register_and_promote(
+        model, test_metrics, merged_dataset, gate, tags, context.model_version_id(), holdout=new_holdout
+    )
     if context.in_step():
         try:
             log_metadata(metadata={"lineage": lineage, "parent_version": champion_info["version"]}, infer_model=True)

@@ -12,7 +12,6 @@ from ferkit.models import TrainedModel, build_model
 from ferkit.models import predict as predict_module
 from ferkit.models.predict import TTA_MODES, predict_proba, predict_proba_modes, to_input
 from ferkit.quality.checks import train_copy_mask
-from ferkit.registry.decision import decide
 from tests.factories import face
 
 
@@ -148,17 +147,3 @@ class TestTTAModes:
         assert centre(predict_module._view(x, "shift_left_mirror")) == pytest.approx((20, 47 - 17.6), abs=0.05)
         with pytest.raises(ValueError, match="unknown view"):
             predict_module._view(x, "shift_sideways")
-
-
-class TestDecide:
-    def test_first_model_is_champion(self):
-        assert decide(0.5, None).alias == "champion"
-
-    def test_win_lose_and_margin(self):
-        assert decide(0.61, 0.60).alias == "champion"
-        assert decide(0.60, 0.60).alias == "challenger"  # a tie does not win
-        # The champion's score comes back from a 6-decimal tag: the same model is still a tie.
-        assert decide(0.70471739, 0.704717).alias == "challenger"
-        assert decide(0.704718, 0.704717).alias == "champion"
-        assert decide(0.605, 0.60, min_improvement=0.01).alias == "challenger"
-        assert decide(0.80, 0.90, metric="log_loss", higher_is_better=False).alias == "champion"

@@ -40,12 +40,15 @@ def retrain(config: Path, data_path: Path, expect_ok: bool = True) -> subprocess
     return result
 
 
-def smoke_config(tmp: Path, batch: Path, **parameters) -> Path:
+def smoke_config(tmp: Path, batch: Path, min_improvement: float | None = None, **parameters) -> Path:
+    """The smoke retraining config on `batch`; `min_improvement` sets the champion gate's bound."""
     config = yaml.safe_load((ROOT / "configs/retraining_smoke.yaml").read_text())
     config["parameters"].update(new_data_path=str(batch), **parameters)
     config["model"]["name"] = NAME
     for step in ("load_champion", "promote_retrained"):
         config["steps"].setdefault(step, {}).setdefault("parameters", {})["registered_model_name"] = NAME
+    if min_improvement is not None:
+        config["steps"]["promote_retrained"]["parameters"]["min_improvement"] = min_improvement
     path = tmp / f"retrain-{len(list(tmp.glob('retrain-*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -99,10 +102,10 @@ def line(stack, smoke_data, tmp_path_factory):  # noqa: F811 (pytest fixtures)
 def test_new_data_trains_records_lineage_and_promotes(line, smoke_data):  # noqa: F811
     client, tmp = line
     parent = champion(client)
-    client.set_model_version_tag(NAME, parent.version, "test.macro_f1", "0.0")  # any real model beats it
     batch = write_folder(tmp / "batch1", batch_files(3, first_seed=50_000))  # 21 faces, 3 per class
 
-    out = retrain(smoke_config(tmp, batch), smoke_data)
+    # A forced roll-out: promoted unless worse than the champion by more than 1 (never).
+    out = retrain(smoke_config(tmp, batch, min_improvement=-1.0), smoke_data)
     assert "21 new labelled images" in out.stdout + out.stderr
 
     new = versions(client)[-1]
@@ -124,6 +127,7 @@ def test_new_data_trains_records_lineage_and_promotes(line, smoke_data):  # noqa
     for split in ("val", "test"):  # the comparison splits never move
         assert merged.split(split).fingerprint == parent_data.split(split).fingerprint
     assert new.tags["test.fingerprint"] == parent.tags["test.fingerprint"]
+    assert new.tags["gate.images"].startswith("val + held-out new images") and new.tags["promotion.test"]
 
 
 def test_the_same_batch_again_skips_and_says_why(line, smoke_data):  # noqa: F811
@@ -135,16 +139,15 @@ def test_the_same_batch_again_skips_and_says_why(line, smoke_data):  # noqa: F81
     assert versions(client)[-1].version == before  # nothing registered
     assert champion(client).version == before
 
-    # Forced, the same batch trains, and the gate decides: the champion's score is set out of reach.
-    client.set_model_version_tag(NAME, before, "test.macro_f1", "1.0")
-    out = retrain(smoke_config(tmp, batch, force=True), smoke_data)
+    # Forced, the same batch trains, and the gate decides: a gain above 1 is out of reach.
+    out = retrain(smoke_config(tmp, batch, force=True, min_improvement=1.0), smoke_data)
     assert "forced" in out.stdout + out.stderr
     forced = versions(client)[-1]
     assert int(forced.version) == int(before) + 1 and forced.tags["promotion.decision"] == "challenger"
     assert champion(client).version == before
 
     # Forced once more, the same champion and data make the same weights: registered once only.
-    out = retrain(smoke_config(tmp, batch, force=True), smoke_data)
+    out = retrain(smoke_config(tmp, batch, force=True, min_improvement=1.0), smoke_data)
     assert f"v{forced.version} holds these weights already" in out.stdout + out.stderr
     assert versions(client)[-1].version == forced.version
     assert client.get_model_version_by_alias(NAME, "challenger").version == forced.version

@@ -17,28 +17,32 @@ from ferkit.registry import promotion
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "fer_race"
 
-# One registration's decision: `tracking_uri version score start_after_s barrier_dir`. Reading the
-# champion and moving the aliases each take a second more than they would, so the two runs overlap:
+# One registration's decision: `tracking_uri version start_after_s barrier_dir`. Scoring the champion
+# and moving the aliases each take a second more than they would, so the two runs overlap:
 # without the lock, the late one re-reads the champion before the early one has moved it, and the
 # late writer wins even with the lower score.
 SCRIPT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    import mlflow
+    import mlflow, numpy as np
     from ferkit.registry import promotion, publish
     from ferkit.registry.decision import Gate
 
-    uri, version, score, start_after, barrier = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), Path(sys.argv[5])
+    uri, version, start_after, barrier = sys.argv[1], sys.argv[2], float(sys.argv[3]), Path(sys.argv[4])
     mlflow.set_tracking_uri(uri)
-    read_champion = promotion.champion_score
+    client = mlflow.MlflowClient()
+    labels = np.arange(600) % 7
 
-    def slow_read(*args, **kwargs):
-        found = read_champion(*args, **kwargs)
+    def probs_of(model_version):  # a model right on `race.accuracy` of the images
+        right = (np.arange(600) * 7919) % 1000 < 1000 * float(model_version.tags["race.accuracy"])
+        predicted = np.where(right, labels, (labels + 1) % 7)
+        return np.eye(7)[predicted] * 0.9 + 0.1 / 7
+
+    def slow_probs(model_version):
         time.sleep(1.0)
-        return found
+        return probs_of(model_version)
 
-    promotion.champion_score = slow_read
     move = promotion.move_aliases
 
     def slow_move(*args, **kwargs):
@@ -50,21 +54,23 @@ SCRIPT = textwrap.dedent(
     while len(list(barrier.iterdir())) < 2:
         time.sleep(0.01)
     time.sleep(start_after)
-    gate = Gate(registered_model_name="fer_race")
-    print(publish.settle(mlflow.MlflowClient(), version, score, gate, "same-split", lambda model: 0.0).alias)
+    on = publish.GateImages(np.zeros((600, 48, 48), np.uint8), labels, "same-split", "val (600 images)")
+    mine = probs_of(client.get_model_version("fer_race", version))
+    gate = Gate(registered_model_name="fer_race", resamples=300)
+    print(publish.settle(client, version, gate, on, mine, slow_probs).alias)
     """
 )
 
 
-def new_version(client: mlflow.MlflowClient, score: float) -> str:
+def new_version(client: mlflow.MlflowClient, accuracy: float) -> str:
+    """A version whose model is right on `accuracy` of the gate's images (the script's `probs_of`)."""
     version = client.create_model_version(NAME, source="file:///nowhere").version
-    for key, value in {"test.fingerprint": "same-split", "test.macro_f1": f"{score:.6f}"}.items():
-        client.set_model_version_tag(NAME, version, key, value)
+    client.set_model_version_tag(NAME, version, "race.accuracy", str(accuracy))
     return str(version)
 
 
 @pytest.mark.parametrize("late", ["worse", "better"])
-@pytest.mark.parametrize("existing_champion", [None, 0.55])
+@pytest.mark.parametrize("existing_champion", [None, 0.40])
 def test_the_better_of_two_racing_registrations_ends_as_champion(tmp_path, late, existing_champion):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(uri)
@@ -72,20 +78,20 @@ def test_the_better_of_two_racing_registrations_ends_as_champion(tmp_path, late,
     client.create_registered_model(NAME)
     if existing_champion is not None:
         client.set_registered_model_alias(NAME, "champion", new_version(client, existing_champion))
-    better, worse = new_version(client, 0.60), new_version(client, 0.58)
+    better, worse = new_version(client, 0.80), new_version(client, 0.60)
     script, barrier = tmp_path / "settle.py", tmp_path / "barrier"
     script.write_text(SCRIPT)
     barrier.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs = [
         subprocess.Popen(
-            [sys.executable, str(script), uri, version, str(score), str(0.3 if late == who else 0.0), str(barrier)],
+            [sys.executable, str(script), uri, version, str(0.3 if late == who else 0.0), str(barrier)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
-        for who, version, score in (("better", better, 0.60), ("worse", worse, 0.58))
+        for who, version in (("better", better), ("worse", worse))
     ]
     outputs = [run.communicate(timeout=300) for run in runs]
     assert all(run.returncode == 0 for run in runs), outputs
@@ -94,12 +100,19 @@ def test_the_better_of_two_racing_registrations_ends_as_champion(tmp_path, late,
     if late == "worse":  # it read the champion before the better one moved it, and decided again
         assert str(promotion.version_by_alias(client, NAME, "challenger").version) == worse
         tags = client.get_model_version(NAME, worse).tags
-        assert tags["promotion.decision"] == "challenger" and float(tags["promotion.champion_score"]) == 0.60
-        assert "decided again: the champion moved to v" in tags["promotion.champion_score_source"]
+        assert tags["promotion.decision"] == "challenger" and float(tags["promotion.champion_score"]) == pytest.approx(
+            0.8, abs=0.02
+        )
+        assert (
+            f"champion v{better}" in tags["promotion.compared_with"]
+            and "decided again" in tags["promotion.compared_with"]
+        )
     else:  # the worse one was champion for a moment; the better one saw that under the lock and beat it
         assert str(promotion.version_by_alias(client, NAME, "previous_champion").version) == worse
         tags = client.get_model_version(NAME, better).tags
-        assert tags["promotion.decision"] == "champion" and float(tags["promotion.champion_score"]) == 0.58
+        assert tags["promotion.decision"] == "champion" and float(tags["promotion.champion_score"]) == pytest.approx(
+            0.6, abs=0.02
+        )
     mlflow.set_tracking_uri("")
 
 
