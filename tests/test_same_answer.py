@@ -21,6 +21,7 @@ from tests.factories import blank_png, face, image_tree, jpeg_bytes, write_zip
 
 BAD_FILES = {
     "no_image": b"these bytes are no image",
+    "too_large": b"\x89PNG" + b"\x00" * (3 * (1 << 19)),  # 1.5 MB, over FERKIT_MAX_FILE_MB=1 below
     "too_many_pixels": blank_png(13_000, 13_000, header_only=True),
     "truncated": jpeg_bytes(face(7), fmt="PNG")[:70],
 }
@@ -42,7 +43,8 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))
-def test_every_entry_point_names_the_file_with_the_same_reason(kind, tmp_path, checkpoint, capsys):
+def test_every_entry_point_names_the_file_with_the_same_reason(kind, tmp_path, checkpoint, capsys, monkeypatch):
+    monkeypatch.setenv("FERKIT_MAX_FILE_MB", "1")
     raw, member = BAD_FILES[kind], f"test/fear/PrivateTest_{kind}.png"
     reason = reason_of(raw)
     archive = write_zip(tmp_path / "d.zip", {**image_tree(16), member: raw})  # one bad file in 337

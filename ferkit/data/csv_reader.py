@@ -45,7 +45,7 @@ def read_csv(path: Path, limit_per_class: int | None, limits: ReadLimits, progre
     if not labels:
         raise DataError(f"{path}: the CSV has a header but no rows")
     return FERDataset(
-        images=np.stack(images).reshape(-1, IMAGE_SIZE, IMAGE_SIZE),
+        images=images.array().reshape(-1, IMAGE_SIZE, IMAGE_SIZE),
         labels=np.array(labels, dtype=np.int64),
         splits=np.array(splits, dtype=np.uint8),
         source_ids=np.array(ids),
@@ -60,8 +60,26 @@ def _columns(path: Path, header: list[str]) -> dict[str, int]:
     return {name: header.index(name) for name in ("emotion", "pixels", "Usage") if name in header}
 
 
+class _Faces:
+    """Rows of 2,304 pixels in one growing uint8 buffer (doubling), never a list of small arrays."""
+
+    def __init__(self) -> None:
+        self.buffer, self.count = np.empty((1024, PIXELS_PER_IMAGE), dtype=np.uint8), 0
+
+    def append(self, pixels: np.ndarray) -> None:
+        if self.count == len(self.buffer):
+            grown = np.empty((2 * len(self.buffer), PIXELS_PER_IMAGE), dtype=np.uint8)
+            grown[: self.count] = self.buffer
+            self.buffer = grown
+        self.buffer[self.count] = pixels
+        self.count += 1
+
+    def array(self) -> np.ndarray:
+        return self.buffer[: self.count]
+
+
 def _read_rows(path, reader, columns, width, limit_per_class, limits, progress):
-    images, labels, splits, ids = [], [], [], []
+    images, labels, splits, ids = _Faces(), [], [], []
     kept: dict[tuple[int, int], int] = {}
     problems: list[str] = []
     bad = rows = 0
@@ -108,8 +126,8 @@ def _parse_row(row: list[str], columns: dict[str, int]) -> tuple[int, np.ndarray
     try:
         values = np.array(tokens, dtype=np.int64)
     except (ValueError, OverflowError):
-        first = next(t for t in tokens if not t.lstrip("-").isdigit())
-        raise _RowError("pixels", f"value {first[:20]!r} is not an integer") from None
+        first = next((t for t in tokens if not (t.lstrip("-").isascii() and t.lstrip("-").isdigit())), tokens[0])
+        raise _RowError("pixels", f"value {first[:20]!r} is not an integer 0-255") from None
     if values.min() < 0 or values.max() > 255:
         raise _RowError("pixels", f"values must lie in 0-255, found {values.min()}..{values.max()}")
     if "Usage" not in columns:

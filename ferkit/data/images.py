@@ -19,13 +19,15 @@ environment, so one setting covers the CLI, the pipelines and the model server:
 from __future__ import annotations
 
 import io
+import math
 import os
+import stat
 import warnings
 from dataclasses import dataclass, fields
 from typing import BinaryIO, Literal
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from ferkit.data.errors import DataError
 
@@ -47,6 +49,10 @@ PixelRange = Literal["0-255", "0-1"]
 PIXEL_RANGES = ("0-255", "0-1")
 
 
+class LimitSettingError(ValueError):
+    """A read limit set to something that is not a positive finite number; the message names it."""
+
+
 class BadImage(DataError):
     """One file is not a readable image within the limits; the message says why (without the name)."""
 
@@ -63,14 +69,14 @@ class ReadLimits:
     def __post_init__(self) -> None:
         for f in fields(self):
             if getattr(self, f.name) <= 0:
-                raise ValueError(f"read limit {f.name} must be positive, got {getattr(self, f.name)}")
+                raise LimitSettingError(f"read limit {f.name} must be positive, got {getattr(self, f.name)}")
 
     @classmethod
     def from_env(cls, **overrides: int) -> ReadLimits:
         """Defaults, replaced by the FERKIT_MAX_* variables that are set, replaced by `overrides`."""
         unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f"unknown read limit(s) {unknown}; known: {[f.name for f in fields(cls)]}")
+            raise LimitSettingError(f"unknown read limit(s) {unknown}; known: {[f.name for f in fields(cls)]}")
         values: dict[str, int] = {}
         for name, variable in LIMIT_ENV.items():
             raw = os.environ.get(variable, "").strip()
@@ -79,7 +85,9 @@ class ReadLimits:
             try:
                 number = float(raw)
             except ValueError:
-                raise ValueError(f"${variable}={raw!r} is not a number") from None
+                raise LimitSettingError(f"${variable}={raw!r} is not a number") from None
+            if not math.isfinite(number) or number <= 0:
+                raise LimitSettingError(f"${variable}={raw!r} must be a positive finite number")
             values[name] = int(number * MB) if name in _IN_MB else int(number)
         return cls(**{**values, **overrides})
 
@@ -109,6 +117,23 @@ def read_bounded(file: BinaryIO, limits: ReadLimits, declared: int | None = None
     return raw
 
 
+def read_file(path: str | os.PathLike, limits: ReadLimits) -> bytes:
+    """The bytes of the regular file at `path` within `limits`: a FIFO, a device or a socket is refused
+    without blocking, and an unreadable file is a `BadImage` with the system's reason."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise BadImage(f"cannot open file: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BadImage("not a regular file (a pipe, device or socket)")
+        try:
+            return read_bounded(file, limits, declared=info.st_size)
+        except OSError as exc:
+            raise BadImage(f"cannot read file: {exc.strerror or exc}") from None
+
+
 @dataclass
 class GrayImage:
     """An image as 8-bit grayscale, with what had to change to get there."""
@@ -119,19 +144,34 @@ class GrayImage:
     notes: tuple[str, ...]  # conversions applied: "rotated", "alpha", "16-bit", "cmyk", "palette", "animated", ...
 
 
+# The formats a face file may be in (IMAGE_SUFFIXES): Pillow identifies a file by its content, so
+# without this a file named .png could reach a decoder for EPS (Ghostscript) or DDS.
+FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")  # JPEG covers the MPO files phone cameras write
+# Pillow refuses in `open` above twice its MAX_IMAGE_PIXELS; a JPEG up to 64 times over our limit can
+# still be decoded at 1/8 scale, so the bound in force while opening leaves room for that.
+_DRAFT_ROOM = 64
+
+
 def read_gray(raw: bytes, limits: ReadLimits | None = None) -> GrayImage:
     """Decode encoded image bytes to grayscale within `limits`; raises `BadImage` with the reason.
 
-    The pixel count is checked from the header before any decoding; a JPEG over the
-    count is decoded at a reduced scale (draft mode) when that brings it under.
+    The byte count is checked first and the pixel count from the header before any decoding; a
+    JPEG over the pixel count is decoded at a reduced scale (1/2, 1/4 or 1/8, draft mode) when
+    that brings it under.
     """
     limits = limits or ReadLimits.from_env()
-    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limits.max_image_pixels:
-        Image.MAX_IMAGE_PIXELS = limits.max_image_pixels  # only ever raised, to a bound the user set
+    if len(raw) > limits.max_file_bytes:
+        raise BadImage(
+            f"file is {len(raw) / MB:.1f} MB, over the limit of {limits.max_file_bytes / MB:g} MB; "
+            f"{env_hint('max_file_bytes')}"
+        )
+    room = limits.max_image_pixels * _DRAFT_ROOM
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < room:
+        Image.MAX_IMAGE_PIXELS = room  # only ever raised; our own bound, checked next, is lower
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own bound is lower
-            with Image.open(io.BytesIO(raw)) as img:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw), formats=FORMATS) as img:
                 return _to_gray(img, limits)
     except BadImage:
         raise
@@ -142,47 +182,84 @@ def read_gray(raw: bytes, limits: ReadLimits | None = None) -> GrayImage:
         ) from None
     except UnidentifiedImageError:
         raise BadImage("not an image file (unknown format)") from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, IndexError, TypeError) as exc:
-        raise BadImage(f"cannot decode image: {exc}") from None
+    except MemoryError:
+        raise BadImage("image too large to decode in the memory available") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure on hostile bytes is this file's fault
+        raise BadImage(f"cannot decode image: {type(exc).__name__}: {exc}") from None
 
 
 def _to_gray(img: Image.Image, limits: ReadLimits) -> GrayImage:
     size, mode, notes = img.size, img.mode, []
     if size[0] * size[1] > limits.max_image_pixels:
-        if img.format == "JPEG":
-            img.draft("L", _draft_target(size, limits.max_image_pixels))
-        if img.size[0] * img.size[1] > limits.max_image_pixels:
+        scale = _draft_scale(size, limits.max_image_pixels) if img.format in ("JPEG", "MPO") else None
+        if scale is None:
             raise BadImage(
                 f"image is {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels, over the limit of "
                 f"{limits.max_image_pixels:,}; {env_hint('max_image_pixels')}"
+            )
+        img.draft("L", (max(1, size[0] // scale), max(1, size[1] // scale)))  # draft divides by this
+        if img.size[0] * img.size[1] > limits.max_image_pixels:
+            raise BadImage(
+                f"image is {size[0]}x{size[1]}, over the limit of {limits.max_image_pixels:,} pixels even reduced"
             )
         notes.append("reduced")
     if getattr(img, "is_animated", False):
         img.seek(0)
         notes.append("animated")
     img.load()
-    if img.getexif().get(ORIENTATION_TAG, 1) not in (0, 1):
-        img = ImageOps.exif_transpose(img)  # a sideways phone photo, read the way a viewer shows it
+    turn = _orientation_turn(img)
+    pixels = gray_pixels(img, notes)
+    if turn is not None:  # a sideways phone photo, read the way a viewer shows it; turned once gray (1 byte/px)
+        pixels = np.ascontiguousarray(turn(pixels))
         notes.append("rotated")
-    return GrayImage(pixels=gray_pixels(img, notes), size=size, mode=mode, notes=tuple(notes))
+    return GrayImage(pixels=pixels, size=size, mode=mode, notes=tuple(notes))
 
 
-def _draft_target(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
-    """The size to ask JPEG draft mode for: the image scaled under `max_pixels` (draft picks >= it)."""
-    scale = (max_pixels / (size[0] * size[1])) ** 0.5
-    return max(1, int(size[0] * scale)), max(1, int(size[1] * scale))
+def _draft_scale(size: tuple[int, int], max_pixels: int) -> int | None:
+    """The JPEG decoding scale (2, 4 or 8) that brings `size` under `max_pixels`; None when none does."""
+    for scale in (2, 4, 8):
+        if -(-size[0] // scale) * -(-size[1] // scale) <= max_pixels:
+            return scale
+    return None
+
+
+# EXIF orientation -> the turn that shows the image upright, on an (H, W) array.
+_TURNS = {
+    2: np.fliplr,
+    3: lambda a: np.rot90(a, 2),
+    4: np.flipud,
+    5: lambda a: np.rot90(np.fliplr(a), 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(np.fliplr(a), -1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _orientation_turn(img: Image.Image):
+    """The turn the EXIF orientation asks for; a broken EXIF block counts as none."""
+    try:
+        orientation = img.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - metadata only: the pixels are still good
+        return None
+    return _TURNS.get(orientation) if isinstance(orientation, int) else None
 
 
 def gray_pixels(img: Image.Image, notes: list[str] | None = None) -> np.ndarray:
-    """(H, W) uint8 of any mode: 16-bit scaled (not clipped), alpha laid on white, CMYK and palettes converted."""
+    """(H, W) uint8 of any mode: 16-bit scaled (not clipped), alpha laid on white, CMYK and palettes
+    converted; at most one full-size temporary beyond the result."""
     mode, notes = img.mode, notes if notes is not None else []
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         notes.append("16-bit")
-        wide = np.asarray(img).astype(np.int64)
-        return (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)  # Pillow's convert("L") would clip at 255
+        return (np.asarray(img).astype(np.uint16, copy=False) >> 8).astype(np.uint8)  # convert("L") clips at 255
+    if mode == "I":
+        notes.append("16-bit")
+        wide = np.asarray(img)  # int32, from 16-bit files
+        return (np.clip(wide, 0, 65535, out=wide.copy()) >> 8).astype(np.uint8)
     if mode == "F":
         notes.append("float")
-        return np.clip(np.nan_to_num(np.asarray(img, dtype=np.float64)), 0, 255).astype(np.uint8)
+        values = np.asarray(img, dtype=np.float32).copy()
+        np.nan_to_num(values, copy=False)
+        return np.clip(values, 0, 255, out=values).astype(np.uint8)
     if mode == "P":
         notes.append("palette")
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -193,14 +270,19 @@ def gray_pixels(img: Image.Image, notes: list[str] | None = None) -> np.ndarray:
         notes.append("1-bit")
     if img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (img.mode == "L" and "transparency" in img.info):
         notes.append("alpha")
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)  # a viewer shows transparent parts on a light page
+        return _on_white(img)
     if img.mode != "L":
-        if mode not in ("P", "CMYK", "1") and "alpha" not in notes:
+        if mode not in ("P", "CMYK", "1"):
             notes.append(f"mode {mode}")
         img = img.convert("L")
     return np.asarray(img, dtype=np.uint8)
+
+
+def _on_white(img: Image.Image) -> np.ndarray:
+    """Gray laid on a white page by its alpha, as a viewer shows transparent parts: g*a + 255*(1-a)."""
+    la = img.convert("LA")  # 2 bytes per pixel
+    gray, alpha = (np.asarray(band, dtype=np.uint16) for band in la.split())
+    return ((gray * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
 
 
 def pixel_array(values: object, pixel_range: PixelRange | None = None) -> np.ndarray:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
-import zlib
 from pathlib import Path, PurePosixPath
 
 from ferkit.data.errors import DataError
-from ferkit.data.images import MB, BadImage, ReadLimits, env_hint, read_bounded
+from ferkit.data.images import MB, BadImage, ReadLimits, env_hint, read_bounded, read_file
 
 
 def _too_many(label: str, count: int, limits: ReadLimits) -> DataError:
@@ -43,7 +42,13 @@ class FolderSource:
 
     def _walk(self) -> list[str]:
         names: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):  # never descends through a link
+
+        def unreadable(error: OSError) -> None:
+            self.refused_links[Path(error.filename).relative_to(self.root).as_posix() + "/"] = (
+                f"folder cannot be read: {error.strerror}"
+            )
+
+        for dirpath, dirnames, filenames in os.walk(self.root, onerror=unreadable):  # never through a link
             here = Path(dirpath)
             for name in dirnames:
                 if (here / name).is_symlink():
@@ -56,10 +61,16 @@ class FolderSource:
         return names
 
     def _file_allowed(self, path: Path) -> bool:
-        """A plain file, or a link to a file inside the folder (recorded); links elsewhere are refused."""
+        """A plain file, or a link to a file inside the folder (recorded); links elsewhere are refused.
+        Pipes, devices and sockets are not files: `read` names them as bad files without blocking."""
         if not path.is_symlink():
             return True
-        rel, real = path.relative_to(self.root).as_posix(), path.resolve()
+        rel = path.relative_to(self.root).as_posix()
+        try:
+            real = path.resolve()
+        except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a loop
+            self.refused_links[rel] = "symbolic link loop"
+            return False
         if not real.is_relative_to(self.real_root):
             self.refused_links[rel] = f"symbolic link to '{real}', outside the data folder"
         elif not real.is_file():
@@ -71,7 +82,12 @@ class FolderSource:
 
     def _refuse_folder_link(self, path: Path) -> None:
         """Folder links are never walked: outside they leave the data, inside they read a folder twice (or loop)."""
-        rel, real = path.relative_to(self.root).as_posix(), path.resolve()
+        rel = path.relative_to(self.root).as_posix()
+        try:
+            real = path.resolve()
+        except (RuntimeError, OSError):
+            self.refused_links[rel] = "symbolic link loop"
+            return
         if real.is_relative_to(self.real_root):
             inside = real.relative_to(self.real_root).as_posix() or "."
             self.refused_links[rel] = f"symbolic link to the folder '{inside}', read under its own name"
@@ -79,9 +95,7 @@ class FolderSource:
             self.refused_links[rel] = f"symbolic link to '{real}', outside the data folder"
 
     def read(self, name: str) -> bytes:
-        path = self.root / name
-        with open(path, "rb") as file:
-            return read_bounded(file, self.limits, declared=os.fstat(file.fileno()).st_size)
+        return read_file(self.root / name, self.limits)
 
 
 class ZipSource:
@@ -91,10 +105,11 @@ class ZipSource:
         self.label, self.limits = str(path), limits
         self.followed_links: list[str] = []  # an archive's links are never followed
         self.refused_links: dict[str, str] = {}
-        count = _declared_member_count(path)
-        if count is not None and count > limits.max_files:  # before zipfile reads the whole directory
-            raise _too_many(self.label, count, limits)
-        self.zf = zipfile.ZipFile(path)
+        _check_directory(path, self.label, limits)
+        try:
+            self.zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{self.label}: not a readable zip archive: {exc}") from None
         self.infos = {info.filename: info for info in self.zf.infolist() if not info.is_dir()}
         if len(self.infos) > limits.max_files:
             raise _too_many(self.label, len(self.infos), limits)
@@ -126,8 +141,10 @@ class ZipSource:
         try:
             with self.zf.open(info) as member:
                 raw = read_bounded(member, self.limits, declared=info.file_size)
-        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
-            raise BadImage(f"cannot read archive member: {exc}") from None
+        except BadImage:
+            raise
+        except Exception as exc:  # noqa: BLE001 - bad CRC, zlib/bz2/lzma errors, encryption: this member's fault
+            raise BadImage(f"cannot read archive member: {type(exc).__name__}: {exc}") from None
         self.bytes_read += len(raw)
         if self.bytes_read > self.limits.max_archive_bytes:  # headers that understate sizes are caught here
             raise DataError(
@@ -137,11 +154,26 @@ class ZipSource:
         return raw
 
 
-def _declared_member_count(path: Path) -> int | None:
-    """Entries named by the archive's end-of-directory record (None when it cannot be read here)."""
+# zipfile keeps about 540 bytes per entry; its directory is read by byte size, whatever count the
+# end record states. An average entry of 128 bytes (names up to about 80 characters) is generous.
+_DIRECTORY_BYTES_PER_FILE = 128
+
+
+def _check_directory(path: Path, label: str, limits: ReadLimits) -> None:
+    """Refuse an archive whose end record states more files than the limit, or a directory too large
+    for that many, before zipfile reads the directory into memory (either field can lie)."""
     try:
         with open(path, "rb") as file:
             record = zipfile._EndRecData(file)  # noqa: SLF001 (the standard library's own parser)
-    except (OSError, zipfile.BadZipFile, AttributeError):
-        return None
-    return int(record[zipfile._ECD_ENTRIES_TOTAL]) if record else None  # noqa: SLF001
+    except (OSError, zipfile.BadZipFile, AttributeError, ValueError):
+        return  # zipfile will say what is wrong
+    if not record:
+        return
+    stated, size = int(record[zipfile._ECD_ENTRIES_TOTAL]), int(record[zipfile._ECD_SIZE])  # noqa: SLF001
+    if stated > limits.max_files:
+        raise _too_many(label, stated, limits)
+    if size > limits.max_files * _DIRECTORY_BYTES_PER_FILE:
+        raise DataError(
+            f"{label}: its directory is {size / MB:,.1f} MB, more than {limits.max_files:,} files need; "
+            f"{env_hint('max_files')}"
+        )

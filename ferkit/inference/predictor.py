@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ferkit.data.images import BadImage, ReadLimits, gray_pixels, pixel_array, read_bounded, read_gray
+from ferkit.data.images import BadImage, ReadLimits, gray_pixels, pixel_array, read_file, read_gray
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
 from ferkit.models.checkpoint import TrainedModel
 from ferkit.models.predict import predict_proba
@@ -24,8 +24,7 @@ def to_face_array(image: ImageLike, limits: ReadLimits | None = None) -> np.ndar
     floating point in [0, 1].
     """
     if isinstance(image, (str, Path)):
-        with open(image, "rb") as file:
-            image = read_bounded(file, limits or ReadLimits.from_env())
+        image = read_file(image, limits or ReadLimits.from_env())
     if isinstance(image, (bytes, bytearray)):
         array = read_gray(bytes(image), limits).pixels
     elif isinstance(image, Image.Image):

@@ -39,12 +39,14 @@ def face_of_row(row: dict, limits: ReadLimits) -> np.ndarray:
     if has_image:
         return to_face_array(read_gray(_image_bytes(image), limits).pixels)
     if has_pixels:
-        pixel_range = row.get("pixel_range") or "0-255"
+        pixel_range = row.get("pixel_range")
+        if pixel_range is None or (isinstance(pixel_range, float) and np.isnan(pixel_range)):
+            pixel_range = "0-255"  # a row without it, in a table where another row has it
         if pixel_range not in PIXEL_RANGES:
             raise BadImage(f"`pixel_range` must be one of {list(PIXEL_RANGES)}, got {pixel_range!r}")
-        values = pixels.tolist() if hasattr(pixels, "tolist") else pixels
-        _check_size(values, limits)
-        array = pixel_array(values if values is not None else [], pixel_range)
+        _check_size(pixels, limits)
+        values = pixels.tolist() if isinstance(pixels, np.ndarray) and pixels.dtype == object else pixels
+        array = pixel_array(values, pixel_range)
         if array.ndim == 1:
             raise BadImage(
                 f"`pixels` is 1-D ({array.size} values); give a 2-D array of rows, e.g. {IMAGE_SIZE} rows "
@@ -52,18 +54,21 @@ def face_of_row(row: dict, limits: ReadLimits) -> np.ndarray:
             )
         if array.ndim != 2:
             raise BadImage(f"`pixels` must be a 2-D grayscale array, got {array.ndim} dimensions")
-        if array.size > limits.max_image_pixels:
-            raise BadImage(f"`pixels` holds about {array.size:,} values, over the limit of {limits.max_image_pixels:,}")
         return to_face_array(array)
     raise BadImage("the row has neither `image` nor `pixels`")
 
 
 def _check_size(values: object, limits: ReadLimits) -> None:
-    """Refuse a nested list over the pixel limit before numpy copies it (rows x first row's length)."""
-    if isinstance(values, list) and values and isinstance(values[0], list):
-        estimate = len(values) * len(values[0])
-        if estimate > limits.max_image_pixels:
-            raise BadImage(f"`pixels` holds about {estimate:,} values, over the limit of {limits.max_image_pixels:,}")
+    """Refuse pixels over the pixel limit before numpy copies them: an array by its size, nested
+    lists by the sum of their rows' lengths."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        count = values.size
+    elif isinstance(values, (list, tuple, np.ndarray)):
+        count = sum(len(row) if isinstance(row, (list, tuple, np.ndarray)) else 1 for row in values)
+    else:
+        raise BadImage(f"`pixels` must be a 2-D array of numbers, got {type(values).__name__}")
+    if count > limits.max_image_pixels:
+        raise BadImage(f"`pixels` holds {count:,} values, over the limit of {limits.max_image_pixels:,}")
 
 
 def _image_bytes(image: object) -> bytes:

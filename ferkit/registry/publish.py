@@ -219,7 +219,7 @@ def log_and_register(model: TrainedModel, name: str) -> str:
                     # column would fail the whole request, and a row without an image would too.
                     ColSpec(AnyType(), "image", required=False),
                     ColSpec(AnyType(), "pixels", required=False),
-                    ColSpec("string", "pixel_range", required=False),
+                    ColSpec(AnyType(), "pixel_range", required=False),  # a bad value is that row's error
                 ]
             ),
             outputs=Schema(

@@ -86,9 +86,12 @@ def resume_path(
 
 
 def remove_resume_states(folder: str | os.PathLike, config: TrainConfig, keep: Path | None = None) -> list[Path]:
-    """Delete `config`'s resume states in `folder` (other data or weights), except `keep`; other
-    configs' states are never touched. Returns what was removed."""
-    removed = sorted(p for p in Path(folder).glob(f"train-{config.fingerprint()}-*.pt") if p != keep)
+    """Delete `config`'s resume states in `folder` (other data or weights), except `keep`, and the
+    temporary files its killed writes left; other configs' states are never touched. Returns what
+    was removed."""
+    prefix = f"train-{config.fingerprint()}-"
+    states = [p for p in Path(folder).glob(f"{prefix}*.pt") if p != keep]
+    removed = sorted(states + list(Path(folder).glob(f".{prefix}*.tmp")))
     for state in removed:
         state.unlink(missing_ok=True)
     return removed

@@ -4,7 +4,7 @@ that are cheap to write and expensive to read naively.
     .venv/bin/python tests/benchmarks/bench_hostile_input.py [--out tests/benchmarks/results/hostile_input.json]
         [--max-files N] [--keep DIR]
 
-Cases, generated in a temporary folder (about 0.6 GB of disk, mostly the CSV; 1.5 minutes on 2 cores):
+Cases, generated in a temporary folder (about 0.8 GB of disk, mostly the CSV; 2 minutes on 2 cores):
 
     baseline              a zip of 399 normal faces (the Kaggle layout); a 48x48 face PNG for predict
     zip_bomb_member       the same faces plus one member of 1 GiB of zeros (deflated to about 1 MB)
@@ -13,10 +13,22 @@ Cases, generated in a temporary folder (about 0.6 GB of disk, mostly the CSV; 1.
     many_members          a zip of FERKIT_MAX_FILES + 1 tiny members (default 300,001)
     csv_long_line         a CSV header, then one 500 MB line
 
+and the worst *legal* inputs, just under the limits (FERKIT_MAX_IMAGE_PIXELS 50,000,000, FERKIT_MAX_FILE_MB 64),
+which must be read (exit 0, the file not reported unreadable) within the same 1 GiB:
+
+    png16_7071            a 7,071 x 7,071 16-bit grayscale PNG (49,999,041 pixels) in the faces zip; alone
+    rgba_7000_rotated     a 7,000 x 7,000 RGBA PNG with an eXIf chunk (orientation 6) in the faces zip; alone
+    jpeg_48mp             an 8,000 x 6,000 RGB JPEG photo, alone (predict with and without face detection)
+
+The PNGs are written row block by row block (numpy rows, PNG Sub filter, zlib level 1, one IDAT chunk per
+block): a gradient with a few bits of cycled noise, so they compress to tens of MB, not to almost nothing;
+the generator refuses to write one over FERKIT_MAX_FILE_MB. Their rows carry `legal_worst_case: true`.
+
 Each command runs as its own process (`.venv/bin/ferkit ...`, with FERKIT_HOME and ZENML_CONFIG_PATH in
 a temporary folder and FERKIT_NO_PROGRESS=1); its peak RSS is exact, from `os.wait4` (ru_maxrss). A row
 passes when the peak stays under 1 GiB, the exit code is the expected one, nothing prints a traceback
-and the output names the hostile file with the reason. `predict` uses a small untrained hybrid
+and the output names the hostile file with the reason (a legal file: is not named as unreadable, and
+`predict` names it with its faces or "no face found"). `predict` uses a small untrained hybrid
 (tests/factories.py TINY_HYBRID): the reading, not the model, is measured. `--max-files` lowers
 FERKIT_MAX_FILES for the many_members case only (fewer members to write); the JSON records it.
 
@@ -34,11 +46,13 @@ import os
 import re
 import resource
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +66,9 @@ GIB = 1 << 30
 OUT = ROOT / "tests/benchmarks/results/hostile_input.json"
 # Either ferkit's own bound or Pillow's (twice Image.MAX_IMAGE_PIXELS, raised in Image.open) refuses a huge image.
 TOO_BIG = r"over the limit|too large to decode safely"
+# What a legal file must never be called, in a line that names it.
+UNREAD = r"cannot read|cannot decode|over the limit|too large|not an image|unreadable"
+MAX_FILE_BYTES = 64 * (1 << 20)  # ferkit's default FERKIT_MAX_FILE_MB
 
 
 # --- measuring one command -------------------------------------------------------------------
@@ -100,7 +117,21 @@ def judge(case: dict, command: str, result: dict) -> dict:
         "traceback": traceback,
     }
     checks = [result["exit_code"] in case["exit_codes"][command], not traceback]
-    if case.get("names"):
+    if case.get("legal"):  # a worst legal input: read, never named as unreadable
+        name = case["legal"]
+        naming = [line for line in both if name in line]
+        refused = [line for line in naming if re.search(UNREAD, line)]
+        if command.startswith("predict"):
+            said = next((line for line in naming if "->" in line or "no face found" in line), "")
+            read = bool(said) and not refused
+        else:
+            said = next((line for line in _lines(result["stdout"]) if "converted to 48x48" in line), "")
+            said = said or (stderr or _lines(result["stdout"]) or [""])[-1]
+            read = not refused
+        row["said"] = (refused[0] if refused else said).strip()
+        row["read_legal_file"] = read
+        checks.append(read)
+    elif case.get("names"):
         said = next((line for line in both if case["names"] in line and re.search(case["reason"], line)), "")
         row["said"] = said.strip()
         row["names_file_and_reason"] = bool(said)
@@ -138,6 +169,119 @@ def write_long_line_csv(path: Path, size: int) -> Path:
             file.write(piece)
             written += len(piece)
         file.write(b",Training\n")
+    return path
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def exif_orientation(value: int) -> bytes:
+    """A minimal big-endian TIFF block (what a PNG eXIf chunk holds): one IFD, tag 0x0112 = `value`."""
+    entry = struct.pack(">HHIHH", 0x0112, 3, 1, value, 0)  # SHORT, count 1, value left-justified
+    return b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", 1) + entry + struct.pack(">I", 0)
+
+
+def write_png(path: Path, width: int, height: int, depth: int, color: int, bpp: int, rows, exif: bytes = b"") -> int:
+    """A PNG streamed to `path`: `rows(y0, n)` gives rows y0..y0+n as (n, width * bpp) uint8 (stored byte
+    order), written with the Sub filter, zlib level 1, one IDAT chunk per block of rows; its size in bytes.
+    Refuses (ValueError) to write one over MAX_FILE_BYTES: these cases must stay legal."""
+    import numpy as np
+
+    packer, block = zlib.compressobj(1), 64
+    with open(path, "wb") as file:
+        file.write(
+            b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color, 0, 0, 0))
+        )
+        if exif:
+            file.write(_chunk(b"eXIf", exif))  # before the pixel data, as the PNG spec asks
+        for y0 in range(0, height, block):
+            px = rows(y0, min(block, height - y0))
+            filtered = np.empty((px.shape[0], px.shape[1] + 1), np.uint8)
+            filtered[:, 0] = 1  # Sub: each byte minus the one bpp bytes to its left
+            filtered[:, 1 : bpp + 1] = px[:, :bpp]
+            np.subtract(px[:, bpp:], px[:, :-bpp], out=filtered[:, bpp + 1 :])
+            data = packer.compress(filtered.tobytes())
+            if data:
+                file.write(_chunk(b"IDAT", data))
+        file.write(_chunk(b"IDAT", packer.flush()) + _chunk(b"IEND", b""))
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"{path.name} is {size:,} bytes, over FERKIT_MAX_FILE_MB: not a legal input")
+    return size
+
+
+def write_png16(path: Path, side: int) -> int:
+    """A side x side 16-bit grayscale PNG: diagonal gradient plus 5 bits of noise (61 noise rows, cycled)."""
+    import numpy as np
+
+    noise = np.random.default_rng(16).integers(0, 32, (61, side))
+    x = np.arange(side)[None, :]
+
+    def rows(y0: int, n: int):
+        y = np.arange(y0, y0 + n)[:, None]
+        values = (x * 6 + y * 5 + noise[y[:, 0] % 61]) % 65536
+        return values.astype(">u2").view(np.uint8).reshape(n, side * 2)
+
+    return write_png(path, side, side, 16, 0, 2, rows)
+
+
+def write_rgba_rotated(path: Path, side: int) -> int:
+    """A side x side RGBA PNG (8-bit) with EXIF orientation 6: RGB gradients with 1 bit of noise in R and G,
+    alpha ramping from 96 to 255 across, so laying it on white does real work."""
+    import numpy as np
+
+    noise = np.random.default_rng(6).integers(0, 2, (61, side, 2)).astype(np.uint8)
+    x = np.arange(side)[None, :]
+
+    def rows(y0: int, n: int):
+        y = np.arange(y0, y0 + n)[:, None]
+        px = np.empty((n, side, 4), np.uint8)
+        px[..., 0] = x * 254 // side
+        px[..., 1] = y * 254 // side
+        px[..., 2] = ((x + y) // 40) % 256
+        px[..., 3] = 96 + x * 159 // side
+        px[..., :2] += noise[y[:, 0] % 61]
+        return px.reshape(n, side * 4)
+
+    return write_png(path, side, side, 8, 6, 4, rows, exif=exif_orientation(6))
+
+
+def write_jpeg_photo(path: Path, width: int, height: int) -> int:
+    """A width x height RGB JPEG (quality 92): a small scene of gradients and faces resized up, with grain
+    so it is photo-sized. The generator's memory does not matter (its own process)."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.factories import face
+
+    small_w, small_h = width // 10, height // 10
+    yy, xx = np.mgrid[0:small_h, 0:small_w]
+    scene = np.stack([xx * 255 // small_w, yy * 255 // small_h, (xx + yy) % 256], -1).astype(np.uint8)
+    for i in range(12):  # faces scattered over the scene, 96 px each (960 px at full size)
+        tile = np.asarray(Image.fromarray(face(100 + i)).resize((96, 96)))
+        top, left = (i // 4) * (small_h // 3) + 20, (i % 4) * (small_w // 4) + 20
+        scene[top : top + 96, left : left + 96] = tile[..., None]
+    photo = np.asarray(Image.fromarray(scene).resize((width, height), Image.Resampling.BICUBIC)).copy()
+    grain = np.random.default_rng(48).integers(-14, 15, (height // 4, width // 4, 3), dtype=np.int16)
+    for top in range(0, height, grain.shape[0]):
+        for left in range(0, width, grain.shape[1]):
+            part = photo[top : top + grain.shape[0], left : left + grain.shape[1]]
+            part[...] = np.clip(part + grain[: part.shape[0], : part.shape[1]], 0, 255)
+    Image.fromarray(photo).save(path, quality=92)
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"{path.name} is {size:,} bytes, over FERKIT_MAX_FILE_MB: not a legal input")
+    return size
+
+
+def zip_with_file(path: Path, faces: dict[str, bytes], member: str, file: Path) -> Path:
+    """The faces zip plus `file` as `member`, stored (its uncompressed size is the file's size)."""
+    from tests.factories import write_zip
+
+    write_zip(path, faces)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_STORED) as zf:
+        zf.write(file, member)
     return path
 
 
@@ -191,6 +335,18 @@ def build_cases(folder: Path, max_files: int) -> tuple[list[dict], dict]:
     many_zip = timed("many_members", write_many_members, folder / "many_members.zip", max_files + 1)
     long_csv = timed("csv_long_line", write_long_line_csv, folder / "long_line.csv", CSV_LINE_BYTES)
 
+    # The worst legal inputs: just under the pixel bound, each file under the byte bound.
+    png16 = folder / "png16_7071.png"
+    timed("png16_7071", write_png16, png16, 7071)
+    png16_member = "train/neutral/Training_png16_7071.png"
+    png16_zip = timed("png16_7071_zip", zip_with_file, folder / "png16_7071.zip", faces, png16_member, png16)
+    rgba = folder / "rgba_7000_rotated.png"
+    timed("rgba_7000_rotated", write_rgba_rotated, rgba, 7000)
+    rgba_member = "train/surprise/Training_rgba_7000_rotated.png"
+    rgba_zip = timed("rgba_7000_rotated_zip", zip_with_file, folder / "rgba_7000_rotated.zip", faces, rgba_member, rgba)
+    jpeg48 = folder / "jpeg_48mp.jpg"
+    timed("jpeg_48mp", write_jpeg_photo, jpeg48, 8000, 6000)
+
     zip_codes = {"info": (0,), "validate": (0, 1)}  # the gate may stop 399 faces; it must not crash
     predict_codes = {"predict": (1,), "predict --no-detect": (1,)}
     sizes = {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}
@@ -220,6 +376,24 @@ def build_cases(folder: Path, max_files: int) -> tuple[list[dict], dict]:
          "names": "long_line.csv", "reason": "longer than",
          "about": f"CSV header then one line of {CSV_LINE_BYTES / (1 << 20):g} MiB"},
     ]  # fmt: skip
+    mb = lambda path: f"{sizes[path.name] / (1 << 20):.1f} MiB"  # noqa: E731
+    legal_zip = {"info": (0,), "validate": (0, 1)}
+    legal_predict = {"predict --no-detect": (0,), "predict": (0,)}
+    legal = [
+        {"name": "png16_7071", "path": png16_zip, "exit_codes": legal_zip, "legal": png16_member,
+         "about": f"the {len(faces)} faces plus a 7,071 x 7,071 16-bit grayscale PNG ({mb(png16)}), stored"},
+        {"name": "png16_7071", "path": png16, "exit_codes": legal_predict, "legal": png16.name,
+         "about": f"the 7,071 x 7,071 16-bit grayscale PNG alone ({mb(png16)})"},
+        {"name": "rgba_7000_rotated", "path": rgba, "exit_codes": legal_predict, "legal": rgba.name,
+         "about": f"a 7,000 x 7,000 RGBA PNG, EXIF orientation 6, alone ({mb(rgba)})"},
+        {"name": "rgba_7000_rotated", "path": rgba_zip, "exit_codes": {"info": (0,)}, "legal": rgba_member,
+         "about": f"the {len(faces)} faces plus the 7,000 x 7,000 RGBA PNG ({mb(rgba)}), stored"},
+        {"name": "jpeg_48mp", "path": jpeg48, "exit_codes": {"predict": (0,), "predict --no-detect": (0,)},
+         "legal": jpeg48.name, "about": f"an 8,000 x 6,000 RGB JPEG photo, quality 92 ({mb(jpeg48)})"},
+    ]  # fmt: skip
+    for case in legal:
+        case.update(hostile=False, legal_worst_case=True)
+    cases += legal
     for case in cases:
         case["file_bytes"] = sizes[case["path"].name]
         case["path"] = str(case["path"])
@@ -282,7 +456,7 @@ def main() -> int:
                 result = run_measured(ferkit_argv(command, case["path"], checkpoint), env, scratch)
                 row = judge(case, command, result)
                 row.update(file=case["path"].name, file_bytes=case["file_bytes"], hostile=case["hostile"],
-                           about=case["about"])  # fmt: skip
+                           legal_worst_case=case.get("legal_worst_case", False), about=case["about"])  # fmt: skip
                 rows.append(row)
                 print(f"{row['case']:22s} {command:20s} exit {row['exit_code']}  {row['peak_rss_mib']:7.1f} MiB  "
                       f"{row['wall_seconds']:6.2f} s  {'ok ' if row['passed'] else 'FAIL'}  {row['said'][:110]}",
@@ -291,12 +465,13 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     floor = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
-    baseline = {row["command"]: row for row in rows if not row["hostile"]}
+    baseline = {row["command"]: row for row in rows if row["case"] == "baseline"}
     for row in rows:
         base = baseline.get(row["command"])
         row["peak_rss_ratio_to_baseline"] = round(row["peak_rss_mib"] / base["peak_rss_mib"], 2) if base else None
         row["wall_ratio_to_baseline"] = round(row["wall_seconds"] / base["wall_seconds"], 2) if base else None
     hostile = [row for row in rows if row["hostile"]]
+    legal = [row for row in rows if row["legal_worst_case"]]
     checks = {f"{row['case']} / {row['command']}": row["passed"] for row in rows}
     results = {
         "passed": all(checks.values()),
@@ -304,12 +479,21 @@ def main() -> int:
         "max_hostile_peak_rss_ratio_to_baseline": max(
             row["peak_rss_ratio_to_baseline"] for row in hostile if row["peak_rss_ratio_to_baseline"]
         ),
+        "max_legal_worst_case_peak_rss_mib": max(row["peak_rss_mib"] for row in legal),
+        "max_legal_worst_case_peak_rss_ratio_to_baseline": max(
+            row["peak_rss_ratio_to_baseline"] for row in legal if row["peak_rss_ratio_to_baseline"]
+        ),
         "rows": rows,
     }
     return write_report(
         "hostile_input",
         args.out,
-        {"peak_rss_mib_below": PEAK_RSS_TARGET_MIB, "no_traceback": True, "names_file_and_reason": True},
+        {
+            "peak_rss_mib_below": PEAK_RSS_TARGET_MIB,
+            "no_traceback": True,
+            "names_file_and_reason": True,
+            "legal_worst_case_read": True,
+        },
         results,
         checks,
         model=plan["model"],

@@ -60,7 +60,7 @@ class TestLimits:
     def test_an_image_over_pillows_bomb_limit_is_a_bad_image_not_a_crash(self):
         with pytest.raises(
             BadImage,
-            match=r"more than [\d,]+ pixels, over the limit of 50,000,000; raise it with \$FERKIT_MAX_IMAGE_PIXELS",
+            match=r"20000x10000 = 200,000,000 pixels, over the limit of 50,000,000; raise it with \$FERKIT_MAX_IMAGE_PIXELS",
         ):
             read_gray(blank_png(20_000, 10_000, header_only=True))
 
@@ -261,3 +261,100 @@ class TestCSVErrors:
         path.write_bytes(b"emotion,pixels,Usage\n0,\xff\xfe,Training\n")
         with pytest.raises(DataError, match="line 2: not UTF-8"):
             read_fer2013(path, progress=False)
+
+
+class TestReviewedEdges:
+    """Inputs found by fuzzing and review: each is a named bad file, never a hang or a traceback."""
+
+    @pytest.mark.parametrize("orientation", range(1, 9))
+    def test_every_exif_orientation_matches_pillows_own_transpose(self, orientation):
+        from PIL import ImageOps
+
+        pixels = face(3)[:, :40]
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        raw = encoded(Image.fromarray(pixels), exif=exif.tobytes())
+        with Image.open(io.BytesIO(raw)) as img:
+            expected = np.asarray(ImageOps.exif_transpose(img))
+        np.testing.assert_array_equal(read_gray(raw).pixels, expected)
+
+    def test_a_broken_exif_block_counts_as_no_orientation(self):
+        raw = bytearray(encoded(Image.fromarray(face(3)), "JPEG", exif=b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00"))
+        np.testing.assert_array_equal(read_gray(bytes(raw)).pixels.shape, (48, 48))
+
+    def test_formats_outside_the_face_suffixes_are_not_decoded(self):
+        eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+        with pytest.raises(BadImage, match="not an image file"):
+            read_gray(eps)
+
+    def test_a_jpeg_over_the_limit_at_any_size_is_read_reduced(self):
+        for width, height in ((810, 800), (1900, 1900), (2100, 2000)):
+            photo = Image.fromarray(np.resize(face(1, 400), (height, width)))
+            gray = read_gray(encoded(photo, "JPEG"), ReadLimits(max_image_pixels=1_000_000 // 4))
+            assert gray.pixels.size <= 250_000 and "reduced" in gray.notes, (width, height)
+
+    def test_a_pipe_and_a_link_loop_in_a_folder(self, tmp_path):
+        from ferkit.inference.photos import faces_in_file
+
+        root = write_folder(tmp_path / "d", image_tree(16))
+        os.mkfifo(root / "train/happy/Training_pipe.png")  # reading it would block for ever
+        os.symlink("Training_loop.png", root / "train/happy/Training_loop.png")
+        data = read_fer2013(root, progress=False)
+        assert data.report.bad_reasons == {
+            "train/happy/Training_pipe.png": "not a regular file (a pipe, device or socket)"
+        }
+        assert data.report.refused_links == {"train/happy/Training_loop.png": "symbolic link loop"}
+        assert faces_in_file(root / "train/happy/Training_pipe.png").error == (
+            "cannot read image: not a regular file (a pipe, device or socket)"
+        )
+
+    def test_broken_archives(self, tmp_path):
+        files = image_tree(16)
+        path = tmp_path / "lzma.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, raw in files.items():
+                zf.writestr(name, raw)
+            noise = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()  # stays 5 KB
+            zf.writestr(BAD, noise, compress_type=zipfile.ZIP_LZMA)
+        raw = bytearray(path.read_bytes())
+        start = raw.find(BAD.encode()) + len(BAD) + 200
+        raw[start : start + 40] = bytes(b ^ 0x5A for b in raw[start : start + 40])  # corrupt the LZMA stream
+        path.write_bytes(bytes(raw))
+        data = read_fer2013(path, progress=False)
+        assert data.report.bad_files == [BAD] and "cannot read archive member" in data.report.bad_reasons[BAD]
+
+        broken = tmp_path / "directory.zip"
+        good = write_zip(tmp_path / "good.zip", files).read_bytes()
+        broken.write_bytes(good.replace(b"PK\x01\x02", b"XX\x01\x02", 1))
+        with pytest.raises(DataError, match="not a readable zip archive"):
+            read_fer2013(broken, progress=False)
+
+    def test_an_archive_whose_end_record_understates_its_files(self, tmp_path):
+        path = write_zip(tmp_path / "d.zip", image_tree(16))  # 336 members
+        raw = bytearray(path.read_bytes())
+        end = raw.rfind(b"PK\x05\x06")
+        raw[end + 8 : end + 12] = b"\x01\x00\x01\x00"  # "1 entry on this disk, 1 in total"
+        path.write_bytes(bytes(raw))
+        with pytest.raises(DataError, match=r"its directory is .* MB, more than 10 files need"):
+            read_fer2013(path, progress=False, limits=ReadLimits(max_files=10))
+
+    def test_a_pixel_token_that_overflows_is_a_named_row(self, tmp_path):
+        rows = csv_rows(1)
+        rows[2] = (rows[2][0], "99999999999999999999 " + " ".join(["1"] * 2303), rows[2][2])
+        rows[3] = (rows[3][0], "\u00b2 " + " ".join(["1"] * 2303), rows[3][2])
+        with pytest.raises(DataError) as caught:
+            read_fer2013(write_csv(tmp_path / "f.csv", rows), progress=False)
+        assert "row 4, column 'pixels': value '99999999999999999999'" in str(caught.value)
+        assert "row 5, column 'pixels': value '\u00b2'" in str(caught.value)
+
+    @pytest.mark.parametrize("value", ["lots", "inf", "nan", "-5"])
+    def test_a_bad_limit_setting_is_a_usage_error_without_a_traceback(self, tmp_path, value):
+        import subprocess
+        import sys
+
+        archive = write_zip(tmp_path / "d.zip", image_tree(1))
+        env = {**os.environ, "FERKIT_MAX_FILES": value}
+        out = subprocess.run(
+            [sys.executable, "-m", "ferkit.cli", "info", str(archive)], capture_output=True, text=True, env=env
+        )
+        assert out.returncode == 2 and "$FERKIT_MAX_FILES" in out.stderr and "Traceback" not in out.stderr

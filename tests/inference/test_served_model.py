@@ -93,7 +93,17 @@ class TestRows:
         small = ReadLimits(max_image_pixels=100)
         out = predict_rows(predictor, table([{"image": png(GOOD)}, {"pixels": GOOD.tolist()}]), small)
         assert "48x48 = 2,304 pixels, over the limit of 100" in out.loc[0, "error"]
-        assert out.loc[1, "error"] == "`pixels` holds about 2,304 values, over the limit of 100"
+        assert out.loc[1, "error"] == "`pixels` holds 2,304 values, over the limit of 100"
+        flat = predict_rows(predictor, table([{"pixels": list(range(200))}, {"pixels": [[0], [0] * 200]}]), small)
+        assert list(flat["error"]) == [f"`pixels` holds {n} values, over the limit of 100" for n in (200, 201)]
+
+    def test_rows_without_pixel_range_beside_rows_with_it(self, predictor):
+        records = pd.DataFrame.from_records(
+            [{"pixels": GOOD.tolist()}, {"pixels": (GOOD / 255).tolist(), "pixel_range": "0-1"}]
+        )
+        out = predict_rows(predictor, records)  # pandas fills the missing pixel_range with NaN
+        assert (out["error"] == "").all()
+        assert out.loc[0, "label"] == out.loc[1, "label"]
 
     def test_a_failure_that_is_not_the_input_gives_no_traceback(self, predictor, monkeypatch):
         from mlflow.exceptions import MlflowException

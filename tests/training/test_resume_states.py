@@ -46,16 +46,35 @@ SCRIPT = textwrap.dedent(
         if epoch == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
+    if os.environ.get("KILL_IN_WRITE"):  # killed half way through writing the state of that epoch
+        import ferkit.training.state as state
+        real_save, saves = torch.save, []
+
+        def save_and_die(payload, file):
+            saves.append(1)
+            if len(saves) == int(os.environ["KILL_IN_WRITE"]):
+                real_save(payload, file)
+                file.truncate(file.tell() // 2)
+                file.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            real_save(payload, file)
+
+        state.torch.save = save_and_die
+
     training = train_resumable(config, data, [1.0] * 7, resume_dir, callbacks=[kill])
     torch.save(training.model.state_dict, out)
     """
 )
 
 
-def run_training(tmp_path: Path, seed: int, resume_dir: Path, kill_at: int, out: str = "") -> int:
+def run_training(
+    tmp_path: Path, seed: int, resume_dir: Path, kill_at: int, out: str = "", kill_in_write: int = 0
+) -> int:
     script = tmp_path / "train_once.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FERKIT_NO_PROGRESS": "1"}
+    if kill_in_write:
+        env["KILL_IN_WRITE"] = str(kill_in_write)
     args = [sys.executable, str(script), str(seed), str(resume_dir), str(kill_at), out or str(tmp_path / "unused.pt")]
     return subprocess.run(args, env=env, cwd=ROOT, capture_output=True, timeout=600).returncode
 
@@ -85,6 +104,22 @@ def test_two_trainings_killed_in_one_folder_both_resume_to_their_uninterrupted_w
         for key, value in reference.items():
             torch.testing.assert_close(resumed[key], value, rtol=0, atol=0)
     assert not list(shared.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_kill_in_the_middle_of_a_write_leaves_the_last_state_and_the_rerun_finishes(tmp_path):
+    folder = tmp_path / "resume"
+    assert run_training(tmp_path, 0, tmp_path / "alone", 0, str(tmp_path / "reference.pt")) == 0
+    assert run_training(tmp_path, 0, folder, 0, kill_in_write=3) == -signal.SIGKILL  # dies writing epoch 3
+    [state] = folder.glob("train-*.pt")
+    assert len(torch.load(state, weights_only=True)["history"]) == 2  # epoch 2's state, whole
+    assert len(list(folder.glob(".train-*.tmp"))) == 1  # the half-written file the kill left
+    assert run_training(tmp_path, 0, folder, 0, str(tmp_path / "resumed.pt")) == 0
+    assert not list(folder.glob(".train-*.tmp"))  # cleared when the training started again
+    reference = torch.load(tmp_path / "reference.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed.pt", weights_only=True)
+    for key, value in reference.items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=0)
 
 
 def _config(**overrides) -> TrainConfig:
@@ -145,6 +180,9 @@ def test_a_training_removes_only_its_own_config_states(tmp_path):
              f"train-{other.fingerprint()}-aaaa.pt", "train-0123456789abcdef0123.pt"]  # fmt: skip
     for name in names:
         (tmp_path / name).write_bytes(b"state")
+    (tmp_path / f".train-{mine.fingerprint()}-aaaa.pt.x1.tmp").write_bytes(b"half")
+    (tmp_path / f".train-{other.fingerprint()}-aaaa.pt.x2.tmp").write_bytes(b"another's, being written")
     removed = remove_resume_states(tmp_path, mine, keep=tmp_path / names[1])
-    assert [p.name for p in removed] == [names[0]]
+    assert [p.name for p in removed] == [f".train-{mine.fingerprint()}-aaaa.pt.x1.tmp", names[0]]
+    assert (tmp_path / f".train-{other.fingerprint()}-aaaa.pt.x2.tmp").exists()
     assert states(tmp_path) == sorted(names[1:])
