@@ -130,7 +130,10 @@ def test_importing_loads_neither_zenml_nor_mlflow(module):
 
 
 def test_the_command_line_starts_without_torch():
-    code = "import sys, ferkit.cli; ferkit.cli.build_parser(); sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = (
+        "import sys, ferkit.cli, ferkit.registry.decision; ferkit.cli.build_parser(); "  # errors map to exit codes
+        "ferkit.cli._exit_code(ValueError()); sys.exit(1 if {'torch', 'sklearn'} & set(sys.modules) else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -208,11 +208,26 @@ def _to_gray(img: Image.Image, limits: ReadLimits) -> GrayImage:
         notes.append("animated")
     img.load()
     turn = _orientation_turn(img)
-    pixels = gray_pixels(img, notes)
+    pixels = _gray_in_stripes(img, notes)
     if turn is not None:  # a sideways phone photo, read the way a viewer shows it; turned once gray (1 byte/px)
         pixels = np.ascontiguousarray(turn(pixels))
         notes.append("rotated")
     return GrayImage(pixels=pixels, size=size, mode=mode, notes=tuple(notes))
+
+
+STRIPE_ROWS = 256  # rows converted at a time: a full-size RGBA or 16-bit temporary would cost gigabytes
+
+
+def _gray_in_stripes(img: Image.Image, notes: list[str]) -> np.ndarray:
+    """`gray_pixels` of the whole image, converted a stripe of rows at a time into one uint8 array."""
+    width, height = img.size
+    if height <= STRIPE_ROWS:
+        return gray_pixels(img, notes)
+    out = np.empty((height, width), dtype=np.uint8)
+    for top in range(0, height, STRIPE_ROWS):
+        bottom = min(top + STRIPE_ROWS, height)
+        out[top:bottom] = gray_pixels(img.crop((0, top, width, bottom)), notes if top == 0 else [])
+    return out
 
 
 def _draft_scale(size: tuple[int, int], max_pixels: int) -> int | None:

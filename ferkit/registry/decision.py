@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ferkit.metrics.paired import PairedComparison
 from ferkit.registry.names import REGISTERED_MODEL_NAME
+
+if TYPE_CHECKING:  # the CLI maps these errors to exit codes: importing them must not load numpy's stack
+    from ferkit.metrics.paired import PairedComparison
 
 
 class RegistryError(RuntimeError):

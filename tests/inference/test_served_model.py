@@ -161,6 +161,7 @@ def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
+@pytest.mark.slow
 class TestServed:
     def test_every_bad_row_gets_its_error_over_http(self, server):
         url, root = server

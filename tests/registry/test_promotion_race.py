@@ -69,6 +69,7 @@ def new_version(client: mlflow.MlflowClient, accuracy: float) -> str:
     return str(version)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("late", ["worse", "better"])
 @pytest.mark.parametrize("existing_champion", [None, 0.40])
 def test_the_better_of_two_racing_registrations_ends_as_champion(tmp_path, late, existing_champion):
