@@ -31,6 +31,43 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo flags of native bf16 arithmetic
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, as on macOS)."""
+    try:
+        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 runs at hardware speed on `device`: a CUDA GPU with bf16, or a CPU with
+    AVX512-BF16 or AMX. Elsewhere bf16 autocast is emulated: 9x slower than fp32 for the cpu
+    model on a 2-core AVX2 CPU (docs/results.md)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(cpu_flags() & CPU_BF16_FLAGS)
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """ "auto": bf16 where the device runs it natively, else fp32; "fp32" and "bf16" as they are."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    device = resolve_device(device) if isinstance(device, str) else device
+    return "bf16" if native_bf16(device) else "fp32"
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; returns a torch generator seeded the same."""
     import torch

@@ -22,6 +22,7 @@ from ferkit.data.labels import EMOTIONS, SPLITS
 from ferkit.files import atomic_write
 from ferkit.gan.models import Generator
 from ferkit.gan.train import GANConfig, StepCallback, generate, train_gan
+from ferkit.runtime import resolve_precision
 
 FORMAT_VERSION = 1
 _FACTOR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x\s*$")
@@ -140,7 +141,10 @@ def fit_generator(
     )
     state = {k: v.detach().cpu().clone() for k, v in result.generator.state_dict().items()}
     return TrainedGenerator(
-        config=config.model_dump(mode="json"), state_dict=state, history=result.history, seconds=result.seconds
+        config={**config.model_dump(mode="json"), "precision": resolve_precision(config.precision, config.device)},
+        state_dict=state,
+        history=result.history,
+        seconds=result.seconds,
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ class QualityConfig(BaseModel):
     kid_subsets: int = Field(20, ge=1)  # random subsets averaged for KID
     kid_subset_size: int = Field(100, ge=2)  # faces per subset (capped by what there is)
     copy_threshold: float = Field(0.02, gt=0, lt=1)  # RMS pixel distance (0-1) under which a face is a copy
-    precision: str = "fp32"  # "bf16": judge training under bf16 autocast
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # the judge's training: bf16 autocast, or auto (where native)
     seed: int = 0
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ferkit.data.augment import AugmentConfig
 from ferkit.data.labels import EMOTIONS
+from ferkit.runtime import resolve_precision
 
 ALL = "all"  # a phase's `trainable` entry meaning every parameter
 
@@ -81,7 +82,7 @@ class TrainConfig(BaseModel):
     max_batches_per_epoch: int | None = Field(None, ge=1)  # cap for smoke runs; None = whole split
     eval_batch_size: int = Field(512, ge=1)  # images per forward pass when predicting
     device: str = "auto"  # auto: cuda when available, else cpu
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs)
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 autocast where native (AVX512-BF16/AMX, GPUs)
     channels_last: bool = False  # NHWC memory format, faster convolutions on CPU and GPU
     seed: int = 0  # seeds python, numpy and torch
     num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None = all cores
@@ -106,6 +107,20 @@ class TrainConfig(BaseModel):
     def total_epochs(self) -> int:
         return sum(p.epochs for p in self.resolved_phases())
 
+    @property
+    def concrete_precision(self) -> str:
+        """The precision this machine trains at: `auto` resolved for the config's device."""
+        return resolve_precision(self.precision, self.device)
+
+    @property
+    def bf16(self) -> bool:
+        return self.concrete_precision == "bf16"
+
+    def recipe(self) -> dict:
+        """The config as it trains here (precision resolved): what a checkpoint records."""
+        return {**self.model_dump(mode="json"), "precision": self.concrete_precision}
+
     def fingerprint(self) -> str:
-        """Hash of everything that shapes the result; a resume checkpoint must match it."""
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+        """Hash of everything that shapes the result, precision as resolved on this machine (bf16 and
+        fp32 give different weights); a resume checkpoint must match it."""
+        return hashlib.sha256(json.dumps(self.recipe(), sort_keys=True).encode()).hexdigest()[:16]

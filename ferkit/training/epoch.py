@@ -135,7 +135,7 @@ def _train_step(
         x, y = x[mine], y[mine]
     x = x.contiguous(memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
     data_seconds = time.perf_counter() - data_start
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
         logits = net(x)  # (B, 7)
     per_image = F.cross_entropy(
         logits.float(), y, weight=weights, reduction="none", label_smoothing=config.label_smoothing

@@ -210,7 +210,7 @@ class _Run:
                 self.val_images,
                 self.config.eval_batch_size,
                 tta_flip=self.config.tta_flip,
-                bf16=self.config.precision == "bf16",
+                bf16=self.config.bf16,
             )
             val = distributed.from_main(classification_metrics(self.val_labels, probs), self.workers)
             metrics.update({f"val.{k}": v for k, v in val.items()})

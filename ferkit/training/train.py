@@ -64,7 +64,7 @@ def train(
         architecture_kwargs=dict(init.architecture_kwargs if init else config.architecture_kwargs),
         state_dict=result.state_dict,
         emotions=init.emotions if init else EMOTIONS,
-        recipe={**config.model_dump(mode="json"), **({"warm_start": True} if init else {})},
+        recipe={**config.recipe(), **({"warm_start": True} if init else {})},
         history=result.history,
     )
     return Training(model=model, result=result, parameters=parameters)

@@ -8,8 +8,9 @@ from ferkit.training import TrainConfig, Training
 
 
 def log_train_config(config: TrainConfig) -> None:
-    """The resolved config as `train.*` params, one `train.phase<i>.*` group per phase."""
-    tracking.log_params(config.model_dump(exclude={"phases"}), prefix="train")
+    """The resolved config (precision as it trains here) as `train.*` params, one `train.phase<i>.*`
+    group per phase."""
+    tracking.log_params({k: v for k, v in config.recipe().items() if k != "phases"}, prefix="train")
     for i, phase in enumerate(config.resolved_phases()):
         tracking.log_params(phase.model_dump(), prefix=f"train.phase{i}")
 

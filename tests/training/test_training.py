@@ -166,3 +166,58 @@ class TestAugment:
         mirrored = torch.isclose(out, x.flip(dims=[3]), atol=1e-5).flatten(1).all(1)
         same = torch.isclose(out, x, atol=1e-5).flatten(1).all(1)
         assert (mirrored | same).all() and mirrored.any() and same.any()
+
+
+class TestPrecision:
+    """`precision: auto` trains in bf16 only where the hardware has it: emulated bf16 is 9x slower."""
+
+    @pytest.mark.parametrize(
+        ("flags", "expected"),
+        [
+            ({"avx2", "fma"}, "fp32"),
+            ({"avx2", "avx512f", "avx512bw"}, "fp32"),
+            ({"avx512f", "avx512_bf16"}, "bf16"),
+            ({"amx_tile", "amx_bf16"}, "bf16"),
+        ],
+    )
+    def test_auto_picks_bf16_only_on_a_cpu_with_native_bf16(self, monkeypatch, flags, expected):
+        from ferkit import runtime
+
+        monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(flags))
+        config = TrainConfig(precision="auto", device="cpu")
+        assert config.concrete_precision == expected
+        assert config.recipe()["precision"] == expected
+        # The fingerprint is that of the resolved config: same weights, same resume state.
+        assert config.fingerprint() == TrainConfig(precision=expected, device="cpu").fingerprint()
+
+    def test_the_cpu_flags_are_read_from_this_machine(self):
+        from ferkit.runtime import cpu_flags
+
+        flags = cpu_flags()
+        assert not flags or "sse2" in flags  # x86-64 always has SSE2; other systems report none
+
+    def test_a_trained_model_records_the_precision_it_used(self, monkeypatch):
+        from ferkit import runtime
+        from ferkit.data.dataset import FERDataset
+        from ferkit.data.labels import SPLITS
+        from ferkit.training.train import train
+
+        monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2"}))
+        x, y = two_class_faces(64, seed=0)
+        vx, vy = two_class_faces(32, seed=1)
+        data = FERDataset(
+            images=np.concatenate([x, vx]),
+            labels=np.concatenate([y, vy]),
+            splits=np.array([SPLITS.index("train")] * len(x) + [SPLITS.index("val")] * len(vx), dtype=np.uint8),
+            source_ids=np.array([f"face{i}" for i in range(len(x) + len(vx))]),
+        )
+        config = TrainConfig(epochs=1, precision="auto", device="cpu", **SMALL)
+        assert train(config, data).model.recipe["precision"] == "fp32"
+
+    def test_an_unknown_precision_is_refused(self):
+        from ferkit.runtime import resolve_precision
+
+        with pytest.raises(ValueError, match="precision must be one of"):
+            resolve_precision("fp16", "cpu")
+        with pytest.raises(ValueError, match="precision"):
+            TrainConfig(precision="fp16")
