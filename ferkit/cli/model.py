@@ -1,15 +1,14 @@
-"""ferkit evaluate | predict: score a saved or registered model, or read the emotions of photos."""
+"""ferkit evaluate | predict: score a saved or registered model, or read the emotions of faces."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from ferkit.cli import predict
 from ferkit.cli.data import print_unread
 from ferkit.cli.errors import NOT_FOUND, CommandError
 from ferkit.models.views import TTA_MODES
-
-DEFAULT_MODEL = "models:/fer_emotion@champion"
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -28,12 +27,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--report", help="folder for the report (markdown, HTML, PNGs)")
     ev.add_argument("--json", action="store_true", help="print JSON: figures, per-class table, confusion matrix")
     ev.set_defaults(func=_evaluate)
-    pd_ = sub.add_parser("predict", help="find faces in images and predict their emotions")
-    pd_.add_argument("paths", nargs="+", help="image files or folders")
-    pd_.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint file or models:/ URI")
-    pd_.add_argument("--no-detect", action="store_true", help="treat each image as one pre-cropped face")
-    pd_.add_argument("--json", action="store_true", help="print JSON: boxes, labels, probabilities")
-    pd_.set_defaults(func=_predict)
+    predict.add_command(sub)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -90,32 +84,3 @@ def _evaluation_json(args: argparse.Namespace, result) -> dict:
         "per_class": per_class,
         "confusion_matrix": {"labels": list(EMOTIONS), "counts": counts.tolist()},
     }
-
-
-def _predict(args: argparse.Namespace) -> int:
-    """Exit 0 when every file was read (faces found or not), 1 when some could not be read."""
-    from ferkit.inference.photos import faces_in_file, image_files
-    from ferkit.inference.predictor import Predictor
-    from ferkit.registry.store import load_trained_model
-
-    predictor = Predictor(load_trained_model(args.model))
-    results, failed = [], 0
-    for path in image_files(args.paths):
-        found = faces_in_file(path, detect=not args.no_detect)
-        entry: dict = {"file": str(path), "faces": []}
-        if found.error:
-            entry["error"] = found.error
-            failed += found.error.startswith("cannot read")
-        for box, prediction in zip(found.boxes, predictor.predict(found.crops) if found.crops else []):
-            entry["faces"].append({"box": list(box), **prediction})
-        results.append(entry)
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 1 if failed else 0
-    for entry in results:
-        if "error" in entry and not entry["faces"]:
-            print(f"{entry['file']}: {entry['error']}")
-        for face in entry["faces"]:
-            top = face["probabilities"][face["label"]]
-            print(f"{entry['file']}: box {tuple(face['box'])} -> {face['label']} ({top:.2f})")
-    return 1 if failed else 0

@@ -215,13 +215,24 @@ def write_report(result: EvaluationResult, out_dir: str | Path, title: str = "fe
         paths["confusion_matrix"],
         title=f"{result.split}: {result.images} images, TTA {result.tta}",
     )
-    reliability_diagram_png(result.labels, result.probs, paths["reliability"], title=f"{result.split}:")
+    reliability_diagram_png(result.labels, result.probs, paths["reliability"], title=f"{result.split}, raw:")
+    pictures = ["![confusion matrix](confusion_matrix.png)", "![reliability, raw](reliability_diagram.png)"]
+    calibrated_tag = ""
+    if result.temperature is not None:  # the same diagram after temperature scaling: calibration before and after
+        paths["reliability_calibrated"] = out / "reliability_diagram_calibrated.png"
+        scaled = apply_temperature(result.probs, result.temperature)
+        reliability_diagram_png(
+            result.labels,
+            scaled,
+            paths["reliability_calibrated"],
+            title=f"{result.split}, T = {result.temperature:.2f}:",
+        )
+        pictures.append("![reliability, calibrated](reliability_diagram_calibrated.png)")
+        calibrated_tag = f"<h2>Reliability after temperature scaling</h2>{_png_tag(paths['reliability_calibrated'])}"
     result.per_class.to_csv(paths["per_class"], index=False)
 
     markdown = _report_markdown(result, title)
-    paths["markdown"].write_text(
-        markdown + "\n![confusion matrix](confusion_matrix.png)\n\n![reliability](reliability_diagram.png)\n"
-    )
+    paths["markdown"].write_text(markdown + "\n" + "\n\n".join(pictures) + "\n")
 
     body = _markdown_tables_to_html(markdown)
     html = (
@@ -229,7 +240,7 @@ def write_report(result: EvaluationResult, out_dir: str | Path, title: str = "fe
         "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 8px}</style></head><body>"
         f"{body}<h2>Confusion matrix</h2>{_png_tag(paths['confusion_matrix'])}"
-        f"<h2>Reliability</h2>{_png_tag(paths['reliability'])}</body></html>"
+        f"<h2>Reliability</h2>{_png_tag(paths['reliability'])}{calibrated_tag}</body></html>"
     )
     paths["html"].write_text(html)
     return paths

@@ -83,11 +83,17 @@ def _image_bytes(image: object) -> bytes:
     raise BadImage(f"`image` must be encoded image bytes (base64 text over REST), got {type(image).__name__}")
 
 
-def predict_rows(predictor: Predictor, table: pd.DataFrame, limits: ReadLimits | None = None) -> pd.DataFrame:
-    """One output row per input row: `label`, the seven probabilities and `error` ("" when it worked;
-    else the reason, and the label and probabilities are null)."""
+def predict_rows(
+    predictor: Predictor, table: pd.DataFrame, limits: ReadLimits | None = None, params: dict | None = None
+) -> pd.DataFrame:
+    """One output row per input row: `label`, `confidence`, `uncertain`, the seven probabilities and
+    `error` ("" when it worked; else the reason, and the other columns are null).
+
+    `params` (the request's): `raw` (true: the network's own probabilities, not calibrated) and
+    `min_confidence` (a top probability under it is `uncertain`); the predictor's settings otherwise."""
     limits = limits or ReadLimits.from_env()
     _check_request(table)
+    raw, min_confidence = _request_params(params or {}, predictor)
     faces, errors = [], []
     for row in table.to_dict("records"):
         try:
@@ -99,13 +105,30 @@ def predict_rows(predictor: Predictor, table: pd.DataFrame, limits: ReadLimits |
     good = [i for i, face in enumerate(faces) if face is not None]
     probs = np.full((len(faces), len(EMOTIONS)), np.nan)
     if good:
-        probs[good] = predictor.predict_proba(np.stack([faces[i] for i in good]))
+        probs[good] = predictor.predict_proba(np.stack([faces[i] for i in good]), raw=raw)
     out = pd.DataFrame(probs, columns=list(EMOTIONS))
+    confidence = probs.max(axis=1, initial=-np.inf, where=~np.isnan(probs))
+    out.insert(0, "label", [EMOTIONS[int(p.argmax())] if not e else None for p, e in zip(probs, errors)])
+    out.insert(1, "confidence", np.where(np.isfinite(confidence), confidence, np.nan))
+    out.insert(2, "uncertain", [bool(c < min_confidence) if not e else None for c, e in zip(confidence, errors)])
     if len(good) < len(faces):  # null, not NaN: NaN is not JSON, and the server answers in JSON
         out = out.astype(object).where(out.notna(), None)
-    out.insert(0, "label", [EMOTIONS[int(p.argmax())] if not e else None for p, e in zip(probs, errors)])
     out["error"] = errors
     return out
+
+
+def _request_params(params: dict, predictor: Predictor) -> tuple[bool, float]:
+    """(raw, min_confidence) from a request's params, each checked; the predictor's where absent."""
+    unknown = sorted(set(params) - {"raw", "min_confidence"})
+    if unknown:
+        raise RequestError(f"unknown param(s) {unknown}; the model takes `raw` and `min_confidence`")
+    raw = params.get("raw", predictor.raw)
+    if not isinstance(raw, (bool, np.bool_)):
+        raise RequestError(f"param `raw` must be true or false, got {raw!r}")
+    threshold = params.get("min_confidence", predictor.min_confidence)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise RequestError(f"param `min_confidence` must be a number from 0 to 1, got {threshold!r}")
+    return bool(raw), float(threshold)
 
 
 def _check_request(table: object) -> None:

@@ -36,6 +36,14 @@ class TrainedModel:
     input_size: int = IMAGE_SIZE  # square grayscale input, pixels scaled to [0, 1]
     recipe: dict = field(default_factory=dict)  # resolved training config
     history: list[dict] = field(default_factory=list)  # per-epoch metrics
+    # Temperature scaling fitted on val: {"temperature", "tta", "fitted_on", "images", "log_loss_before",
+    # "log_loss_after"}; empty (temperature 1) for a model that was never calibrated.
+    calibration: dict = field(default_factory=dict)
+
+    @property
+    def temperature(self) -> float:
+        """Divides the log-probabilities before the softmax: > 1 softens over-confident outputs."""
+        return float(self.calibration.get("temperature", 1.0))
 
     def build(self) -> nn.Module:
         """The architecture with these weights, in eval mode."""
@@ -47,9 +55,9 @@ class TrainedModel:
         return model.eval()
 
     def weights_sha256(self) -> str:
-        """What the model computes, hashed: architecture, its arguments, label order, input size and
-        every tensor's name, dtype, shape and bytes. Recipe and history (timings) are left out, so
-        the same weights trained twice hash the same."""
+        """What the network computes, hashed: architecture, its arguments, label order, input size and
+        every tensor's name, dtype, shape and bytes. Recipe, history (timings) and the calibration
+        fitted on val are left out, so the same weights trained twice hash the same."""
         digest = hashlib.sha256(
             json.dumps(
                 [self.architecture, self.architecture_kwargs, list(self.emotions), self.input_size],
@@ -85,6 +93,7 @@ class TrainedModel:
             input_size=payload["input_size"],
             recipe=payload["recipe"],
             history=payload["history"],
+            calibration=payload.get("calibration", {}),  # absent in checkpoints saved before calibration
         )
 
     def _payload(self) -> dict:
@@ -97,6 +106,7 @@ class TrainedModel:
             "input_size": self.input_size,
             "recipe": self.recipe,
             "history": self.history,
+            "calibration": self.calibration,
         }
 
 

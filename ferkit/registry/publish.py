@@ -24,7 +24,7 @@ import torch
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import AnyType
 from PIL import Image
 
@@ -32,6 +32,7 @@ import ferkit
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import IMAGE_SIZE
 from ferkit.inference.evaluation import probabilities_for
+from ferkit.inference.predictor import MIN_CONFIDENCE
 from ferkit.metrics.classification import classification_metrics
 from ferkit.metrics.paired import figure_of, paired_bootstrap
 from ferkit.models import TrainedModel
@@ -223,9 +224,12 @@ def log_and_register(model: TrainedModel, name: str) -> str:
                 ]
             ),
             outputs=Schema(
-                [ColSpec("string", "label")]
+                [ColSpec("string", "label"), ColSpec("double", "confidence"), ColSpec("boolean", "uncertain")]
                 + [ColSpec("double", e) for e in model.emotions]
                 + [ColSpec("string", "error")]
+            ),
+            params=ParamSchema(
+                [ParamSpec("raw", "boolean", False), ParamSpec("min_confidence", "double", MIN_CONFIDENCE)]
             ),
         )
         info = mlflow.pyfunc.log_model(
@@ -241,7 +245,9 @@ def log_and_register(model: TrainedModel, name: str) -> str:
                 "emotions": list(model.emotions),
                 "input": "per row: 'image' (encoded image bytes) or 'pixels' (2-D grayscale array, whole numbers "
                 "0-255, or [0, 1] with pixel_range '0-1')",
-                "output": "per row: label, the seven probabilities, and error ('' when the row was predicted)",
+                "output": "per row: label, confidence, uncertain, the seven probabilities (calibrated unless "
+                "params raw is true), and error ('' when the row was predicted)",
+                "temperature": model.temperature,
             },
         )
     return str(info.registered_model_version)

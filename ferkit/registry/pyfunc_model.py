@@ -5,9 +5,12 @@ any size and mode; base64 over REST) or `pixels` (a 2-D grayscale array, whole n
 0-255, or numbers in [0, 1] when the row's `pixel_range` is "0-1"). Both are converted to
 48x48 grayscale the way ingestion converts, within the same read limits.
 
-Output: a DataFrame with `label`, one probability column per emotion in `EMOTIONS` order,
-and `error`: empty when the row was predicted, else what is wrong with that row (its label
-and probabilities are then empty). A request malformed as a whole is answered with HTTP
+Output: a DataFrame with `label`, `confidence` (the label's probability), `uncertain`
+(confidence under `min_confidence`), one probability column per emotion in `EMOTIONS`
+order, and `error`: empty when the row was predicted, else what is wrong with that row (the
+other columns are then empty). Probabilities are calibrated with the temperature fitted on
+val that the checkpoint carries; the request's params `raw: true` returns the network's
+own, `min_confidence` moves the threshold. A request malformed as a whole is answered with HTTP
 400 and one message, never a traceback. The ferkit checkpoint inside the model carries the
 label order and preprocessing.
 """
@@ -32,7 +35,7 @@ class FERPyfunc(PythonModel):
         from ferkit.inference.rows import RequestError, predict_rows
 
         try:
-            return predict_rows(self.predictor, model_input, self.limits)
+            return predict_rows(self.predictor, model_input, self.limits, params)
         except RequestError as exc:
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
         except Exception as exc:  # a bug, not bad input: say what, keep the traceback in the server's log

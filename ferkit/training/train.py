@@ -9,13 +9,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import EMOTIONS
 from ferkit.files import atomic_write_text
+from ferkit.metrics import apply_temperature, classification_metrics, fit_temperature
 from ferkit.models import TrainedModel, build_model
-from ferkit.runtime import seed_everything
+from ferkit.models.predict import predict_proba
+from ferkit.runtime import resolve_device, seed_everything
 from ferkit.training.config import TrainConfig
 from ferkit.training.loop import EpochCallback, FitResult, fit
 
@@ -67,7 +70,27 @@ def train(
         recipe={**config.recipe(), **({"warm_start": True} if init else {})},
         history=result.history,
     )
+    model.calibration = fit_calibration(model, val_split.images, val_split.labels, config)
     return Training(model=model, result=result, parameters=parameters)
+
+
+def fit_calibration(model: TrainedModel, images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> dict:
+    """Temperature scaling fitted on held-out faces (val) with the views `predict` uses by default
+    (the mirror when the recipe trained with it): what the checkpoint carries as `calibration`."""
+    tta = "flip" if config.tta_flip else "none"
+    network = model.build().to(
+        resolve_device(config.device)
+    )  # on the training device: ResNet50 at 224 px is slow on CPU
+    probs = predict_proba(network, images, config.eval_batch_size, tta=tta, bf16=config.bf16)
+    temperature = fit_temperature(labels, probs)
+    return {
+        "temperature": temperature,
+        "tta": tta,
+        "fitted_on": "val",
+        "images": int(len(labels)),
+        "log_loss_before": classification_metrics(labels, probs)["log_loss"],
+        "log_loss_after": classification_metrics(labels, apply_temperature(probs, temperature))["log_loss"],
+    }
 
 
 def resume_path(

@@ -66,10 +66,15 @@ class TestEvaluate:
     def test_report_files(self, tmp_path):
         result = evaluate(tiny_model(), small_data(), bootstrap_resamples=20)
         paths = write_report(result, tmp_path)
-        for key in ("confusion_matrix", "reliability", "per_class", "markdown", "html"):
+        for key in ("confusion_matrix", "reliability", "reliability_calibrated", "per_class", "markdown", "html"):
             assert paths[key].stat().st_size > 0
         html = paths["html"].read_text()
-        assert html.count("data:image/png;base64") == 2 and "<table>" in html
+        # Calibration before and after: the raw and the temperature-scaled reliability diagrams.
+        assert html.count("data:image/png;base64") == 3 and "<table>" in html
+        assert (
+            "after temperature scaling" in html
+            and "reliability_diagram_calibrated.png" in paths["markdown"].read_text()
+        )
         assert "fear -> surprise" in paths["markdown"].read_text()
 
     def test_ten_crop_of_a_mirror_symmetric_model_input(self):

@@ -67,10 +67,11 @@ class TestRows:
     def test_each_bad_row_is_named_and_the_good_rows_are_predicted(self, predictor):
         rows = [{"image": png(GOOD)}] + [row for row, _ in BAD_ROWS] + [{"pixels": GOOD.tolist()}]
         out = predict_rows(predictor, table(rows))
-        assert list(out.columns) == ["label", *EMOTIONS, "error"] and len(out) == len(rows)
+        assert list(out.columns) == ["label", "confidence", "uncertain", *EMOTIONS, "error"] and len(out) == len(rows)
         for i, (_, expected) in enumerate(BAD_ROWS, start=1):
             assert expected in out.loc[i, "error"], (i, out.loc[i, "error"])
             assert out.loc[i, "label"] is None and out.loc[i, "angry"] is None
+            assert out.loc[i, "confidence"] is None and out.loc[i, "uncertain"] is None
         expected = predictor.predict_proba(GOOD[None])[0]
         for i in (0, len(rows) - 1):
             assert out.loc[i, "error"] == "" and out.loc[i, "label"] == EMOTIONS[int(expected.argmax())]

@@ -140,16 +140,25 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     # The registered pyfunc loads and labels encoded face images.
     import io
 
+    import numpy as np
     import pandas as pd
     from PIL import Image
 
+    from ferkit.data.labels import EMOTIONS
+    from ferkit.metrics import apply_temperature
     from tests.factories import face
 
     buffer = io.BytesIO()
     Image.fromarray(face(1)).save(buffer, format="PNG")
     model = mlflow.pyfunc.load_model(f"models:/fer_emotion/{newest.version}")
     out = model.predict(pd.DataFrame({"image": [buffer.getvalue()] * 3}))
-    assert out.shape == (3, 9) and out.columns[0] == "label" and (out["error"] == "").all()
+    assert out.shape == (3, 11) and out.columns[0] == "label" and (out["error"] == "").all()
+    # Calibrated by default with the temperature the checkpoint carries, fitted on val in training.
+    raw = model.predict(pd.DataFrame({"image": [buffer.getvalue()]}), params={"raw": True})
+    temperature = mlflow.models.get_model_info(f"models:/fer_emotion/{newest.version}").metadata["temperature"]
+    assert temperature > 0 and temperature != 1.0
+    expected = apply_temperature(raw[list(EMOTIONS)].to_numpy(float), temperature)
+    np.testing.assert_allclose(out.loc[[0], list(EMOTIONS)].to_numpy(float), expected, atol=1e-5)
 
 
 def test_ingest_is_cached_until_the_file_changes(stack, tmp_path):

@@ -1,0 +1,226 @@
+"""ferkit predict: the emotions of the faces in photos, video files or a camera.
+
+Images print one line per face (JSON or CSV on request); videos and the camera give one row per
+sampled frame and face, with the track that face belongs to. `--annotate OUT` writes each input
+with its faces marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from ferkit.cli.errors import NOT_FOUND, CommandError
+
+DEFAULT_MODEL = "models:/fer_emotion@champion"
+CSV_FIELDS = ("file", "frame", "time", "track", "x", "y", "w", "h", "label", "confidence", "uncertain")
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    pd_ = sub.add_parser(
+        "predict",
+        help="find faces in images, videos or a camera and predict their emotions",
+        description="Images (jpg, png, ...), videos (mp4, avi, mov, webm, mkv) or folders of either; "
+        "or --camera N. Probabilities are calibrated with the temperature the model carries.",
+    )
+    pd_.add_argument("paths", nargs="*", help="image or video files, or folders of them")
+    pd_.add_argument("--camera", type=int, metavar="N", help="read camera N (0: the first) until Ctrl-C")
+    pd_.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint file or models:/ URI")
+    pd_.add_argument("--no-detect", action="store_true", help="treat each image as one pre-cropped face")
+    out = pd_.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON (JSON lines for --camera)")
+    out.add_argument("--csv", action="store_true", help="print CSV: one row per face (and frame)")
+    pd_.add_argument("--annotate", metavar="OUT_DIR", help="write each input with its faces marked into OUT_DIR")
+    pd_.add_argument("--raw", action="store_true", help="the network's own probabilities, not calibrated")
+    pd_.add_argument(
+        "--min-confidence",
+        type=float,
+        default=None,
+        help="a face whose top probability is under this is reported uncertain (default 0.4)",
+    )
+    pd_.add_argument("--every", type=int, default=1, metavar="N", help="videos: predict every N-th frame")
+    pd_.add_argument("--window", type=int, default=5, help="videos: average a face over its last N samples")
+    pd_.add_argument("--max-frames", type=int, default=None, help="videos and camera: stop after N frames")
+    pd_.set_defaults(func=_predict)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """Exit 0 when every input was read (faces found or not), 1 when some could not be."""
+    from ferkit.inference.photos import image_files
+    from ferkit.inference.predictor import MIN_CONFIDENCE, Predictor
+    from ferkit.inference.video import VIDEO_SUFFIXES
+    from ferkit.registry.store import load_trained_model
+
+    if not args.paths and args.camera is None:
+        raise CommandError("give image or video paths, or --camera N")
+    if args.every < 1 or args.window < 1:
+        raise CommandError("--every and --window must be at least 1")
+    threshold = MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
+    if not 0 <= threshold <= 1:
+        raise CommandError(f"--min-confidence must be between 0 and 1, got {threshold}")
+    predictor = Predictor(load_trained_model(args.model), raw=args.raw, min_confidence=threshold)
+    annotate = Path(args.annotate) if args.annotate else None
+    writer = _Output(args)
+    if args.camera is not None:
+        return _camera(args, predictor, annotate, writer)
+    failed = 0
+    for path in image_files(args.paths, extra_suffixes=VIDEO_SUFFIXES):
+        entry = _video(path, args, predictor, annotate) if _is_video(path) else _image(path, args, predictor, annotate)
+        failed += bool(entry.get("error", "").startswith("cannot read"))
+        writer.entry(entry)
+    writer.close()
+    return 1 if failed else 0
+
+
+def _is_video(path: Path) -> bool:
+    from ferkit.inference.video import is_video
+
+    return is_video(path)
+
+
+def _image(path: Path, args: argparse.Namespace, predictor, annotate: Path | None) -> dict:
+    from ferkit.inference.annotate import save_annotated
+    from ferkit.inference.photos import display_copy, faces_in_file
+
+    found = faces_in_file(path, detect=not args.no_detect)
+    entry: dict = {"file": str(path), "faces": []}
+    if found.error:
+        entry["error"] = found.error
+    for box, prediction in zip(found.boxes, predictor.predict(found.crops) if found.crops else []):
+        entry["faces"].append({"box": list(box), **prediction})
+    if annotate is not None and not found.error.startswith("cannot read"):
+        rgb = display_copy(path, found.size)
+        scale = rgb.shape[1] / found.size[0]
+        faces = [{**f, "box": [round(v * scale) for v in f["box"]]} for f in entry["faces"]]
+        entry["annotated"] = str(save_annotated(rgb, faces, annotate / f"{path.stem}.annotated.png"))
+    return entry
+
+
+def _video(path: Path, args: argparse.Namespace, predictor, annotate: Path | None) -> dict:
+    from tqdm.auto import tqdm
+
+    from ferkit.inference.video import VideoError, predict_stream
+    from ferkit.runtime import progress_disabled
+
+    entry: dict = {"file": str(path), "rows": []}
+    out = annotate / f"{path.stem}.annotated.mp4" if annotate is not None else None
+    bar = tqdm(desc=path.name, unit="frame", leave=False, disable=progress_disabled() or args.json or args.csv)
+
+    def on_frame(index: int, info) -> None:
+        if bar.total is None and info.frames:
+            bar.total = info.frames
+        bar.update(1)
+
+    try:
+        entry["rows"] = list(
+            predict_stream(path, predictor, args.every, args.window, out, args.max_frames, on_frame=on_frame)
+        )
+    except VideoError as exc:
+        entry["error"] = f"cannot read video: {exc}"
+    finally:
+        bar.close()
+    entry["frames"] = bar.n
+    if out is not None and "error" not in entry:
+        entry["annotated"] = str(out)
+    if "error" not in entry and not entry["rows"]:
+        entry["error"] = "no face found"
+    return entry
+
+
+def _camera(args: argparse.Namespace, predictor, annotate: Path | None, writer: _Output) -> int:
+    """Rows as they come, until Ctrl-C or --max-frames; the annotated video keeps what was seen."""
+    from ferkit.inference.video import VideoError, predict_stream
+
+    out = annotate / f"camera{args.camera}.annotated.mp4" if annotate is not None else None
+    try:
+        for row in predict_stream(args.camera, predictor, args.every, args.window, out, args.max_frames):
+            writer.stream_row(f"camera {args.camera}", row)
+    except VideoError as exc:
+        raise CommandError(str(exc), NOT_FOUND) from None
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+class _Output:
+    """Text, JSON or CSV on stdout. Files are printed as they finish (text, CSV) or at the end (JSON)."""
+
+    def __init__(self, args: argparse.Namespace):
+        from ferkit.data.labels import EMOTIONS
+
+        self.format = "json" if args.json else "csv" if args.csv else "text"
+        self.entries: list[dict] = []
+        self.emotions = EMOTIONS
+        self.csv = csv.writer(sys.stdout) if self.format == "csv" else None
+        if self.csv is not None:
+            self.csv.writerow([*CSV_FIELDS, *EMOTIONS, "error"])
+
+    def entry(self, entry: dict) -> None:
+        if self.format == "json":
+            self.entries.append(entry)
+        elif self.format == "csv":
+            for row in entry.get("faces", []) + entry.get("rows", []):
+                self._csv_row(entry["file"], row)
+            if entry.get("error"):
+                self.csv.writerow([entry["file"], *[""] * (len(CSV_FIELDS) - 1 + len(self.emotions)), entry["error"]])
+        else:
+            self._text(entry)
+
+    def stream_row(self, source: str, row: dict) -> None:
+        if self.format == "json":
+            print(json.dumps({"source": source, **row}), flush=True)
+        elif self.format == "csv":
+            self._csv_row(source, row)
+            sys.stdout.flush()
+        else:
+            print(f"{source}: {_row_text(row)}", flush=True)
+
+    def close(self) -> None:
+        if self.format == "json":
+            print(json.dumps(self.entries, indent=2))
+
+    def _csv_row(self, source: str, row: dict) -> None:
+        x, y, w, h = row["box"]
+        self.csv.writerow(
+            [source, row.get("frame", ""), row.get("time", ""), row.get("track", ""), x, y, w, h, row["label"],
+             f"{row['confidence']:.4f}", row["uncertain"], *(f"{row['probabilities'][e]:.4f}" for e in self.emotions),
+             ""]
+        )  # fmt: skip
+
+    def _text(self, entry: dict) -> None:
+        name = entry["file"]
+        if entry.get("error") and not entry.get("faces") and not entry.get("rows"):
+            print(f"{name}: {entry['error']}")
+        for face in entry.get("faces", []):
+            print(f"{name}: box {tuple(face['box'])} -> {_caption(face)}")
+        if "rows" in entry and entry["rows"]:
+            print(f"{name}: {entry['frames']} frames, {len(entry['rows'])} face predictions")
+            for track, rows in _by_track(entry["rows"]).items():
+                labels = [r["label"] for r in rows]
+                common = max(set(labels), key=labels.count)
+                print(
+                    f"  track {track}: {rows[0]['time']:.2f}-{rows[-1]['time']:.2f} s, mostly {common} "
+                    f"({labels.count(common)} of {len(rows)} samples)"
+                )
+        if entry.get("annotated"):
+            print(f"  annotated: {entry['annotated']}")
+
+
+def _caption(face: dict) -> str:
+    from ferkit.inference.annotate import face_caption
+
+    return face_caption(face)
+
+
+def _row_text(row: dict) -> str:
+    return f"frame {row['frame']} ({row['time']:.2f} s) track {row['track']} box {tuple(row['box'])} -> {_caption(row)}"
+
+
+def _by_track(rows: list[dict]) -> dict[int, list[dict]]:
+    tracks: dict[int, list[dict]] = {}
+    for row in rows:
+        tracks.setdefault(row["track"], []).append(row)
+    return tracks

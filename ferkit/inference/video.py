@@ -1,0 +1,246 @@
+"""Emotions in video files and camera streams: frames read with OpenCV, faces found per sampled
+frame, followed across frames by an IoU tracker, and each track's probabilities smoothed over
+its last few sampled frames.
+
+One row per sampled frame and face: frame index, time in seconds, track id, box, label,
+confidence, `uncertain` and the seven probabilities (the smoothed ones). With an annotation
+path, every frame is written to a video with the faces boxed (a frame between samples shows the
+boxes of the last sample).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ferkit.data.errors import DataError
+from ferkit.inference.photos import Box, detect_in
+from ferkit.inference.predictor import Predictor, to_face_array
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
+# Codecs by output suffix: what OpenCV's bundled FFmpeg writes without extra libraries.
+_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
+
+
+class VideoError(DataError):
+    """A video file or camera cannot be opened or read; the message names it."""
+
+
+def is_video(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = w * h
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class _Track:
+    id: int
+    box: Box
+    last_seen: int  # index of the last sampled frame that matched it
+    probs: deque = field(default_factory=deque)
+
+
+class IouTracker:
+    """Greedy IoU matching of each sampled frame's boxes to the live tracks.
+
+    A box joins the track it overlaps most (IoU at least `min_iou`), best pairs first; an
+    unmatched box starts a new track; a track unseen for `max_missed` samples ends. `smooth`
+    averages a track's last `window` probability vectors.
+    """
+
+    def __init__(self, min_iou: float = 0.3, max_missed: int = 5, window: int = 5):
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        self.min_iou, self.max_missed, self.window = min_iou, max_missed, window
+        self.tracks: dict[int, _Track] = {}
+        self._next_id = 1
+        self._sample = 0
+
+    def update(self, boxes: list[Box]) -> list[int]:
+        """The track id of each box of the next sampled frame, in `boxes` order."""
+        self._sample += 1
+        pairs = sorted(
+            ((iou(box, track.box), i, track.id) for i, box in enumerate(boxes) for track in self.tracks.values()),
+            reverse=True,
+        )
+        ids: list[int | None] = [None] * len(boxes)
+        taken: set[int] = set()
+        for overlap, i, track_id in pairs:
+            if overlap < self.min_iou:
+                break
+            if ids[i] is None and track_id not in taken:
+                ids[i] = track_id
+                taken.add(track_id)
+        for i, box in enumerate(boxes):
+            if ids[i] is None:
+                ids[i] = self._next_id
+                self.tracks[self._next_id] = _Track(self._next_id, box, self._sample, deque(maxlen=self.window))
+                self._next_id += 1
+            track = self.tracks[ids[i]]
+            track.box, track.last_seen = box, self._sample
+        for track_id in [t.id for t in self.tracks.values() if self._sample - t.last_seen >= self.max_missed]:
+            del self.tracks[track_id]
+        return [int(i) for i in ids]
+
+    def smooth(self, track_id: int, probs: np.ndarray) -> np.ndarray:
+        """The mean of the track's last `window` probability vectors, `probs` included."""
+        history = self.tracks[track_id].probs
+        history.append(np.asarray(probs, dtype=np.float64))
+        return np.mean(history, axis=0)
+
+
+@dataclass
+class VideoInfo:
+    source: str
+    fps: float
+    frames: int | None  # from the container's header; None for a camera
+    width: int
+    height: int
+
+
+def open_capture(source: str | Path | int):
+    """An OpenCV capture of a video file or a camera index; `VideoError` when it cannot be read."""
+    import cv2
+
+    if isinstance(source, int):
+        capture = cv2.VideoCapture(source)
+        if not capture.isOpened():
+            raise VideoError(f"cannot open camera {source}: no such device, or it is in use")
+        return capture
+    path = Path(source)
+    if not path.is_file():
+        raise VideoError(f"{path}: no such video file")
+    capture = cv2.VideoCapture(str(path))
+    ok, _ = capture.read() if capture.isOpened() else (False, None)
+    if not ok:
+        capture.release()
+        raise VideoError(f"{path}: not a video OpenCV can read (no decodable frame)")
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    return capture
+
+
+def video_info(capture, source: str | Path | int) -> VideoInfo:
+    import cv2
+
+    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    return VideoInfo(
+        source=f"camera {source}" if isinstance(source, int) else str(source),
+        fps=fps if fps > 0 else 25.0,  # a camera that does not say: time stamps at 25 frames/s
+        frames=count if count > 0 and not isinstance(source, int) else None,
+        width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    )
+
+
+def sampled_frames(capture, every: int, decode_all: bool, max_frames: int | None = None) -> Iterator[tuple]:
+    """(index, BGR frame or None, sampled) for each frame; frames between samples are only grabbed
+    (not decoded) unless `decode_all`, which annotation needs."""
+    index = 0
+    while max_frames is None or index < max_frames:
+        sampled = index % every == 0
+        if sampled or decode_all:
+            ok, frame = capture.read()
+        else:
+            ok, frame = capture.grab(), None
+        if not ok:
+            return
+        yield index, frame, sampled
+        index += 1
+
+
+def predict_stream(
+    source: str | Path | int,
+    predictor: Predictor,
+    every: int = 1,
+    window: int = 5,
+    annotate_to: str | Path | None = None,
+    max_frames: int | None = None,
+    on_frame: Callable[[int, VideoInfo], None] | None = None,
+) -> Iterator[dict]:
+    """Rows (one per sampled frame and face) for a video file or camera index, as they come.
+
+    `on_frame(index, info)` is called after each frame (progress bars). With `annotate_to`, the
+    annotated frames are written there as a video at the source's frame rate.
+    """
+    import cv2
+
+    from ferkit.inference.annotate import draw_faces
+
+    if every < 1:
+        raise ValueError(f"every must be at least 1, got {every}")
+    capture = open_capture(source)
+    info = video_info(capture, source)
+    tracker = IouTracker(window=window)
+    writer, drawn, partial, keep = None, [], None, False
+    try:
+        if annotate_to is not None:
+            partial = Path(annotate_to).with_name(f".{Path(annotate_to).stem}.partial{Path(annotate_to).suffix}")
+            writer = _writer(partial, info)
+        for index, frame, sampled in sampled_frames(capture, every, writer is not None, max_frames):
+            if sampled:
+                rows = _predict_frame(frame, index, info, predictor, tracker)
+                drawn = rows
+                yield from rows
+            if writer is not None:
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                writer.write(cv2.cvtColor(draw_faces(rgb, drawn, chart=False), cv2.COLOR_RGB2BGR))
+            if on_frame is not None:
+                on_frame(index, info)
+        keep = True
+    except (GeneratorExit, KeyboardInterrupt):
+        keep = True  # the reader stopped early (a camera's Ctrl-C): the frames so far are a whole video
+        raise
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+            # Only a whole video reaches the name asked for; a failure leaves nothing behind.
+            if keep:
+                partial.replace(annotate_to)
+            else:
+                partial.unlink(missing_ok=True)
+
+
+def _predict_frame(frame: np.ndarray, index: int, info: VideoInfo, predictor: Predictor, tracker: IouTracker):
+    import cv2
+
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    boxes = detect_in(gray)
+    ids = tracker.update(boxes)
+    if not boxes:
+        return []
+    crops = np.stack([to_face_array(gray[y : y + h, x : x + w]) for x, y, w, h in boxes])
+    rows = []
+    for box, track_id, probs in zip(boxes, ids, predictor.predict_proba(crops)):
+        described = predictor.describe(tracker.smooth(track_id, probs))
+        rows.append({"frame": index, "time": round(index / info.fps, 3), "track": track_id, "box": list(box),
+                     **described})  # fmt: skip
+    return rows
+
+
+def _writer(path: str | Path, info: VideoInfo):
+    import cv2
+
+    out = Path(path)
+    fourcc = _FOURCC.get(out.suffix.lower())
+    if fourcc is None:
+        raise VideoError(f"{out}: annotated video must end in one of {sorted(_FOURCC)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*fourcc), info.fps, (info.width, info.height))
+    if not writer.isOpened():
+        raise VideoError(f"{out}: OpenCV cannot write {fourcc} video here")
+    return writer
