@@ -107,12 +107,14 @@ def _video(path: Path, args: argparse.Namespace, predictor, annotate: Path | Non
 
     entry: dict = {"file": str(path), "rows": []}
     out = annotate / f"{path.stem}.annotated.mp4" if annotate is not None else None
-    bar = tqdm(desc=path.name, unit="frame", leave=False, disable=progress_disabled() or args.json or args.csv)
+    bar = tqdm(desc=path.name, unit="frame", leave=False, disable=progress_disabled())
+    seen = [0]
 
     def on_frame(index: int, info) -> None:
         if bar.total is None and info.frames:
             bar.total = info.frames
         bar.update(1)
+        seen[0] = index + 1
 
     try:
         entry["rows"] = list(
@@ -122,7 +124,7 @@ def _video(path: Path, args: argparse.Namespace, predictor, annotate: Path | Non
         entry["error"] = f"cannot read video: {exc}"
     finally:
         bar.close()
-    entry["frames"] = bar.n
+    entry["frames"] = seen[0]
     if out is not None and "error" not in entry:
         entry["annotated"] = str(out)
     if "error" not in entry and not entry["rows"]:

@@ -116,7 +116,12 @@ def open_capture(source: str | Path | int):
     import cv2
 
     if isinstance(source, int):
-        capture = cv2.VideoCapture(source)
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our message names the camera
+        try:
+            capture = cv2.VideoCapture(source)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not capture.isOpened():
             raise VideoError(f"cannot open camera {source}: no such device, or it is in use")
         return capture
