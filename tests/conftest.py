@@ -44,11 +44,16 @@ def fer_zip(tmp_path: Path) -> Path:
     return write_zip(tmp_path / "fer2013.zip", image_tree(3))
 
 
+def find_real_fer2013() -> Path | None:
+    """The real archive: $FER2013_PATH, else ../shared/data/fer2013.zip; None when absent."""
+    candidates = [os.environ.get("FER2013_PATH", ""), str(Path(__file__).parents[2] / "shared/data/fer2013.zip")]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
 @pytest.fixture
 def real_fer2013() -> Path:
-    """The real archive: $FER2013_PATH, else ../shared/data/fer2013.zip; skipped when absent."""
-    candidates = [os.environ.get("FER2013_PATH", ""), str(Path(__file__).parents[2] / "shared/data/fer2013.zip")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    pytest.skip("FER2013 archive not available (set FER2013_PATH)")
+    """The real archive; the test is skipped when there is none."""
+    path = find_real_fer2013()
+    if path is None:
+        pytest.skip("FER2013 archive not available (set FER2013_PATH)")
+    return path

@@ -28,6 +28,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--json", action="store_true", help="print JSON: figures, per-class table, confusion matrix")
     ev.set_defaults(func=_evaluate)
     predict.add_command(sub)
+    ex = sub.add_parser(
+        "export",
+        help="export a model for deployment (ONNX, preprocessing and calibration included)",
+        description="Writes one .onnx file: input `faces` float32 (N, 1, 48, 48) in [0, 1]; outputs "
+        "`probabilities` (calibrated) and `raw_probabilities`; label order and preprocessing in its metadata.",
+    )
+    ex.add_argument("--model", default=predict.DEFAULT_MODEL, help="checkpoint file or models:/ URI")
+    ex.add_argument("--format", default="onnx", choices=["onnx"], help="the export format")
+    ex.add_argument("-o", "--output", required=True, help="the file to write, e.g. model.onnx")
+    ex.set_defaults(func=_export)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -84,3 +94,17 @@ def _evaluation_json(args: argparse.Namespace, result) -> dict:
         "per_class": per_class,
         "confusion_matrix": {"labels": list(EMOTIONS), "counts": counts.tolist()},
     }
+
+
+def _export(args: argparse.Namespace) -> int:
+    import contextlib
+    import io
+
+    from ferkit.inference.onnx_model import export_onnx
+    from ferkit.registry.store import load_trained_model
+
+    model = load_trained_model(args.model)
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter's own progress lines
+        path = export_onnx(model, args.output)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {model.architecture}, temperature {model.temperature:.3f}")
+    return 0

@@ -28,7 +28,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     )
     pd_.add_argument("paths", nargs="*", help="image or video files, or folders of them")
     pd_.add_argument("--camera", type=int, metavar="N", help="read camera N (0: the first) until Ctrl-C")
-    pd_.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint file or models:/ URI")
+    pd_.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint file, models:/ URI or exported .onnx file")
     pd_.add_argument("--no-detect", action="store_true", help="treat each image as one pre-cropped face")
     out = pd_.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON (JSON lines for --camera)")
@@ -50,9 +50,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 def _predict(args: argparse.Namespace) -> int:
     """Exit 0 when every input was read (faces found or not), 1 when some could not be."""
     from ferkit.inference.photos import image_files
-    from ferkit.inference.predictor import MIN_CONFIDENCE, Predictor
+    from ferkit.inference.predictor import MIN_CONFIDENCE
     from ferkit.inference.video import VIDEO_SUFFIXES
-    from ferkit.registry.store import load_trained_model
 
     if not args.paths and args.camera is None:
         raise CommandError("give image or video paths, or --camera N")
@@ -61,7 +60,7 @@ def _predict(args: argparse.Namespace) -> int:
     threshold = MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
     if not 0 <= threshold <= 1:
         raise CommandError(f"--min-confidence must be between 0 and 1, got {threshold}")
-    predictor = Predictor(load_trained_model(args.model), raw=args.raw, min_confidence=threshold)
+    predictor = load_predictor(args.model, raw=args.raw, min_confidence=threshold)
     annotate = Path(args.annotate) if args.annotate else None
     writer = _Output(args)
     if args.camera is not None:
@@ -73,6 +72,22 @@ def _predict(args: argparse.Namespace) -> int:
         writer.entry(entry)
     writer.close()
     return 1 if failed else 0
+
+
+def load_predictor(model: str, raw: bool = False, min_confidence: float | None = None):
+    """A predictor for a checkpoint file, a models:/ URI or an exported .onnx file."""
+    from ferkit.inference.predictor import MIN_CONFIDENCE, Predictor
+
+    threshold = MIN_CONFIDENCE if min_confidence is None else min_confidence
+    if model.lower().endswith(".onnx"):
+        from ferkit.inference.onnx_model import OnnxPredictor
+
+        if not Path(model).is_file():
+            raise CommandError(f"model '{model}': no such ONNX file", NOT_FOUND)
+        return OnnxPredictor(path=model, raw=raw, min_confidence=threshold)
+    from ferkit.registry.store import load_trained_model
+
+    return Predictor(load_trained_model(model), raw=raw, min_confidence=threshold)
 
 
 def _is_video(path: Path) -> bool:

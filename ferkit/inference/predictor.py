@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,36 +51,25 @@ def to_face_array(image: ImageLike, limits: ReadLimits | None = None) -> np.ndar
 MIN_CONFIDENCE = 0.4
 
 
-@dataclass
-class Predictor:
-    """A trained model ready to predict faces; TTA follows the recipe (flip when it trained with it).
+@dataclass(kw_only=True)
+class FacePredictor:
+    """What every predictor shares: faces in, probabilities, labels and confidence out.
 
-    Probabilities are calibrated by default: temperature scaling with the temperature fitted on
-    val that the checkpoint carries (1, no change, for a model without one); `raw=True` returns
-    the network's own. A face whose top probability is under `min_confidence` is `uncertain`.
-    With `int8_calibration` (uint8 training faces, about 4,096) the network is quantized to
-    int8 first: several times faster on CPU for batches, a fraction of a point less accurate.
+    Probabilities are calibrated by default (temperature scaling fitted on val); `raw=True` gives
+    the network's own. A face whose top probability is under `min_confidence` is `uncertain`
+    (its label stays the most likely emotion). Subclasses compute `probabilities`.
     """
 
-    model: TrainedModel
-    tta: str | None = None
-    int8_calibration: np.ndarray | None = None
     raw: bool = False
     min_confidence: float = MIN_CONFIDENCE
 
     def __post_init__(self) -> None:
-        self.network = self.model.build()
-        if self.int8_calibration is not None:
-            from ferkit.models.quantize import quantize_int8
-
-            self.network = quantize_int8(self.network, self.int8_calibration)
-        self.mode = self.tta or ("flip" if self.model.recipe.get("tta_flip") else "none")
         if not 0 <= self.min_confidence <= 1:
             raise ValueError(f"min_confidence must be between 0 and 1, got {self.min_confidence}")
 
-    def temperature(self, raw: bool | None = None) -> float:
-        """The temperature applied to the outputs: 1 when raw (`raw`, else the predictor's `raw`)."""
-        return 1.0 if (self.raw if raw is None else raw) else self.model.temperature
+    def probabilities(self, batch: np.ndarray, raw: bool) -> np.ndarray:
+        """(N, 7) probabilities for uint8 (N, 48, 48) faces."""
+        raise NotImplementedError
 
     def predict_proba(self, faces: list[ImageLike] | np.ndarray, raw: bool | None = None) -> np.ndarray:
         """(N, 7) probabilities in `EMOTIONS` order, calibrated unless raw (`raw` overrides the predictor's)."""
@@ -87,9 +77,9 @@ class Predictor:
             batch = pixel_array(faces)
         else:
             batch = np.stack([to_face_array(face) for face in faces]) if len(faces) else np.zeros((0, 48, 48), np.uint8)
-        probs = predict_proba(self.network, batch, tta=self.mode)
-        temperature = self.temperature(raw)
-        return probs if temperature == 1.0 else apply_temperature(probs, temperature).astype(np.float32)
+        if len(batch) == 0:
+            return np.zeros((0, len(EMOTIONS)), np.float32)
+        return self.probabilities(batch, self.raw if raw is None else raw)
 
     def describe(self, probs: np.ndarray, min_confidence: float | None = None) -> dict:
         """One face's probabilities as {'label', 'confidence', 'uncertain', 'probabilities'}."""
@@ -107,10 +97,47 @@ class Predictor:
         return [self.describe(p) for p in self.predict_proba(faces)]
 
 
+@dataclass
+class Predictor(FacePredictor):
+    """A trained model ready to predict faces; TTA follows the recipe (flip when it trained with it).
+
+    The temperature is the one the checkpoint carries (1, no change, for a model without one).
+    With `int8_calibration` (uint8 training faces, about 4,096) the network is quantized to
+    int8 first: several times faster on CPU for batches, a fraction of a point less accurate.
+    """
+
+    model: TrainedModel
+    tta: str | None = None
+    int8_calibration: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.network = self.model.build()
+        if self.int8_calibration is not None:
+            from ferkit.models.quantize import quantize_int8
+
+            self.network = quantize_int8(self.network, self.int8_calibration)
+        self.mode = self.tta or ("flip" if self.model.recipe.get("tta_flip") else "none")
+
+    def temperature(self, raw: bool | None = None) -> float:
+        """The temperature applied to the outputs: 1 when raw (`raw`, else the predictor's `raw`)."""
+        return 1.0 if (self.raw if raw is None else raw) else self.model.temperature
+
+    def probabilities(self, batch: np.ndarray, raw: bool) -> np.ndarray:
+        probs = predict_proba(self.network, batch, tta=self.mode)
+        temperature = self.temperature(raw)
+        return probs if temperature == 1.0 else apply_temperature(probs, temperature).astype(np.float32)
+
+
 def detect_faces(gray: np.ndarray, min_size: int = 30) -> list[tuple[int, int, int, int]]:
     """Face boxes (x, y, w, h), largest first, from OpenCV's frontal-face Haar cascade."""
+    boxes = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
+    return sorted((tuple(int(v) for v in box) for box in boxes), key=lambda b: -b[2] * b[3])
+
+
+@functools.cache
+def _cascade():
+    """OpenCV's frontal-face cascade, loaded once per process (a video asks for it every frame)."""
     import cv2
 
-    cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
-    boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
-    return sorted((tuple(int(v) for v in box) for box in boxes), key=lambda b: -b[2] * b[3])
+    return cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))

@@ -1,0 +1,122 @@
+"""ONNX export of a trained model, and predictions with ONNX Runtime.
+
+The exported graph is the whole prediction, not only the network: input `faces`, float32
+(N, 1, 48, 48), grayscale face crops resized to 48x48 (bicubic) with pixels divided by 255;
+outputs `probabilities` (calibrated with the model's temperature) and `raw_probabilities`,
+both (N, 7) in the order of the `emotions` metadata, each the mean over the image and its
+mirror when the recipe predicts with the mirror, as `Predictor` does. The metadata says so too,
+so a deployment without ferkit knows how to feed it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import ferkit
+from ferkit.data.errors import DataError
+from ferkit.data.labels import EMOTIONS
+from ferkit.files import atomic_write
+from ferkit.inference.predictor import FacePredictor
+from ferkit.models.checkpoint import TrainedModel
+
+OPSET = 18
+INPUT_NAME, OUTPUT_NAMES = "faces", ("probabilities", "raw_probabilities")
+PREPROCESSING = (
+    "faces: float32 (N, 1, 48, 48); each face a grayscale crop resized to 48x48 (bicubic), pixels divided by 255. "
+    "RGB is converted to gray as Pillow's 'L' mode does (ITU-R 601-2 luma)."
+)
+
+
+class OnnxModelError(DataError):
+    """An .onnx file that is not a ferkit export; the message names the file and what is missing."""
+
+
+class _Exported(nn.Module):
+    """The network with the recipe's views, softmax and temperature: what `Predictor` computes."""
+
+    def __init__(self, network: nn.Module, flip: bool, temperature: float):
+        super().__init__()
+        self.network, self.flip = network, flip
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def forward(self, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = self.network(faces).softmax(dim=1)
+        if self.flip:
+            raw = (raw + self.network(faces.flip(-1)).softmax(dim=1)) / 2
+        calibrated = (raw.clamp_min(1e-12).log() / self.temperature).softmax(dim=1)
+        return calibrated, raw
+
+
+def export_onnx(model: TrainedModel, out: str | os.PathLike) -> Path:
+    """Write `model` as an ONNX graph with its preprocessing, label order and calibration in the
+    metadata; the file appears whole or not at all."""
+    import onnx
+
+    flip = bool(model.recipe.get("tta_flip"))
+    wrapper = _Exported(model.build().float(), flip, model.temperature).eval()
+    example = torch.rand(2, 1, model.input_size, model.input_size)
+    program = torch.onnx.export(
+        wrapper,
+        (example,),
+        input_names=[INPUT_NAME],
+        output_names=list(OUTPUT_NAMES),
+        dynamic_shapes={"faces": {0: torch.export.Dim("batch")}},
+        opset_version=OPSET,
+        dynamo=True,
+        verbose=False,
+    )
+    proto = program.model_proto
+    metadata = {
+        "producer": f"ferkit {ferkit.__version__}",
+        "emotions": json.dumps(list(model.emotions)),
+        "input": PREPROCESSING,
+        "outputs": "probabilities: calibrated (temperature scaling fitted on val); raw_probabilities: the network's",
+        "tta": "flip" if flip else "none",
+        "temperature": repr(model.temperature),
+        "architecture": model.architecture,
+        "weights_sha256": model.weights_sha256(),
+    }
+    onnx.helper.set_model_props(proto, metadata)
+    data = proto.SerializeToString()
+    return atomic_write(out, lambda file: file.write(data))
+
+
+@dataclass
+class OnnxPredictor(FacePredictor):
+    """`Predictor`'s interface over an exported .onnx file, run by ONNX Runtime on the CPU."""
+
+    path: str | os.PathLike
+    threads: int | None = None  # intra-op threads; None: ONNX Runtime's default (all cores)
+    emotions: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        import onnxruntime as ort
+
+        super().__post_init__()
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
+            raise OnnxModelError(f"{self.path}: not an ONNX model ONNX Runtime can load ({exc})") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        outputs = {o.name for o in self.session.get_outputs()}
+        if "emotions" not in props or not set(OUTPUT_NAMES) <= outputs:
+            raise OnnxModelError(f"{self.path}: not a ferkit export (no emotions metadata or probability outputs)")
+        self.emotions = tuple(json.loads(props["emotions"]))
+        if self.emotions != EMOTIONS:
+            raise OnnxModelError(f"{self.path}: its label order {list(self.emotions)} is not ferkit's {list(EMOTIONS)}")
+        self.metadata = dict(props)
+
+    def probabilities(self, batch: np.ndarray, raw: bool) -> np.ndarray:
+        x = (batch.astype(np.float32) / 255.0)[:, None]  # (N, 1, 48, 48)
+        calibrated, uncalibrated = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
+        return uncalibrated if raw else calibrated
