@@ -106,5 +106,7 @@ def _export(args: argparse.Namespace) -> int:
     model = load_trained_model(args.model)
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter's own progress lines
         path = export_onnx(model, args.output)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {model.architecture}, temperature {model.temperature:.3f}")
+    print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {model.architecture}, temperature {model.temperature:.3f}"
+    )
     return 0
