@@ -38,6 +38,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--format", default="onnx", choices=["onnx"], help="the export format")
     ex.add_argument("-o", "--output", required=True, help="the file to write, e.g. model.onnx")
     ex.set_defaults(func=_export)
+    sv = sub.add_parser(
+        "serve",
+        help="serve a web page (upload a photo or use the camera) and its JSON API",
+        description="GET / is the page; POST /api/predict takes an image (body or form field `image`) and "
+        "answers JSON: the faces, their boxes, labels and probabilities.",
+    )
+    sv.add_argument("--model", default=predict.DEFAULT_MODEL, help="checkpoint file, models:/ URI or .onnx file")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    sv.add_argument("--port", type=int, default=8000, help="port to listen on")
+    sv.add_argument("--min-confidence", type=float, default=None, help="default threshold for `uncertain` (0.4)")
+    sv.set_defaults(func=_serve)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -109,4 +120,15 @@ def _export(args: argparse.Namespace) -> int:
     print(
         f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {model.architecture}, temperature {model.temperature:.3f}"
     )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ferkit.inference.web import create_app
+
+    predictor = predict.load_predictor(args.model, min_confidence=args.min_confidence)
+    print(f"ferkit serve: {args.model} on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+    uvicorn.run(create_app(predictor, args.model), host=args.host, port=args.port, log_level="warning")
     return 0

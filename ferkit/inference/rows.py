@@ -93,7 +93,7 @@ def predict_rows(
     `min_confidence` (a top probability under it is `uncertain`); the predictor's settings otherwise."""
     limits = limits or ReadLimits.from_env()
     _check_request(table)
-    raw, min_confidence = _request_params(params or {}, predictor)
+    raw, min_confidence = request_params(params or {}, predictor)
     faces, errors = [], []
     for row in table.to_dict("records"):
         try:
@@ -117,7 +117,7 @@ def predict_rows(
     return out
 
 
-def _request_params(params: dict, predictor: Predictor) -> tuple[bool, float]:
+def request_params(params: dict, predictor: Predictor) -> tuple[bool, float]:
     """(raw, min_confidence) from a request's params, each checked; the predictor's where absent."""
     unknown = sorted(set(params) - {"raw", "min_confidence"})
     if unknown:

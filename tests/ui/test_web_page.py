@@ -1,0 +1,196 @@
+"""`ferkit serve` in headless Chromium: a photo chosen in the page's file input comes back with
+its face boxed and labelled, a broken file with the reason; the JSON API behind it answers the
+same way to a plain HTTP client.
+
+Chromium is driven over its DevTools protocol (the file input is set the way a user's choice
+sets it, and the page's own JavaScript uploads it). Without Debian's `chromium` the browser
+test is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from ferkit.data.labels import EMOTIONS
+from ferkit.models import TrainedModel, build_model
+from tests.ui.test_mlflow_ui import CHROMIUM, CHROMIUM_FLAGS
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, what: str, seconds: float = 90) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except (OSError, urllib.error.URLError):
+            assert process.poll() is None, f"{what} exited: {process.stderr.read() if process.stderr else ''}"
+            time.sleep(0.5)
+    pytest.fail(f"{what} did not answer within {seconds} s")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    from skimage import data as skdata
+
+    folder = tmp_path_factory.mktemp("photos")
+    Image.fromarray(skdata.astronaut()).save(folder / "astronaut.jpg")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n and then nothing that decodes")
+    torch.manual_seed(0)
+    network = build_model("plain_cnn", widths=[4, 4, 8, 8])
+    TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, network.state_dict(), recipe={"tta_flip": True},
+                 calibration={"temperature": 1.2}).save(folder / "model.pt")  # fmt: skip
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(photos):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ferkit.cli", "serve", "--model", str(photos / "model.pt"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_for(f"{base}/api/health", process, "ferkit serve")
+    yield base
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def post(url: str, data: bytes, content_type: str = "application/octet-stream") -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+class TestApi:
+    def test_a_photo_gives_its_face(self, server, photos):
+        status, body = post(f"{server}/api/predict", (photos / "astronaut.jpg").read_bytes())
+        assert status == 200 and (body["width"], body["height"]) == (512, 512)
+        (face,) = body["faces"]
+        x, y, w, h = face["box"]
+        assert 150 < x + w / 2 < 300 and 50 < y + h / 2 < 200
+        assert face["label"] in EMOTIONS and set(face["probabilities"]) == set(EMOTIONS)
+
+    def test_bad_uploads_are_a_400_with_the_reason(self, server, photos):
+        status, body = post(f"{server}/api/predict", (photos / "broken.png").read_bytes())
+        assert status == 400 and body["error"].startswith("cannot read image:")
+        status, body = post(f"{server}/api/predict?min_confidence=2", (photos / "astronaut.jpg").read_bytes())
+        assert status == 400 and "param `min_confidence` must be a number from 0 to 1" in body["error"]
+        status, body = post(f"{server}/api/predict", b"")
+        assert status == 400 and "the request has no image" in body["error"]
+
+
+class DevTools:
+    """The few DevTools protocol calls the test needs, over one page's websocket."""
+
+    def __init__(self, websocket_url: str):
+        from websockets.sync.client import connect
+
+        self.socket = connect(websocket_url, max_size=None, open_timeout=30)
+        self.ids = itertools.count(1)
+
+    def call(self, method: str, **params) -> dict:
+        message_id = next(self.ids)
+        self.socket.send(json.dumps({"id": message_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv(timeout=60))
+            if message.get("id") == message_id:
+                assert "error" not in message, message["error"]
+                return message.get("result", {})
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def wait_until(self, expression: str, seconds: float = 60):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.3)
+        status = self.evaluate("document.getElementById('status').textContent")
+        pytest.fail(f"the page never satisfied {expression!r}; its status line: {status!r}")
+
+    def choose_file(self, selector: str, path: Path) -> None:
+        root = self.call("DOM.getDocument")["root"]["nodeId"]
+        node = self.call("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
+        self.call("DOM.setFileInputFiles", files=[str(path)], nodeId=node)
+
+
+@pytest.fixture
+def browser():
+    port = free_port()
+    profile = tempfile.mkdtemp(prefix="ferkit-chromium-")
+    process = subprocess.Popen(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--remote-debugging-port={port}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/json/version", process, "chromium")
+        pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+        page = next(p for p in pages if p["type"] == "page")
+        tools = DevTools(page["webSocketDebuggerUrl"])
+        yield tools
+        tools.socket.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_the_page_boxes_and_labels_an_uploaded_photo(server, photos, browser):
+    browser.call("Page.enable")
+    browser.call("Page.navigate", url=f"{server}/")
+    browser.wait_until("document.readyState === 'complete' && !!document.getElementById('file')")
+    browser.choose_file("#file", photos / "astronaut.jpg")
+    browser.wait_until("document.querySelectorAll('.box').length > 0")
+    boxes = browser.evaluate("[...document.querySelectorAll('.box')].map(b => [b.dataset.label, b.innerText])")
+    assert len(boxes) == 1
+    label, caption = boxes[0]
+    assert label in EMOTIONS and label in caption  # "1: happy 0.31" or "1: uncertain (happy 0.31)"
+    assert browser.evaluate("document.getElementById('status').textContent") == "1 face."
+    bars = browser.evaluate("document.querySelectorAll('#faces .bar').length")
+    assert bars == len(EMOTIONS)
+    # The box sits on the astronaut's face, in the page's own pixels.
+    left, top, width = browser.evaluate(
+        "(() => { const b = document.querySelector('.box'), i = document.getElementById('photo');"
+        " return [b.offsetLeft / i.clientWidth, b.offsetTop / i.clientHeight, b.offsetWidth / i.clientWidth]; })()"
+    )
+    assert 0.25 < left + width / 2 < 0.6 and 0.05 < top < 0.35
+
+    browser.choose_file("#file", photos / "broken.png")
+    message = browser.wait_until(
+        "document.getElementById('status').className === 'error' && document.getElementById('status').textContent"
+    )
+    assert message.startswith("cannot read image:")
+    assert browser.evaluate("document.querySelectorAll('.box').length") == 0
