@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import image_tree, write_zip
+from tests.inference.test_video import write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -36,6 +37,7 @@ def test_the_marked_blocks_are_found():
     assert len(blocks) >= 6
     assert any("zenml pipeline run fer_training -c configs/smoke.yaml" in b for b in blocks)
     assert any("ferkit predict photo.jpg" in b for b in blocks)
+    assert any("ferkit predict clip.mp4" in b for b in blocks) and any("--model model.onnx" in b for b in blocks)
     assert runnable_blocks("x\n<!-- runnable -->\n```sh\necho hi\n```\n```sh\nnot marked\n```") == ["echo hi\n"]
 
 
@@ -48,6 +50,7 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     folder = work / "project"
     shutil.copytree(ROOT / "configs", folder / "configs")
     Image.fromarray(samples.astronaut()).save(folder / "photo.jpg")  # a real photo with a face
+    write_clip(folder / "clip.mp4", frames=12)  # two faces crossing a short video
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "MLFLOW_", "FERKIT_", "PYTHONPATH"))}
     env.update(
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",

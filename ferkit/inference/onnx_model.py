@@ -54,12 +54,15 @@ class _Exported(nn.Module):
         return calibrated, raw
 
 
-def export_onnx(model: TrainedModel, out: str | os.PathLike) -> Path:
+def export_onnx(model: TrainedModel, out: str | os.PathLike, tta: str | None = None) -> Path:
     """Write `model` as an ONNX graph with its preprocessing, label order and calibration in the
-    metadata; the file appears whole or not at all."""
+    metadata; the file appears whole or not at all. `tta` is "flip" or "none" (default: the
+    recipe's, as `Predictor` predicts)."""
     import onnx
 
-    flip = bool(model.recipe.get("tta_flip"))
+    if tta not in (None, "flip", "none"):
+        raise ValueError(f"an ONNX export predicts with tta 'flip' or 'none', got {tta!r}")
+    flip = bool(model.recipe.get("tta_flip")) if tta is None else tta == "flip"
     wrapper = _Exported(model.build().float(), flip, model.temperature).eval()
     example = torch.rand(2, 1, model.input_size, model.input_size)
     program = torch.onnx.export(
@@ -120,3 +123,43 @@ class OnnxPredictor(FacePredictor):
         x = (batch.astype(np.float32) / 255.0)[:, None]  # (N, 1, 48, 48)
         calibrated, uncalibrated = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
         return uncalibrated if raw else calibrated
+
+
+def quantize_onnx(source: str | os.PathLike, out: str | os.PathLike, calibration: np.ndarray) -> Path:
+    """An int8 copy of an export (ONNX Runtime static quantization, QDQ, per-channel weights),
+    its activation ranges calibrated on `calibration`: uint8 (N, 48, 48) training faces, about
+    4,096. Written whole or not at all; the metadata is kept, with `quantized: int8` added."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Faces(CalibrationDataReader):
+        def __init__(self, faces: np.ndarray, batch: int = 256):
+            self.batches = iter(
+                {INPUT_NAME: (faces[i : i + batch].astype(np.float32) / 255.0)[:, None]}
+                for i in range(0, len(faces), batch)
+            )
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(quantized),
+            Faces(np.asarray(calibration, dtype=np.uint8)),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv", "MatMul", "Gemm"],  # the arithmetic; norms and softmax stay float
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        proto = onnx.load(quantized)
+        props = {p.key: p.value for p in onnx.load(source).metadata_props}
+        onnx.helper.set_model_props(proto, {**props, "quantized": "int8 (ONNX Runtime static, QDQ)"})
+        data = proto.SerializeToString()
+    return atomic_write(out, lambda file: file.write(data))

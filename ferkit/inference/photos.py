@@ -87,13 +87,15 @@ def display_copy(path: str | Path, size: tuple[int, int], limits: ReadLimits | N
     return np.asarray(rgb if rgb.size == target else rgb.resize(target, Image.Resampling.BILINEAR))
 
 
-def detect_in(gray: np.ndarray) -> list[Box]:
-    """Face boxes in `gray`'s pixels, found on a copy no longer than `DETECT_SIDE` on either side."""
-    scale = max(gray.shape) / DETECT_SIDE
+def detect_in(gray: np.ndarray, side: int = DETECT_SIDE, scale_factor: float = 1.1) -> list[Box]:
+    """Face boxes in `gray`'s pixels, found on a copy no longer than `side` on either side (faces
+    of at least 30 px in `gray`, or 12 in the copy); `scale_factor` is the cascade's step between
+    sizes (1.1 for photos; video frames use a coarser step and a smaller copy)."""
+    scale = max(gray.shape) / side
     if scale <= 1:
-        return detect_faces(gray)
+        return detect_faces(gray, scale_factor=scale_factor)
     small = Image.fromarray(gray).resize((round(gray.shape[1] / scale), round(gray.shape[0] / scale)), Image.BILINEAR)
-    boxes = detect_faces(np.asarray(small), min_size=max(12, round(30 / scale)))
+    boxes = detect_faces(np.asarray(small), min_size=max(12, round(30 / scale)), scale_factor=scale_factor)
     height, width = gray.shape
     return [
         (

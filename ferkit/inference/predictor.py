@@ -129,9 +129,9 @@ class Predictor(FacePredictor):
         return probs if temperature == 1.0 else apply_temperature(probs, temperature).astype(np.float32)
 
 
-def detect_faces(gray: np.ndarray, min_size: int = 30) -> list[tuple[int, int, int, int]]:
+def detect_faces(gray: np.ndarray, min_size: int = 30, scale_factor: float = 1.1) -> list[tuple[int, int, int, int]]:
     """Face boxes (x, y, w, h), largest first, from OpenCV's frontal-face Haar cascade."""
-    boxes = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
+    boxes = _cascade().detectMultiScale(gray, scaleFactor=scale_factor, minNeighbors=5, minSize=(min_size, min_size))
     return sorted((tuple(int(v) for v in box) for box in boxes), key=lambda b: -b[2] * b[3])
 
 

@@ -22,6 +22,10 @@ from ferkit.inference.photos import Box, detect_in
 from ferkit.inference.predictor import Predictor, to_face_array
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
+# Frames are searched for faces on a copy at most this long (faces of at least 24 px in a 640 px
+# frame), with a coarser step between sizes than photos: about 4x faster, so a 640x480 stream
+# keeps up on 2 cores.
+DETECT_SIDE, DETECT_STEP = 320, 1.15
 # Codecs by output suffix: what OpenCV's bundled FFmpeg writes without extra libraries.
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
 
@@ -224,7 +228,7 @@ def _predict_frame(frame: np.ndarray, index: int, info: VideoInfo, predictor: Pr
     import cv2
 
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    boxes = detect_in(gray)
+    boxes = detect_in(gray, side=DETECT_SIDE, scale_factor=DETECT_STEP)
     ids = tracker.update(boxes)
     if not boxes:
         return []
