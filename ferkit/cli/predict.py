@@ -49,8 +49,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 
 def _predict(args: argparse.Namespace) -> int:
     """Exit 0 when every input was read (faces found or not), 1 when some could not be."""
+    from ferkit.inference.faces import MIN_CONFIDENCE
     from ferkit.inference.photos import image_files
-    from ferkit.inference.predictor import MIN_CONFIDENCE
     from ferkit.inference.video import VIDEO_SUFFIXES
 
     if not args.paths and args.camera is None:
@@ -76,7 +76,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def load_predictor(model: str, raw: bool = False, min_confidence: float | None = None):
     """A predictor for a checkpoint file, a models:/ URI or an exported .onnx file."""
-    from ferkit.inference.predictor import MIN_CONFIDENCE, Predictor
+    from ferkit.inference.faces import MIN_CONFIDENCE
 
     threshold = MIN_CONFIDENCE if min_confidence is None else min_confidence
     if model.lower().endswith(".onnx"):
@@ -85,6 +85,7 @@ def load_predictor(model: str, raw: bool = False, min_confidence: float | None =
         if not Path(model).is_file():
             raise CommandError(f"model '{model}': no such ONNX file", NOT_FOUND)
         return OnnxPredictor(path=model, raw=raw, min_confidence=threshold)
+    from ferkit.inference.predictor import Predictor
     from ferkit.registry.store import load_trained_model
 
     return Predictor(load_trained_model(model), raw=raw, min_confidence=threshold)

@@ -16,15 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 import ferkit
 from ferkit.data.errors import DataError
 from ferkit.data.labels import EMOTIONS
 from ferkit.files import atomic_write
-from ferkit.inference.predictor import FacePredictor
-from ferkit.models.checkpoint import TrainedModel
+from ferkit.inference.faces import FacePredictor
 
 OPSET = 18
 INPUT_NAME, OUTPUT_NAMES = "faces", ("probabilities", "raw_probabilities")
@@ -38,32 +35,39 @@ class OnnxModelError(DataError):
     """An .onnx file that is not a ferkit export; the message names the file and what is missing."""
 
 
-class _Exported(nn.Module):
+def _exported_module():
     """The network with the recipe's views, softmax and temperature: what `Predictor` computes."""
+    from torch import nn
 
-    def __init__(self, network: nn.Module, flip: bool, temperature: float):
-        super().__init__()
-        self.network, self.flip = network, flip
-        self.register_buffer("temperature", torch.tensor(float(temperature)))
+    class Exported(nn.Module):
+        def __init__(self, network: nn.Module, flip: bool, temperature: float):
+            import torch
 
-    def forward(self, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self.network(faces).softmax(dim=1)
-        if self.flip:
-            raw = (raw + self.network(faces.flip(-1)).softmax(dim=1)) / 2
-        calibrated = (raw.clamp_min(1e-12).log() / self.temperature).softmax(dim=1)
-        return calibrated, raw
+            super().__init__()
+            self.network, self.flip = network, flip
+            self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+        def forward(self, faces):
+            raw = self.network(faces).softmax(dim=1)
+            if self.flip:
+                raw = (raw + self.network(faces.flip(-1)).softmax(dim=1)) / 2
+            calibrated = (raw.clamp_min(1e-12).log() / self.temperature).softmax(dim=1)
+            return calibrated, raw
+
+    return Exported
 
 
-def export_onnx(model: TrainedModel, out: str | os.PathLike, tta: str | None = None) -> Path:
-    """Write `model` as an ONNX graph with its preprocessing, label order and calibration in the
+def export_onnx(model, out: str | os.PathLike, tta: str | None = None) -> Path:
+    """Write `model` (a `TrainedModel`) as an ONNX graph with its preprocessing, label order and calibration in the
     metadata; the file appears whole or not at all. `tta` is "flip" or "none" (default: the
     recipe's, as `Predictor` predicts)."""
     import onnx
+    import torch
 
     if tta not in (None, "flip", "none"):
         raise ValueError(f"an ONNX export predicts with tta 'flip' or 'none', got {tta!r}")
     flip = bool(model.recipe.get("tta_flip")) if tta is None else tta == "flip"
-    wrapper = _Exported(model.build().float(), flip, model.temperature).eval()
+    wrapper = _exported_module()(model.build().float(), flip, model.temperature).eval()
     example = torch.rand(2, 1, model.input_size, model.input_size)
     program = torch.onnx.export(
         wrapper,

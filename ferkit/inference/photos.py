@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from ferkit.data.images import FORMATS, BadImage, ReadLimits, read_file, read_gray
 from ferkit.data.labels import IMAGE_SUFFIXES
-from ferkit.inference.predictor import detect_faces, to_face_array
+from ferkit.inference.faces import detect_faces, to_face_array
 
 Box = tuple[int, int, int, int]  # x, y, width, height in the photo's pixels
 

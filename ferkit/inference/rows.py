@@ -19,7 +19,7 @@ import pandas as pd
 
 from ferkit.data.images import PIXEL_RANGES, BadImage, ReadLimits, pixel_array, read_gray
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
-from ferkit.inference.predictor import Predictor, to_face_array
+from ferkit.inference.faces import FacePredictor, to_face_array
 
 INPUT_COLUMNS = ("image", "pixels", "pixel_range")
 MAX_ROWS = 4096  # one request; a larger batch is split by the client
@@ -84,7 +84,7 @@ def _image_bytes(image: object) -> bytes:
 
 
 def predict_rows(
-    predictor: Predictor, table: pd.DataFrame, limits: ReadLimits | None = None, params: dict | None = None
+    predictor: FacePredictor, table: pd.DataFrame, limits: ReadLimits | None = None, params: dict | None = None
 ) -> pd.DataFrame:
     """One output row per input row: `label`, `confidence`, `uncertain`, the seven probabilities and
     `error` ("" when it worked; else the reason, and the other columns are null).
@@ -117,7 +117,7 @@ def predict_rows(
     return out
 
 
-def request_params(params: dict, predictor: Predictor) -> tuple[bool, float]:
+def request_params(params: dict, predictor: FacePredictor) -> tuple[bool, float]:
     """(raw, min_confidence) from a request's params, each checked; the predictor's where absent."""
     unknown = sorted(set(params) - {"raw", "min_confidence"})
     if unknown:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ferkit.data.errors import DataError
+from ferkit.inference.faces import FacePredictor, to_face_array
 from ferkit.inference.photos import Box, detect_in
-from ferkit.inference.predictor import Predictor, to_face_array
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
 # Frames are searched for faces on a copy at most this long (faces of at least 24 px in a 640 px
@@ -173,7 +173,7 @@ def sampled_frames(capture, every: int, decode_all: bool, max_frames: int | None
 
 def predict_stream(
     source: str | Path | int,
-    predictor: Predictor,
+    predictor: FacePredictor,
     every: int = 1,
     window: int = 5,
     annotate_to: str | Path | None = None,
@@ -224,7 +224,7 @@ def predict_stream(
                 partial.unlink(missing_ok=True)
 
 
-def _predict_frame(frame: np.ndarray, index: int, info: VideoInfo, predictor: Predictor, tracker: IouTracker):
+def _predict_frame(frame: np.ndarray, index: int, info: VideoInfo, predictor: FacePredictor, tracker: IouTracker):
     import cv2
 
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)

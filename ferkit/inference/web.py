@@ -19,8 +19,8 @@ import logging
 import numpy as np
 
 from ferkit.data.images import BadImage, ReadLimits, read_gray
+from ferkit.inference.faces import FacePredictor, to_face_array
 from ferkit.inference.photos import detect_in
-from ferkit.inference.predictor import FacePredictor, to_face_array
 from ferkit.inference.web_page import PAGE
 
 

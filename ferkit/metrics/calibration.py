@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ferkit.models.temperature import apply_temperature  # noqa: F401 - part of this module's API
+
 
 def _bins(probs: np.ndarray, y_true: np.ndarray, n_bins: int):
     confidence = probs.max(axis=1)
@@ -75,10 +77,3 @@ def fit_temperature(y_true: np.ndarray, probs: np.ndarray, max_iter: int = 100) 
 
     optimizer.step(closure)
     return float(log_t.detach().exp().item())
-
-
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    scaled = np.exp(logits)
-    return scaled / scaled.sum(axis=1, keepdims=True)

@@ -32,7 +32,7 @@ import ferkit
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import IMAGE_SIZE
 from ferkit.inference.evaluation import probabilities_for
-from ferkit.inference.predictor import MIN_CONFIDENCE
+from ferkit.inference.faces import MIN_CONFIDENCE
 from ferkit.metrics.classification import classification_metrics
 from ferkit.metrics.paired import figure_of, paired_bootstrap
 from ferkit.models import TrainedModel

@@ -124,3 +124,19 @@ def test_export_and_predict_from_the_command_line(tmp_path):
     )
     missing = ferkit("predict", str(tmp_path / "crop.png"), "--model", str(tmp_path / "nope.onnx"))
     assert missing.returncode == 3 and "no such ONNX file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_predicting_with_an_onnx_file_never_loads_torch(tmp_path):
+    """The deployment path starts in well under a second: ONNX Runtime, numpy, Pillow, OpenCV."""
+    torch.manual_seed(0)
+    network = build_model("plain_cnn", widths=[4, 4, 8, 8])
+    export_onnx(TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, network.state_dict()), tmp_path / "m.onnx")
+    Image.fromarray(face(5)).save(tmp_path / "crop.png")
+    code = (
+        "import sys; from ferkit.cli import main; "
+        f"rc = main(['predict', {str(tmp_path / 'crop.png')!r}, '--model', {str(tmp_path / 'm.onnx')!r}, '--no-detect']); "
+        "sys.exit(97 if 'torch' in sys.modules else rc)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert "crop.png: box (0, 0, 48, 48) ->" in result.stdout

@@ -113,7 +113,7 @@ class TestRows:
 
         served = FERPyfunc()
         served.predictor, served.limits = predictor, ReadLimits()
-        monkeypatch.setattr(predictor, "predict_proba", lambda faces: 1 / 0)  # a bug inside the model
+        monkeypatch.setattr(predictor, "predict_proba", lambda faces, raw=None: 1 / 0)  # a bug inside the model
         with pytest.raises(MlflowException) as caught:
             served.predict(None, table([{"pixels": GOOD.tolist()}]))
         assert caught.value.get_http_status_code() == 500
