@@ -140,3 +140,24 @@ def test_predicting_with_an_onnx_file_never_loads_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert "crop.png: box (0, 0, 48, 48) ->" in result.stdout
+
+
+def test_an_int8_export_is_calibrated_on_the_data_and_predicts(tmp_path, fer_zip):
+    torch.manual_seed(0)
+    network = build_model("plain_cnn", widths=[4, 4, 8, 8])
+    TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, network.state_dict()).save(tmp_path / "model.pt")
+    out = tmp_path / "int8.onnx"
+    result = ferkit("export", "--model", str(tmp_path / "model.pt"), "-o", str(out), "--int8", "--data", str(fer_zip))
+    assert result.returncode == 0, result.stderr
+    assert "int8" in result.stdout
+    props = {p.key: p.value for p in onnx.load(out).metadata_props}
+    assert props["quantized"].startswith("int8") and json.loads(props["emotions"]) == list(EMOTIONS)
+    assert any(node.op_type == "QuantizeLinear" for node in onnx.load(out).graph.node)
+    faces = np.stack([face(seed) for seed in range(32)])
+    int8 = OnnxPredictor(path=out).predict_proba(faces)
+    fp32 = Predictor(TrainedModel.load(tmp_path / "model.pt")).predict_proba(faces)
+    assert int8.shape == fp32.shape and np.abs(int8 - fp32).max() < 0.05
+    # Without data to calibrate on, nothing is written.
+    missing = ferkit("export", "--model", str(tmp_path / "model.pt"), "-o", str(tmp_path / "no.onnx"), "--int8",
+                     "--data", str(tmp_path / "nowhere.zip"))  # fmt: skip
+    assert missing.returncode == 3 and "nowhere.zip" in missing.stderr and not (tmp_path / "no.onnx").exists()
