@@ -48,13 +48,14 @@ def cpu_flags() -> frozenset[str]:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 runs at hardware speed on `device`: a CUDA GPU with bf16, or a CPU with
+    """Whether bf16 runs at hardware speed on `device`: a CUDA GPU of compute capability 8 or
+    later (A100, H100, RTX 30xx and on), or a CPU with
     AVX512-BF16 or AMX. Elsewhere bf16 autocast is emulated: 9x slower than fp32 for the cpu
     model on a 2-core AVX2 CPU (docs/results.md)."""
     import torch
 
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # Ampere (8.0) and later; torch's own check counts emulation too
+        return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
     return device.type == "cpu" and bool(cpu_flags() & CPU_BF16_FLAGS)
 
 

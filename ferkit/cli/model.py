@@ -146,6 +146,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from ferkit.inference.web import create_app
 
+    predict.check_threshold(args.min_confidence)
     predictor = predict.load_predictor(args.model, min_confidence=args.min_confidence)
     print(f"ferkit serve: {args.model} on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(create_app(predictor, args.model), host=args.host, port=args.port, log_level="warning")

@@ -49,7 +49,6 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 
 def _predict(args: argparse.Namespace) -> int:
     """Exit 0 when every input was read (faces found or not), 1 when some could not be."""
-    from ferkit.inference.faces import MIN_CONFIDENCE
     from ferkit.inference.photos import image_files
     from ferkit.inference.video import VIDEO_SUFFIXES
 
@@ -57,21 +56,48 @@ def _predict(args: argparse.Namespace) -> int:
         raise CommandError("give image or video paths, or --camera N")
     if args.every < 1 or args.window < 1:
         raise CommandError("--every and --window must be at least 1")
-    threshold = MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
-    if not 0 <= threshold <= 1:
-        raise CommandError(f"--min-confidence must be between 0 and 1, got {threshold}")
+    threshold = check_threshold(args.min_confidence)
     predictor = load_predictor(args.model, raw=args.raw, min_confidence=threshold)
-    annotate = Path(args.annotate) if args.annotate else None
+    names = _OutputNames(Path(args.annotate)) if args.annotate else None
     writer = _Output(args)
     if args.camera is not None:
-        return _camera(args, predictor, annotate, writer)
+        return _camera(args, predictor, names, writer)
     failed = 0
     for path in image_files(args.paths, extra_suffixes=VIDEO_SUFFIXES):
-        entry = _video(path, args, predictor, annotate) if _is_video(path) else _image(path, args, predictor, annotate)
+        if _is_video(path):
+            entry = _video(path, args, predictor, names, writer)
+        else:
+            entry = _image(path, args, predictor, names)
         failed += bool(entry.get("error", "").startswith("cannot read"))
         writer.entry(entry)
     writer.close()
     return 1 if failed else 0
+
+
+class _OutputNames:
+    """`<stem>.annotated<ext>` in the output folder, `<stem>_2.annotated<ext>` (and on) when two
+    inputs share a stem (`a/x.jpg` and `b/x.jpg`, `x.jpg` and `x.png`): none overwrites another."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.used = folder, set()
+
+    def next(self, path: Path, ext: str) -> Path:
+        name, n = f"{path.stem}.annotated{ext}", 1
+        while name in self.used:
+            n += 1
+            name = f"{path.stem}_{n}.annotated{ext}"
+        self.used.add(name)
+        return self.folder / name
+
+
+def check_threshold(value: float | None) -> float:
+    """--min-confidence, or the default: a usage error outside 0-1."""
+    from ferkit.inference.faces import MIN_CONFIDENCE
+
+    threshold = MIN_CONFIDENCE if value is None else value
+    if not 0 <= threshold <= 1:
+        raise CommandError(f"--min-confidence must be between 0 and 1, got {threshold}")
+    return threshold
 
 
 def load_predictor(model: str, raw: bool = False, min_confidence: float | None = None):
@@ -97,7 +123,7 @@ def _is_video(path: Path) -> bool:
     return is_video(path)
 
 
-def _image(path: Path, args: argparse.Namespace, predictor, annotate: Path | None) -> dict:
+def _image(path: Path, args: argparse.Namespace, predictor, names: _OutputNames | None) -> dict:
     from ferkit.inference.annotate import save_annotated
     from ferkit.inference.photos import display_copy, faces_in_file
 
@@ -107,22 +133,23 @@ def _image(path: Path, args: argparse.Namespace, predictor, annotate: Path | Non
         entry["error"] = found.error
     for box, prediction in zip(found.boxes, predictor.predict(found.crops) if found.crops else []):
         entry["faces"].append({"box": list(box), **prediction})
-    if annotate is not None and not found.error.startswith("cannot read"):
+    if names is not None and not found.error.startswith("cannot read"):
         rgb = display_copy(path, found.size)
         scale = rgb.shape[1] / found.size[0]
         faces = [{**f, "box": [round(v * scale) for v in f["box"]]} for f in entry["faces"]]
-        entry["annotated"] = str(save_annotated(rgb, faces, annotate / f"{path.stem}.annotated.png"))
+        entry["annotated"] = str(save_annotated(rgb, faces, names.next(path, ".png")))
     return entry
 
 
-def _video(path: Path, args: argparse.Namespace, predictor, annotate: Path | None) -> dict:
+def _video(path: Path, args: argparse.Namespace, predictor, names: _OutputNames | None, writer: _Output) -> dict:
+    """Rows go to the output as they come (CSV, and the text summary's counts); JSON holds them."""
     from tqdm.auto import tqdm
 
     from ferkit.inference.video import VideoError, predict_stream
     from ferkit.runtime import progress_disabled
 
-    entry: dict = {"file": str(path), "rows": []}
-    out = annotate / f"{path.stem}.annotated.mp4" if annotate is not None else None
+    entry: dict = {"file": str(path), "rows": [], "tracks": {}, "predictions": 0}
+    out = names.next(path, ".mp4") if names is not None else None
     bar = tqdm(desc=path.name, unit="frame", leave=False, disable=progress_disabled())
     seen = [0]
 
@@ -133,9 +160,8 @@ def _video(path: Path, args: argparse.Namespace, predictor, annotate: Path | Non
         seen[0] = index + 1
 
     try:
-        entry["rows"] = list(
-            predict_stream(path, predictor, args.every, args.window, out, args.max_frames, on_frame=on_frame)
-        )
+        for row in predict_stream(path, predictor, args.every, args.window, out, args.max_frames, on_frame=on_frame):
+            writer.video_row(entry, row)
     except VideoError as exc:
         entry["error"] = f"cannot read video: {exc}"
     finally:
@@ -143,16 +169,16 @@ def _video(path: Path, args: argparse.Namespace, predictor, annotate: Path | Non
     entry["frames"] = seen[0]
     if out is not None and "error" not in entry:
         entry["annotated"] = str(out)
-    if "error" not in entry and not entry["rows"]:
+    if "error" not in entry and not entry["predictions"]:
         entry["error"] = "no face found"
     return entry
 
 
-def _camera(args: argparse.Namespace, predictor, annotate: Path | None, writer: _Output) -> int:
+def _camera(args: argparse.Namespace, predictor, names: _OutputNames | None, writer: _Output) -> int:
     """Rows as they come, until Ctrl-C or --max-frames; the annotated video keeps what was seen."""
     from ferkit.inference.video import VideoError, predict_stream
 
-    out = annotate / f"camera{args.camera}.annotated.mp4" if annotate is not None else None
+    out = names.next(Path(f"camera{args.camera}"), ".mp4") if names is not None else None
     try:
         for row in predict_stream(args.camera, predictor, args.every, args.window, out, args.max_frames):
             writer.stream_row(f"camera {args.camera}", row)
@@ -176,16 +202,32 @@ class _Output:
         if self.csv is not None:
             self.csv.writerow([*CSV_FIELDS, *EMOTIONS, "error"])
 
+    def video_row(self, entry: dict, row: dict) -> None:
+        """One row of a video: printed now (CSV), counted for the summary (text), kept (JSON)."""
+        entry["predictions"] += 1
+        if self.format == "json":
+            entry["rows"].append(row)
+        elif self.format == "csv":
+            self._csv_row(entry["file"], row)
+        else:
+            track = entry["tracks"].setdefault(row["track"], {"first": row["time"], "labels": {}})
+            track["last"] = row["time"]
+            track["labels"][row["label"]] = track["labels"].get(row["label"], 0) + 1
+
     def entry(self, entry: dict) -> None:
+        if "tracks" in entry:  # a video: its rows went out as they came; JSON keeps only them
+            summary = entry.pop("tracks"), entry.pop("predictions")
+            if self.format != "json":
+                entry.pop("rows")
         if self.format == "json":
             self.entries.append(entry)
         elif self.format == "csv":
-            for row in entry.get("faces", []) + entry.get("rows", []):
+            for row in entry.get("faces", []):
                 self._csv_row(entry["file"], row)
             if entry.get("error"):
                 self.csv.writerow([entry["file"], *[""] * (len(CSV_FIELDS) - 1 + len(self.emotions)), entry["error"]])
         else:
-            self._text(entry)
+            self._text(entry, *(summary if "frames" in entry else ({}, 0)))
 
     def stream_row(self, source: str, row: dict) -> None:
         if self.format == "json":
@@ -208,20 +250,19 @@ class _Output:
              ""]
         )  # fmt: skip
 
-    def _text(self, entry: dict) -> None:
+    def _text(self, entry: dict, tracks: dict, predictions: int) -> None:
         name = entry["file"]
-        if entry.get("error") and not entry.get("faces") and not entry.get("rows"):
+        if entry.get("error") and not entry.get("faces") and not predictions:
             print(f"{name}: {entry['error']}")
         for face in entry.get("faces", []):
             print(f"{name}: box {tuple(face['box'])} -> {_caption(face)}")
-        if "rows" in entry and entry["rows"]:
-            print(f"{name}: {entry['frames']} frames, {len(entry['rows'])} face predictions")
-            for track, rows in _by_track(entry["rows"]).items():
-                labels = [r["label"] for r in rows]
-                common = max(set(labels), key=labels.count)
+        if predictions:
+            print(f"{name}: {entry['frames']} frames, {predictions} face predictions")
+            for track, seen in tracks.items():
+                common = max(seen["labels"], key=seen["labels"].get)
                 print(
-                    f"  track {track}: {rows[0]['time']:.2f}-{rows[-1]['time']:.2f} s, mostly {common} "
-                    f"({labels.count(common)} of {len(rows)} samples)"
+                    f"  track {track}: {seen['first']:.2f}-{seen['last']:.2f} s, mostly {common} "
+                    f"({seen['labels'][common]} of {sum(seen['labels'].values())} samples)"
                 )
         if entry.get("annotated"):
             print(f"  annotated: {entry['annotated']}")
@@ -235,10 +276,3 @@ def _caption(face: dict) -> str:
 
 def _row_text(row: dict) -> str:
     return f"frame {row['frame']} ({row['time']:.2f} s) track {row['track']} box {tuple(row['box'])} -> {_caption(row)}"
-
-
-def _by_track(rows: list[dict]) -> dict[int, list[dict]]:
-    tracks: dict[int, list[dict]] = {}
-    for row in rows:
-        tracks.setdefault(row["track"], []).append(row)
-    return tracks

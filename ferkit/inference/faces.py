@@ -76,12 +76,12 @@ class FacePredictor:
 
     def predict_proba(self, faces: list[ImageLike] | np.ndarray, raw: bool | None = None) -> np.ndarray:
         """(N, 7) probabilities in `EMOTIONS` order, calibrated unless raw (`raw` overrides the predictor's)."""
+        if len(faces) == 0:
+            return np.zeros((0, len(EMOTIONS)), np.float32)
         if isinstance(faces, np.ndarray) and faces.ndim == 3 and faces.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
             batch = pixel_array(faces)
         else:
-            batch = np.stack([to_face_array(face) for face in faces]) if len(faces) else np.zeros((0, 48, 48), np.uint8)
-        if len(batch) == 0:
-            return np.zeros((0, len(EMOTIONS)), np.float32)
+            batch = np.stack([to_face_array(face) for face in faces])
         return self.probabilities(batch, self.raw if raw is None else raw)
 
     def describe(self, probs: np.ndarray, min_confidence: float | None = None) -> dict:

@@ -67,7 +67,8 @@ def export_onnx(model, out: str | os.PathLike, tta: str | None = None) -> Path:
     if tta not in (None, "flip", "none"):
         raise ValueError(f"an ONNX export predicts with tta 'flip' or 'none', got {tta!r}")
     flip = bool(model.recipe.get("tta_flip")) if tta is None else tta == "flip"
-    wrapper = _exported_module()(model.build().float(), flip, model.temperature).eval()
+    temperature = model.temperature_for("flip" if flip else "none")  # 1 for views it was not fitted on
+    wrapper = _exported_module()(model.build().float(), flip, temperature).eval()
     example = torch.rand(2, 1, model.input_size, model.input_size)
     program = torch.onnx.export(
         wrapper,
@@ -86,7 +87,7 @@ def export_onnx(model, out: str | os.PathLike, tta: str | None = None) -> Path:
         "input": PREPROCESSING,
         "outputs": "probabilities: calibrated (temperature scaling fitted on val); raw_probabilities: the network's",
         "tta": "flip" if flip else "none",
-        "temperature": repr(model.temperature),
+        "temperature": repr(temperature),
         "architecture": model.architecture,
         "weights_sha256": model.weights_sha256(),
     }

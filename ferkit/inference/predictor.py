@@ -42,8 +42,9 @@ class Predictor(FacePredictor):
         self.mode = self.tta or ("flip" if self.model.recipe.get("tta_flip") else "none")
 
     def temperature(self, raw: bool | None = None) -> float:
-        """The temperature applied to the outputs: 1 when raw (`raw`, else the predictor's `raw`)."""
-        return 1.0 if (self.raw if raw is None else raw) else self.model.temperature
+        """The temperature applied to the outputs: the model's for its calibration views; 1 when raw
+        (`raw`, else the predictor's `raw`) or predicting with other views than it was fitted on."""
+        return 1.0 if (self.raw if raw is None else raw) else self.model.temperature_for(self.mode)
 
     def probabilities(self, batch: np.ndarray, raw: bool) -> np.ndarray:
         probs = predict_proba(self.network, batch, tta=self.mode)

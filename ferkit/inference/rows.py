@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -126,7 +127,7 @@ def request_params(params: dict, predictor: FacePredictor) -> tuple[bool, float]
     if not isinstance(raw, (bool, np.bool_)):
         raise RequestError(f"param `raw` must be true or false, got {raw!r}")
     threshold = params.get("min_confidence", predictor.min_confidence)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
         raise RequestError(f"param `min_confidence` must be a number from 0 to 1, got {threshold!r}")
     return bool(raw), float(threshold)
 

@@ -10,6 +10,7 @@ boxes of the last sample).
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -155,9 +156,12 @@ def video_info(capture, source: str | Path | int) -> VideoInfo:
     )
 
 
-def sampled_frames(capture, every: int, decode_all: bool, max_frames: int | None = None) -> Iterator[tuple]:
+def sampled_frames(
+    capture, every: int, decode_all: bool, max_frames: int | None = None, camera: int | None = None
+) -> Iterator[tuple]:
     """(index, BGR frame or None, sampled) for each frame; frames between samples are only grabbed
-    (not decoded) unless `decode_all`, which annotation needs."""
+    (not decoded) unless `decode_all`, which annotation needs. A file ends at its last frame; a
+    camera that stops delivering frames is a `VideoError`."""
     index = 0
     while max_frames is None or index < max_frames:
         sampled = index % every == 0
@@ -166,6 +170,8 @@ def sampled_frames(capture, every: int, decode_all: bool, max_frames: int | None
         else:
             ok, frame = capture.grab(), None
         if not ok:
+            if camera is not None:
+                raise VideoError(f"camera {camera} stopped delivering frames after {index} (unplugged or in use?)")
             return
         yield index, frame, sampled
         index += 1
@@ -183,7 +189,10 @@ def predict_stream(
     """Rows (one per sampled frame and face) for a video file or camera index, as they come.
 
     `on_frame(index, info)` is called after each frame (progress bars). With `annotate_to`, the
-    annotated frames are written there as a video at the source's frame rate.
+    annotated frames are written there as a video at the source's frame rate, sized by its first
+    frame. A video file's annotation appears whole or not at all; a camera's keeps what was seen
+    when the reader stops (Ctrl-C). A file's `time` is its frame's place in the video; a
+    camera's is seconds since the first frame, by the clock.
     """
     import cv2
 
@@ -191,40 +200,44 @@ def predict_stream(
 
     if every < 1:
         raise ValueError(f"every must be at least 1, got {every}")
+    camera = source if isinstance(source, int) else None
     capture = open_capture(source)
     info = video_info(capture, source)
     tracker = IouTracker(window=window)
-    writer, drawn, partial, keep = None, [], None, False
+    partial = None
+    if annotate_to is not None:
+        partial = Path(annotate_to).with_name(f".{Path(annotate_to).stem}.partial{Path(annotate_to).suffix}")
+        _check_suffix(Path(annotate_to))
+    writer, drawn, keep, start = None, [], False, time.monotonic()
     try:
-        if annotate_to is not None:
-            partial = Path(annotate_to).with_name(f".{Path(annotate_to).stem}.partial{Path(annotate_to).suffix}")
-            writer = _writer(partial, info)
-        for index, frame, sampled in sampled_frames(capture, every, writer is not None, max_frames):
+        for index, frame, sampled in sampled_frames(capture, every, partial is not None, max_frames, camera):
             if sampled:
-                rows = _predict_frame(frame, index, info, predictor, tracker)
-                drawn = rows
-                yield from rows
-            if writer is not None:
+                seconds = time.monotonic() - start if camera is not None else index / info.fps
+                drawn = _predict_frame(frame, index, seconds, predictor, tracker)
+                yield from drawn
+            if partial is not None:
+                writer = writer or _writer(partial, info.fps, frame.shape[1], frame.shape[0])
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 writer.write(cv2.cvtColor(draw_faces(rgb, drawn, chart=False), cv2.COLOR_RGB2BGR))
             if on_frame is not None:
                 on_frame(index, info)
         keep = True
     except (GeneratorExit, KeyboardInterrupt):
-        keep = True  # the reader stopped early (a camera's Ctrl-C): the frames so far are a whole video
+        keep = camera is not None  # a camera's Ctrl-C ends a whole video; a file's leaves half of one
         raise
     finally:
         capture.release()
         if writer is not None:
             writer.release()
+        if partial is not None:
             # Only a whole video reaches the name asked for; a failure leaves nothing behind.
-            if keep:
+            if keep and writer is not None:
                 partial.replace(annotate_to)
             else:
                 partial.unlink(missing_ok=True)
 
 
-def _predict_frame(frame: np.ndarray, index: int, info: VideoInfo, predictor: FacePredictor, tracker: IouTracker):
+def _predict_frame(frame: np.ndarray, index: int, seconds: float, predictor: FacePredictor, tracker: IouTracker):
     import cv2
 
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
@@ -236,20 +249,22 @@ def _predict_frame(frame: np.ndarray, index: int, info: VideoInfo, predictor: Fa
     rows = []
     for box, track_id, probs in zip(boxes, ids, predictor.predict_proba(crops)):
         described = predictor.describe(tracker.smooth(track_id, probs))
-        rows.append({"frame": index, "time": round(index / info.fps, 3), "track": track_id, "box": list(box),
-                     **described})  # fmt: skip
+        rows.append({"frame": index, "time": round(seconds, 3), "track": track_id, "box": list(box), **described})
     return rows
 
 
-def _writer(path: str | Path, info: VideoInfo):
+def _check_suffix(path: Path) -> None:
+    if path.suffix.lower() not in _FOURCC:
+        raise VideoError(f"{path.name}: an annotated video must end in one of {sorted(_FOURCC)}")
+
+
+def _writer(path: Path, fps: float, width: int, height: int):
     import cv2
 
-    out = Path(path)
-    fourcc = _FOURCC.get(out.suffix.lower())
-    if fourcc is None:
-        raise VideoError(f"{out}: annotated video must end in one of {sorted(_FOURCC)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*fourcc), info.fps, (info.width, info.height))
+    _check_suffix(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fourcc = _FOURCC[path.suffix.lower()]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
     if not writer.isOpened():
-        raise VideoError(f"{out}: OpenCV cannot write {fourcc} video here")
+        raise VideoError(f"{path}: OpenCV cannot write {fourcc} video here")
     return writer

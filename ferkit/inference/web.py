@@ -129,7 +129,12 @@ async def _form_image(request, body: bytes) -> bytes:
     async def replay():
         return {"type": "http.request", "body": body, "more_body": False}
 
-    form = await Request(request.scope, replay).form()
+    from starlette.exceptions import HTTPException
+
+    try:
+        form = await Request(request.scope, replay).form()
+    except HTTPException as exc:  # Starlette's answer to a malformed multipart body
+        raise UploadError(f"the form cannot be read: {exc.detail}") from None
     image = form.get("image")
     if not isinstance(image, UploadFile):
         raise UploadError("the form has no file field `image`")

@@ -40,6 +40,12 @@ const COLOURS = {angry: "#dc322f", disgust: "#859900", fear: "#6c71c4", happy: "
                  neutral: "#93a1a1", sad: "#268bd2", surprise: "#d33682"};
 const $ = (id) => document.getElementById(id);
 let stream = null;
+let latest = 0;  // the newest request; an older answer arriving late is dropped
+
+function stopCamera() {
+  if (stream) { stream.getTracks().forEach((t) => t.stop()); stream = null; }
+  $("video").hidden = true; $("photo").hidden = false; $("snap").hidden = true;
+}
 
 function status(text, error) { $("status").textContent = text; $("status").className = error ? "error" : ""; }
 
@@ -83,6 +89,8 @@ function show(result) {
 }
 
 async function predict(blob) {
+  const request = ++latest;
+  stopCamera();
   clearBoxes();
   status("Predicting...");
   const img = $("photo");
@@ -90,11 +98,16 @@ async function predict(blob) {
   await img.decode().catch(() => {});
   const form = new FormData();
   form.append("image", blob, "photo");
-  let response;
-  try { response = await fetch("api/predict", {method: "POST", body: form}); }
-  catch (e) { status("The server did not answer: " + e, true); return; }
-  const result = await response.json();
-  if (!response.ok) { status(result.error, true); return; }
+  let response, result;
+  try {
+    response = await fetch("api/predict", {method: "POST", body: form});
+    result = await response.json();
+  } catch (e) {
+    if (request === latest) status("No answer from the server: " + e.message, true);
+    return;
+  }
+  if (request !== latest) return;
+  if (!response.ok) { status(result.error || ("HTTP " + response.status), true); return; }
   show(result);
 }
 
@@ -112,8 +125,7 @@ $("snap").addEventListener("click", () => {
   const video = $("video"), canvas = document.createElement("canvas");
   canvas.width = video.videoWidth; canvas.height = video.videoHeight;
   canvas.getContext("2d").drawImage(video, 0, 0);
-  stream.getTracks().forEach((t) => t.stop());
-  video.hidden = true; $("photo").hidden = false; $("snap").hidden = true;
+  stopCamera();
   canvas.toBlob((blob) => predict(blob), "image/jpeg", 0.92);
 });
 </script>

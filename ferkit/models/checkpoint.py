@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,8 +43,15 @@ class TrainedModel:
 
     @property
     def temperature(self) -> float:
-        """Divides the log-probabilities before the softmax: > 1 softens over-confident outputs."""
-        return float(self.calibration.get("temperature", 1.0))
+        """Divides the log-probabilities before the softmax: > 1 softens over-confident outputs.
+        1 (no change) when there is none or it is not a positive finite number."""
+        value = self.calibration.get("temperature", 1.0)
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else 1.0
+
+    def temperature_for(self, tta: str) -> float:
+        """The temperature for predictions with TTA mode `tta`: the carried one when it was fitted
+        with that mode, else 1 (a temperature fitted on other views would miscalibrate)."""
+        return self.temperature if self.calibration.get("tta", tta) == tta else 1.0
 
     def build(self) -> nn.Module:
         """The architecture with these weights, in eval mode."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,15 +75,19 @@ def train(
     return Training(model=model, result=result, parameters=parameters)
 
 
+TEMPERATURE_RANGE = (0.05, 20.0)
+
+
 def fit_calibration(model: TrainedModel, images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> dict:
     """Temperature scaling fitted on held-out faces (val) with the views `predict` uses by default
-    (the mirror when the recipe trained with it): what the checkpoint carries as `calibration`."""
+    (the mirror when the recipe trained with it), in fp32 as predictors run: what the checkpoint
+    carries as `calibration`. A fit outside [0.05, 20] (a val set the model separates perfectly
+    drives it towards 0) is clamped there."""
     tta = "flip" if config.tta_flip else "none"
-    network = model.build().to(
-        resolve_device(config.device)
-    )  # on the training device: ResNet50 at 224 px is slow on CPU
-    probs = predict_proba(network, images, config.eval_batch_size, tta=tta, bf16=config.bf16)
-    temperature = fit_temperature(labels, probs)
+    network = model.build().to(resolve_device(config.device))  # the training device: ResNet50 at 224 px is slow on CPU
+    probs = predict_proba(network, images, config.eval_batch_size, tta=tta)
+    fitted = fit_temperature(labels, probs)
+    temperature = min(max(fitted, TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1]) if math.isfinite(fitted) else 1.0
     return {
         "temperature": temperature,
         "tta": tta,

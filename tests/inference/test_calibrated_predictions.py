@@ -99,6 +99,19 @@ class TestPredictor:
         np.testing.assert_array_equal(calibrated.argmax(axis=1), raw.argmax(axis=1))  # same labels
         np.testing.assert_allclose(Predictor(model).predict_proba(FACES, raw=True), raw, atol=1e-7)
 
+    def test_a_temperature_fitted_on_other_views_or_not_finite_is_not_applied(self):
+        flip_fitted = tiny_model()
+        flip_fitted.calibration = {"temperature": 2.5, "tta": "flip"}
+        raw = Predictor(flip_fitted, tta="none", raw=True).predict_proba(FACES)
+        np.testing.assert_allclose(Predictor(flip_fitted, tta="none").predict_proba(FACES), raw, atol=1e-7)
+        assert Predictor(flip_fitted, tta="flip").temperature() == 2.5
+        for bad in (float("nan"), float("inf"), -1.0, 0.0, "2"):
+            assert tiny_model(temperature=bad).temperature == 1.0
+
+    def test_an_empty_batch_gives_no_rows(self):
+        assert Predictor(tiny_model()).predict_proba(np.zeros((0, 48, 48), np.uint8)).shape == (0, len(EMOTIONS))
+        assert Predictor(tiny_model()).predict([]) == []
+
     def test_uncertain_below_the_threshold(self):
         model = tiny_model()
         confident = Predictor(model, min_confidence=0.0).predict(list(FACES[:2]))
@@ -124,6 +137,7 @@ class TestServedRows:
         assert list(calibrated["confidence"]) == pytest.approx(calibrated[list(EMOTIONS)].max(axis=1).tolist())
         assert not raw["uncertain"].any()
         assert predict_rows(predictor, table, params={"min_confidence": 1.0})["uncertain"].all()
+        assert not predict_rows(predictor, table, params={"min_confidence": np.float32(0.0)})["uncertain"].any()
 
     @pytest.mark.parametrize(
         ("params", "message"),
@@ -169,3 +183,8 @@ class TestCommandLine:
         result = predict(str(files / "crop.png"), "--model", str(files / "model.pt"), "--min-confidence", "2")
         assert result.returncode == 2 and "--min-confidence must be between 0 and 1" in result.stderr
         assert "Traceback" not in result.stderr
+        serve = subprocess.run(
+            [sys.executable, "-m", "ferkit.cli", "serve", "--model", str(files / "model.pt"), "--min-confidence", "-1"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert serve.returncode == 2 and "--min-confidence must be between 0 and 1" in serve.stderr

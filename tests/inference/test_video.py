@@ -110,7 +110,8 @@ class TestPredictStream:
         assert ok and frame.shape == (SIZE[1], SIZE[0], 3)
         assert [p.name for p in tmp_path.iterdir()] == ["annotated.mp4"]  # no partial file beside it
 
-    def test_a_failure_mid_video_leaves_no_annotated_file(self, files, tmp_path, monkeypatch):
+    @pytest.mark.parametrize("failure", [RuntimeError("out of memory"), KeyboardInterrupt()])
+    def test_a_failure_or_ctrl_c_mid_video_leaves_no_annotated_file(self, files, tmp_path, monkeypatch, failure):
         predictor = Predictor(tiny_model())
         calls = {"n": 0}
         real = predictor.predict_proba
@@ -118,12 +119,18 @@ class TestPredictStream:
         def failing(faces, raw=None):
             calls["n"] += 1
             if calls["n"] == 3:
-                raise RuntimeError("out of memory")
+                raise failure
             return real(faces, raw)
 
         monkeypatch.setattr(predictor, "predict_proba", failing)
-        with pytest.raises(RuntimeError):
+        with pytest.raises(type(failure)):
             list(predict_stream(files / "clip.mp4", predictor, annotate_to=tmp_path / "out.mp4"))
+        assert list(tmp_path.iterdir()) == []
+
+    def test_a_reader_that_stops_early_leaves_no_annotated_file_of_a_video(self, files, tmp_path):
+        stream = predict_stream(files / "clip.mp4", Predictor(tiny_model()), annotate_to=tmp_path / "out.mp4")
+        next(stream)
+        stream.close()  # GeneratorExit inside: half a video file is not a video
         assert list(tmp_path.iterdir()) == []
 
     def test_unreadable_sources_are_named(self, files):
@@ -193,6 +200,22 @@ class TestCommandLine:
         by_name = {e["file"].rsplit("/", 1)[1]: e for e in json.loads(result.stdout)}
         assert by_name["broken.mp4"]["error"].startswith("cannot read video:")
         assert by_name["blank.png"]["error"] == "no face found"
+
+    def test_inputs_with_the_same_name_get_their_own_annotations(self, files, tmp_path):
+        for folder in ("a", "b"):
+            (tmp_path / folder).mkdir()
+            Image.fromarray(head()).save(tmp_path / folder / "x.png")
+        out = tmp_path / "out"
+        result = predict(str(tmp_path / "a"), str(tmp_path / "b"), "--model", str(files / "model.pt"), "--annotate",
+                         str(out))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert sorted(p.name for p in out.iterdir()) == ["x.annotated.png", "x_2.annotated.png"]
+
+    def test_text_output_summarises_each_track(self, files):
+        result = predict(str(files / "clip.mp4"), "--model", str(files / "model.pt"), "--every", "3")
+        assert result.returncode == 0, result.stderr
+        assert f"clip.mp4: {FRAMES} frames, " in result.stdout
+        assert result.stdout.count("  track ") >= 2 and "samples)" in result.stdout
 
     def test_a_missing_camera_is_one_line(self, files):
         result = predict("--camera", "57", "--model", str(files / "model.pt"))

@@ -190,6 +190,17 @@ class TestPrecision:
         # The fingerprint is that of the resolved config: same weights, same resume state.
         assert config.fingerprint() == TrainConfig(precision=expected, device="cpu").fingerprint()
 
+    @pytest.mark.parametrize(
+        ("capability", "expected"), [((7, 0), "fp32"), ((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")]
+    )
+    def test_auto_picks_bf16_only_on_gpus_of_capability_8_and_later(self, monkeypatch, capability, expected):
+        """V100 and T4 (7.x) emulate bf16; A100 (8.0) and H100 (9.0) have it."""
+        from ferkit.runtime import resolve_precision
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+        assert resolve_precision("auto", torch.device("cuda")) == expected
+
     def test_the_cpu_flags_are_read_from_this_machine(self):
         from ferkit.runtime import cpu_flags
 

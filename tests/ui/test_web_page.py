@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -72,6 +73,7 @@ def server(photos):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "FERKIT_MAX_FILE_MB": "1"},  # small enough to test the byte limit cheaply
     )
     base = f"http://127.0.0.1:{port}"
     wait_for(f"{base}/api/health", process, "ferkit serve")
@@ -105,6 +107,28 @@ class TestApi:
         assert status == 400 and "param `min_confidence` must be a number from 0 to 1" in body["error"]
         status, body = post(f"{server}/api/predict", b"")
         assert status == 400 and "the request has no image" in body["error"]
+
+    def test_the_page_s_form_upload_and_a_broken_form(self, server, photos):
+        boundary = "ferkit-test-boundary"
+        form = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+                "Content-Type: image/jpeg\r\n\r\n"
+            ).encode()
+            + (photos / "astronaut.jpg").read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        status, body = post(f"{server}/api/predict", form, f"multipart/form-data; boundary={boundary}")
+        assert status == 200 and len(body["faces"]) == 1
+        status, body = post(f"{server}/api/predict", b"--x\r\nnonsense", "multipart/form-data")
+        assert status == 400 and body["error"].startswith("the form cannot be read")
+        status, body = post(f"{server}/api/predict", form.replace(b'name="image"', b'name="photo"'),
+                            f"multipart/form-data; boundary={boundary}")  # fmt: skip
+        assert status == 400 and body["error"] == "the form has no file field `image`"
+
+    def test_an_upload_over_the_byte_limit_is_refused_before_it_is_read(self, server):
+        status, body = post(f"{server}/api/predict", bytes(3_000_000))
+        assert status == 413 and "over the limit" in body["error"]
 
 
 class DevTools:

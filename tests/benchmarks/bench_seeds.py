@@ -1,0 +1,177 @@
+"""The headline across training seeds: a config trained as `make train` trains it, once per seed,
+each scored on PublicTest and PrivateTest; the mean, the spread and every seed.
+
+    python tests/benchmarks/bench_seeds.py [--config configs/cpu.yaml] [--seeds 0,1,2] [--tta multi_scale]
+        [--root .ferkit/seeds] [--out tests/benchmarks/results/seeds.json]
+    make seeds                      # the same, for cpu.yaml and seeds 0, 1 and 2 (about 3 hours on
+                                    # 2 native-bf16 cores); `nohup make seeds > seeds.log &` for the background
+
+Each seed gets its own home (`<root>/seed<N>`: its ZenML and MLflow state, its resume state),
+its own copy of the config with `train_model`'s seed set, and a fresh `make train FRESH=1`, timed
+from the shell (set-up of that home included). Its champion is then scored with `ferkit evaluate`
+on val (PublicTest) and test (PrivateTest) with the config's headline TTA. A seed already in the
+output file for the same config is not trained again, so an interrupted run continues; a failed
+seed is recorded with its log and the others go on. Progress: one bar over the seeds, with the
+training's own progress line beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.benchmarks.report import write_report  # noqa: E402
+
+FIGURES = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")
+
+
+def seed_config(config: dict, seed: int) -> dict:
+    """`config` with the training seed set to `seed` (the GAN's seed is left as written)."""
+    out = json.loads(json.dumps(config))
+    out["steps"]["train_model"]["parameters"]["config"]["seed"] = seed
+    return out
+
+
+def last_progress(log: Path) -> str:
+    """The last progress line of a training log (tqdm writes carriage returns)."""
+    try:
+        tail = log.read_bytes()[-4000:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+    parts = [p.strip() for p in tail.replace("\r", "\n").splitlines() if p.strip()]
+    return parts[-1][:90] if parts else ""
+
+
+def train_seed(config_path: Path, home: Path, log: Path, bar) -> tuple[int, float]:
+    """`make train FRESH=1` in `home`; returns (exit code, minutes), updating the bar while it runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "FERKIT_", "MLFLOW_"))}
+    env["FERKIT_NO_PROGRESS"] = "0"
+    start = time.perf_counter()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["make", "train", f"CONFIG={config_path}", f"FERKIT_HOME={home}", "FRESH=1"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(10):
+                bar.set_postfix_str(f"{(time.perf_counter() - start) / 60:.0f} min | {last_progress(log)}")
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        code = process.wait()
+        done.set()
+    return code, (time.perf_counter() - start) / 60
+
+
+def data_path(config: dict) -> str:
+    """The data the config trains on: its `data_path`, else $FER2013_PATH, else the Makefile's default."""
+    given = (config.get("parameters") or {}).get("data_path") or os.environ.get("FER2013_PATH")
+    return str(given or (ROOT.parent / "shared/data/fer2013.zip"))
+
+
+def score(home: Path, data: str, split: str, tta: str) -> dict:
+    """`ferkit evaluate --json` of the champion in `home` on `split` of `data`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "FERKIT_", "MLFLOW_"))}
+    env.update(FERKIT_HOME=str(home), FERKIT_NO_PROGRESS="1")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ferkit"), "evaluate", "--model", "models:/fer_emotion@champion",
+         "--data", data, "--split", split, "--tta", tta, "--json", "--bootstrap", "200"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    metrics = report["metrics"]
+    return {
+        **{k: round(metrics[k], 4) for k in FIGURES},
+        "recall": {row["emotion"]: round(row["recall"], 4) for row in report["per_class"]},
+        "leakage_free": {k: round(metrics[f"leakage_free.{k}"], 4) for k in FIGURES if f"leakage_free.{k}" in metrics},
+    }
+
+
+def summary(rows: list[dict], split: str) -> dict:
+    """Mean, sample standard deviation, min and max of each figure (and each recall) over the seeds."""
+    done = [r for r in rows if split in r]
+    out: dict = {"seeds": [r["seed"] for r in done]}
+    if not done:
+        return out
+    series = {k: [r[split][k] for r in done] for k in FIGURES}
+    series |= {f"recall.{e}": [r[split]["recall"][e] for r in done] for e in done[0][split]["recall"]}
+    for name, values in series.items():
+        out[name] = {
+            "mean": round(statistics.fmean(values), 4),
+            "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+            "min": round(min(values), 4),
+            "max": round(max(values), 4),
+        }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/cpu.yaml")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--tta", default=None, help="headline TTA (default: the config's evaluate_model tta)")
+    parser.add_argument("--root", default=str(ROOT / ".ferkit/seeds"), help="one home per seed under here")
+    parser.add_argument("--out", default=str(ROOT / "tests/benchmarks/results/seeds.json"))
+    args = parser.parse_args()
+
+    from tqdm.auto import tqdm
+
+    config_file = (ROOT / args.config).resolve() if not Path(args.config).is_absolute() else Path(args.config)
+    config = yaml.safe_load(config_file.read_text())
+    tta = args.tta or config["steps"].get("evaluate_model", {}).get("parameters", {}).get("tta", "flip")
+    fingerprint = hashlib.sha256(config_file.read_bytes()).hexdigest()[:16]
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    rows = [r for r in previous.get("results", {}).get("rows", []) if previous.get("config_sha256") == fingerprint]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    root = Path(args.root).resolve()
+
+    def save() -> None:
+        results = {"rows": rows, "val": summary(rows, "val"), "test": summary(rows, "test"), "tta": tta}
+        minutes = [r["minutes"] for r in rows if "minutes" in r]
+        results["minutes"] = (
+            {"mean": round(statistics.fmean(minutes), 1), "max": round(max(minutes), 1)} if minutes else {}
+        )
+        write_report("seeds", out, {}, results, {}, config=args.config, config_sha256=fingerprint)
+
+    bar = tqdm(seeds, desc="seeds", unit="seed")
+    for seed in bar:
+        if any(r["seed"] == seed and "test" in r for r in rows):
+            continue
+        home = root / f"seed{seed}"
+        home.mkdir(parents=True, exist_ok=True)
+        seeded = home / f"{config_file.stem}_seed{seed}.yaml"
+        seeded.write_text(yaml.safe_dump(seed_config(config, seed), sort_keys=False))
+        bar.set_description(f"seed {seed}")
+        code, minutes = train_seed(seeded, home, home / "train.log", bar)
+        row: dict = {"seed": seed, "minutes": round(minutes, 1), "log": str(home / "train.log")}
+        if code != 0:
+            row["error"] = f"make train exited {code}; see the log"
+        else:
+            row |= {split: score(home, data_path(config), split, tta) for split in ("val", "test")}
+        rows[:] = [r for r in rows if r["seed"] != seed] + [row]
+        save()
+    save()
+    return 0 if all("test" in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
