@@ -251,7 +251,8 @@ class TestPyfunc:
         buffer = io.BytesIO()
         Image.fromarray(gray48).save(buffer, format="PNG")
         out = model.predict(pd.DataFrame({"image": [astronaut_png(), buffer.getvalue()]}))
-        assert list(out.columns) == ["label", *EMOTIONS, "error"] and (out["error"] == "").all()
+        assert list(out.columns) == ["label", "confidence", "uncertain", *EMOTIONS, "error"]
+        assert (out["error"] == "").all() and out["confidence"].between(0, 1).all()
         assert set(out["label"]) <= set(EMOTIONS)
         np.testing.assert_allclose(out[list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-5)
         # The same face as a 48x48 array, and a 60x50 array, through `pixels`.
