@@ -26,13 +26,13 @@ STAMP := $(VENV)/.installed
 UI_PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: setup stack train test lint format bench ablation gan-ablation seeds tta ui clean help stack-kubernetes stack-kubeflow run-cluster
+.PHONY: setup stack train test lint format bench ablation gan-ablation seeds compare tta ui clean help stack-kubernetes stack-kubeflow run-cluster
 
 help:
 	@echo "make train [CONFIG=configs/<name>.yaml] [FRESH=1]  set up, register the stack, run fer_training"
 	@echo "make test                                run the test suite"
 	@echo "make lint | format                       ruff check and format --check | apply both"
-	@echo "make setup | stack | bench | ablation | gan-ablation | seeds [SEEDS=0,1,2] | tta [MODEL=URI] | ui | clean"
+	@echo "make setup | stack | bench | ablation | gan-ablation | seeds [SEEDS=0,1,2] | compare [SPEC=...] | tta [MODEL=URI] | ui | clean"
 	@echo "make stack-kubernetes | stack-kubeflow       register a cluster stack (needs a ZenML server, see docs/scaling.md)"
 	@echo "make run-cluster TARGET=kubernetes CONFIG=configs/paper.yaml [PIPELINE=pipelines.fer_training]"
 
@@ -98,6 +98,19 @@ ablation: setup
 seeds: setup
 	$(BIN)/python tests/benchmarks/bench_seeds.py --config $(or $(CONFIG),configs/cpu.yaml) \
 	  --seeds $(or $(SEEDS),0,1,2) --root $(FERKIT_HOME)/seeds --out tests/benchmarks/results/seeds.json
+
+# The backbone comparison (docs/results.md, "Backbones"): SPEC defaults to
+# configs/compare_backbones_gpu.yaml where CUDA is available, else configs/compare_backbones.yaml
+# (about three hours on 2 cores). Rows with a finished run of their config are not trained
+# again; the table, its JSON and the chart go to docs/backbones/ and to MLflow.
+compare: stack
+	@spec="$(SPEC)"; \
+	if [ -z "$$spec" ]; then \
+	  if $(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; \
+	  then spec=configs/compare_backbones_gpu.yaml; else spec=configs/compare_backbones.yaml; fi; \
+	fi; \
+	echo "make compare: $$spec"; \
+	$(BIN)/ferkit compare "$$spec" --out docs/backbones$$(case "$$spec" in *_gpu*) echo _gpu;; esac)
 
 # Every TTA mode of MODEL (default: the champion) on PublicTest and PrivateTest (about 4 minutes a model).
 tta: setup

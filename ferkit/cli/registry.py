@@ -47,6 +47,12 @@ def _versions(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    compared = [{**row["comparison"], "version": row["version"]} for row in rows if row["comparison"]]
+    if compared:  # versions of a backbone comparison: its table, one line per version
+        from ferkit.comparison import format_table
+
+        print(format_table(compared, extra=[("version", "version", "{}")]))
+        return 0
     header = f"{'version':>7}  {'aliases':<28} {'val':>8} {'test':>8}  {'metric':<26} {'decision':<10} {'weights':<12}"
     print(f"{header} created")
     for row in rows:

@@ -27,8 +27,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fr.set_defaults(func=_fresh_config)
     cmp_ = sub.add_parser("compare", help="train several backbones, one fer_training run each, one experiment")
     cmp_.add_argument("spec", help="comparison YAML, e.g. configs/compare_backbones.yaml")
-    cmp_.add_argument("--only", nargs="+", help="run just these backbones of the spec")
+    cmp_.add_argument("--only", nargs="+", help="run just these rows (backbones, baselines) of the spec")
     cmp_.add_argument("--dry-run", action="store_true", help="print each run's train config, run nothing")
+    cmp_.add_argument("--rerun", action="store_true", help="train rows again that have a finished run of their config")
+    cmp_.add_argument("--report-only", action="store_true", help="train nothing; the table of the runs there are")
+    cmp_.add_argument("--out", help="folder for comparison.md/.json/.png (default: <home>/comparisons/<spec name>)")
     cmp_.set_defaults(func=_compare)
 
 
@@ -80,19 +83,78 @@ def _fresh_config(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ferkit.comparison import comparison_configs, run_comparison
+    from ferkit.comparison import comparison_configs, format_table, read_spec, run_comparison, write_report
 
     read_yaml(args.spec, "comparison spec")  # a missing or malformed spec is named first
     try:
-        configs = comparison_configs(args.spec)
+        spec, configs = read_spec(args.spec), comparison_configs(args.spec)
     except (KeyError, TypeError, ValueError) as exc:
         raise CommandError(f"{args.spec}: {exc}", USAGE) from None
     chosen = args.only or list(configs)
     unknown = sorted(set(chosen) - set(configs))
     if unknown:
         raise CommandError(f"{unknown} not in {args.spec} (has {list(configs)})", USAGE)
-    failed = run_comparison(configs, chosen, str(Path(sys.executable).parent / "zenml"), dry_run=args.dry_run)
-    if failed:
-        print(f"ferkit compare: runs failed for {failed}", file=sys.stderr)
+    zenml = str(Path(sys.executable).parent / "zenml")
+    if args.dry_run:
+        run_comparison(configs, chosen, zenml, dry_run=True)
+        return 0
+    from ferkit.registry import comparison
+    from ferkit.registry.store import use_stack_tracking
+
+    use_stack_tracking()
+    name = spec["registered_model_name"]
+    failed = []
+    if not args.report_only:
+        done = set() if args.rerun else set(comparison.finished_rows(configs, name))
+        failed = run_comparison(configs, chosen, zenml, done=done)
+    finished = comparison.finished_rows(configs, name)
+    rows = [comparison.row_figures(row, *finished[row]) for row in chosen if row in finished]
+    if not rows:
+        print(f"ferkit compare: no finished run of any row of {args.spec} yet", file=sys.stderr)
+        return FAILED
+    comparison.measure_speeds(rows)
+    comparison.tag_versions(rows, name)
+    out = Path(args.out) if args.out else _home_folder("comparisons") / Path(args.spec).stem
+    paths = write_report(rows, spec, out, _compare_meta(args.spec, spec, configs[rows[0]["row"]]))
+    comparison.log_summary(spec["experiment_name"], Path(args.spec).stem, paths, rows)
+    print(format_table(rows))
+    print(f"table, JSON and chart: {out} (and in MLflow, experiment {spec['experiment_name']})")
+    missing = [row for row in chosen if row not in finished]
+    if failed or missing:
+        print(f"ferkit compare: runs failed for {failed}; no finished run for {missing}", file=sys.stderr)
         return FAILED
     return 0
+
+
+def _home_folder(name: str) -> Path:
+    from ferkit.home import ferkit_home
+
+    return ferkit_home() / name
+
+
+def _compare_meta(spec_path: str, spec: dict, config: dict) -> dict:
+    """What the table's figures rest on: the budget every row shared, the machine, the date."""
+    import datetime
+    import os
+    import platform
+
+    trained = config["steps"]["train_model"]["parameters"]["config"]
+    epochs = [p["epochs"] for p in trained.get("phases") or []] or [trained.get("epochs")]
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.machine()
+    )
+    return {
+        "spec": spec_path,
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{cpu}, {os.cpu_count()} cores",
+        "epochs": sum(e for e in epochs if e),
+        "input_size": spec.get("input_size") or trained["architecture_kwargs"].get("input_size", 48),
+        "limit_per_class": spec.get("limit_per_class"),
+    }
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []

@@ -55,6 +55,8 @@ class EvaluationResult:
             flat.update({f"tta.{mode}.{k}": v for k, v in figures.items()})
         flat.update({f"calibrated.{k}": v for k, v in self.calibrated.items()})
         flat.update({f"leakage_free.{k}": v for k, v in self.leakage_free.items()})
+        if self.per_class is not None:  # recall of each emotion present in the split
+            flat.update({f"recall.{r.emotion}": r.recall for r in self.per_class.itertuples() if r.support > 0})
         if self.temperature is not None:
             flat["temperature"] = self.temperature
         return {k: float(v) for k, v in flat.items() if v == v}  # drop NaN (absent classes)

@@ -1,11 +1,13 @@
-"""Backbones of the hybrid model: four from torchvision, one built for native 48 px faces.
+"""Backbones of the hybrid model: four from torchvision, Xception from timm, two built for native 48 px faces.
 
 Each builder returns the convolutional trunk only (no pooling, no classifier) as a
-`Backbone`, with torchvision's module names kept, so that a phase can name
-`backbone.layer4.2` exactly as torchvision's ResNet50 calls it.
+`Backbone`, with its library's module names kept, so that a phase can name
+`backbone.layer4.2` exactly as torchvision's ResNet50 calls it (`backbone.block12`
+for timm's Xception).
 
-Weights are `none`, `imagenet` (torchvision's weight enums, read from the torch hub
-cache or downloaded there) or a path to a state dict of the full torchvision model.
+Weights are `none`, `imagenet` (torchvision's weight enums or timm's pretrained
+config, read from the torch hub cache or downloaded there) or a path to a state
+dict of the full library model (a torch file or `.safetensors`).
 """
 
 from __future__ import annotations
@@ -46,22 +48,33 @@ def build_backbone(name: str, weights: str = "none", **options) -> Backbone:
 # --- weights -------------------------------------------------------------------------------------
 
 
-def _imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """torchvision's default ImageNet weights for `name`, from the hub cache or downloaded into it."""
+def _imagenet_url(name: str) -> tuple[str, str]:
+    """(URL, description) of the default ImageNet weights of `name`: torchvision's enum, else timm's config."""
+    if name in TIMM_MODELS:
+        import timm
+
+        config = timm.models.get_pretrained_cfg(TIMM_MODELS[name])
+        return config.url, f"timm {TIMM_MODELS[name]}.{config.tag}"
     import torchvision
 
     enum = torchvision.models.get_model_weights(name).DEFAULT
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
+    return enum.url, str(enum)
+
+
+def _imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """The default ImageNet weights for `name`, from the torch hub cache or downloaded into it."""
+    url, described = _imagenet_url(name)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
     if cached.is_file():
-        return torch.load(cached, map_location="cpu", weights_only=True)
+        return _state_dict_from_path(str(cached))
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)
     try:
-        return torch.hub.load_state_dict_from_url(enum.url, progress=False, check_hash=True)
+        return torch.hub.load_state_dict_from_url(url, progress=False, check_hash=name not in TIMM_MODELS)
     except Exception as error:  # offline: URLError, timeouts, proxies refusing
         raise WeightsError(
-            f"imagenet weights for {name} ({enum}) are not in the torch hub cache at {cached} and could not be "
-            f"downloaded from {enum.url} ({type(error).__name__}: {error}). On a machine with internet, download "
+            f"imagenet weights for {name} ({described}) are not in the torch hub cache at {cached} and could not "
+            f"be downloaded from {url} ({type(error).__name__}: {error}). On a machine with internet, download "
             f"that URL and copy the file to {cached} (or set TORCH_HOME), or set `weights:` to its path."
         ) from error
     finally:
@@ -73,7 +86,12 @@ def _state_dict_from_path(path: str) -> dict[str, torch.Tensor]:
     if not file.is_file():
         raise WeightsError(f"backbone weights file {file} does not exist (weights: none | imagenet | <path>)")
     try:
-        payload = torch.load(file, map_location="cpu", weights_only=True)
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            payload = load_file(file)
+        else:
+            payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:
         raise WeightsError(f"{file}: not a loadable state dict ({type(error).__name__}: {error})") from error
     if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
@@ -138,6 +156,30 @@ def efficientnet_b3(weights: str = "none") -> Backbone:
 @register_backbone("mobilenet_v3_small")
 def mobilenet_v3_small(weights: str = "none") -> Backbone:
     return _features_trunk("mobilenet_v3_small", weights)
+
+
+# --- timm trunks ---------------------------------------------------------------------------------
+
+# ferkit name -> timm model name. timm's `legacy_xception` is Chollet's Xception (2017), the
+# network Keras ships as `Xception` and the published comparison uses.
+TIMM_MODELS = {"xception": "legacy_xception"}
+XCEPTION_PARTS = (
+    ("conv1", "bn1", "act1", "conv2", "bn2", "act2")
+    + tuple(f"block{i}" for i in range(1, 13))
+    + ("conv3", "bn3", "act3", "conv4", "bn4", "act4")
+)
+
+
+@register_backbone("xception")
+def xception(weights: str = "none") -> Backbone:
+    """Entry flow, eight middle-flow blocks and the exit flow's separable convs (2048 channels);
+    32x downsampling, so 72-96 px inputs give a 3x3 map."""
+    import timm
+
+    m = timm.create_model(TIMM_MODELS["xception"], pretrained=False)
+    load_weights(m, "xception", weights)
+    features = nn.Sequential(OrderedDict((part, getattr(m, part)) for part in XCEPTION_PARTS))
+    return Backbone(features, m.num_features)
 
 
 # --- a compact trunk for native 48 px faces ------------------------------------------------------

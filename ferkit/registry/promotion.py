@@ -24,6 +24,7 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from ferkit.registry.comparison import rows_from_tags
 from ferkit.registry.decision import PromotionDecision, PromotionError
 from ferkit.registry.names import CHALLENGER, CHAMPION, DUPLICATE_OF, PREVIOUS, WEIGHTS_TAG, ZENML_VERSION_TAG
 from ferkit.registry.store import ModelNotFound
@@ -167,6 +168,7 @@ def list_versions(name: str, metric: str | None = None) -> list[dict]:
                 "weights_sha256": tags.get(WEIGHTS_TAG, ""),
                 "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime(version.creation_timestamp / 1000)),
                 "run_id": version.run_id or "",
+                "comparison": rows_from_tags(tags),  # a backbone comparison's figures, None elsewhere
             }
         )
     return rows

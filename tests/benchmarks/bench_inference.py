@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ferkit.inference.speed import BATCH, best_rate
+
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = {
     "images_per_second": 3000.0,
@@ -36,19 +38,6 @@ TARGETS = {
     "predict_cold_start_seconds": 1.5,
     "video_frames_per_second": 25.0,
 }
-BATCH = 512
-
-
-def best_rate(predict, images: np.ndarray, repeats: int = 3) -> float:
-    """Best of `repeats` passes over `images` in batches, in faces per second."""
-    predict(images[:BATCH])  # warm-up
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(0, len(images), BATCH):
-            predict(images[i : i + BATCH])
-        best = max(best, len(images) / (time.perf_counter() - start))
-    return best
 
 
 def torch_path(network: torch.nn.Module):

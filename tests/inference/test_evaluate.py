@@ -47,11 +47,14 @@ class TestEvaluate:
         assert {"confusion.fear_to_surprise", "ece"} <= set(m)
         flat = result.flat_metrics()
         assert "tta.ten_crop.macro_f1" in flat and "calibrated.log_loss" in flat
+        recall = result.per_class.set_index("emotion")["recall"]
+        assert flat["recall.fear"] == recall["fear"] and flat["recall.disgust"] == recall["disgust"]
 
     def test_fewer_classes_are_scored_over_those_present(self):
         data = small_data(classes=(3, 6))
         result = evaluate(tiny_model(), data, fit_temperature_on=None, bootstrap_resamples=20)
         assert result.classes_present == ["happy", "neutral"]
+        assert {k for k in result.flat_metrics() if k.startswith("recall.")} == {"recall.happy", "recall.neutral"}
         assert 0 <= result.metrics["macro_f1"] <= 1
 
     def test_leakage_free_figures_leave_out_train_copies(self):

@@ -31,6 +31,7 @@ SIZES = {
     "mobilenet_v3_small": 64,
     "fer_resnet": 48,
     "fer_vgg": 48,
+    "xception": 64,
 }
 
 
@@ -180,6 +181,48 @@ class TestWeights:
         expected = os.path.join(str(tmp_path), "hub", "checkpoints", "resnet50-11ad3fa6.pth")
         with pytest.raises(WeightsError, match=rf"(?s){expected}.*download.*weights:"):
             build_backbone("resnet50", "imagenet")
+
+    def test_xception_imagenet_reads_timms_file_from_the_hub_cache(self, tmp_path, monkeypatch):
+        import timm
+
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+        url = timm.models.get_pretrained_cfg("legacy_xception").url
+        (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+        source = timm.create_model("legacy_xception")
+        torch.save(source.state_dict(), tmp_path / "hub" / "checkpoints" / os.path.basename(url))
+        trunk = build_backbone("xception", "imagenet")
+        torch.testing.assert_close(trunk.features.conv1.weight, source.conv1.weight)
+        torch.testing.assert_close(trunk.features.block12.skip.weight, source.block12.skip.weight)
+
+    def test_xception_loads_a_safetensors_path(self, tmp_path):
+        import timm
+        from safetensors.torch import save_file
+
+        source = timm.create_model("legacy_xception")
+        save_file(source.state_dict(), tmp_path / "xception.safetensors")
+        trunk = build_backbone("xception", str(tmp_path / "xception.safetensors"))
+        torch.testing.assert_close(trunk.features.conv4.pointwise.weight, source.conv4.pointwise.weight)
+
+    def test_xception_offline_names_the_file_it_looked_for(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+        def offline(*args, **kwargs):
+            raise urllib.error.URLError("no route to host")
+
+        monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+        expected = os.path.join(str(tmp_path), "hub", "checkpoints", "xception-")
+        with pytest.raises(WeightsError, match=rf"(?s)timm legacy_xception.*{expected}[0-9a-f]+\.pth.*weights:"):
+            build_backbone("xception", "imagenet")
+
+    def test_xception_is_chollets_network_with_a_3x3_map_of_96px_faces(self):
+        trunk = build_backbone("xception")
+        assert trunk.channels == 2048
+        assert sum(p.numel() for p in trunk.features.parameters()) == pytest.approx(20.8e6, rel=0.01)
+        with torch.no_grad():
+            assert trunk.features.eval()(torch.rand(1, 3, 96, 96)).shape == (1, 2048, 3, 3)
+        model = build_model("hybrid", backbone="xception", input_size=48, dim=32, hidden=16).eval()
+        with torch.no_grad():
+            assert model(torch.rand(2, 1, 48, 48)).shape == (2, 7)
 
     @pytest.mark.parametrize("name", ["fer_resnet", "fer_vgg"])
     def test_the_compact_backbones_have_no_imagenet_weights(self, name):

@@ -298,24 +298,54 @@ def test_paper_config_runs_end_to_end_with_tiny_epochs(stack, smoke_data, tmp_pa
     assert 0 <= run.data.metrics["test.macro_f1"] <= 1
 
 
-def test_compare_runs_each_backbone_into_one_experiment(stack, smoke_data, tmp_path):
+def test_compare_trains_each_row_once_and_reports_the_table(stack, smoke_data, tmp_path):
     import yaml
+    from PIL import Image
 
     spec = yaml.safe_load((ROOT / "configs/compare_backbones.yaml").read_text())
     spec.update(
         limit_per_class=4,
         epochs=1,
         experiment_name="fer_backbones_test",
+        registered_model_name="fer_backbones_test",
         train_overrides={"max_batches_per_epoch": 1, "batch_size": 8},
-        backbones={"fer_resnet": {}, "mobilenet_v3_small": {"input_size": 64, "dim": 64}},
+        step_overrides={**spec["step_overrides"], "report_drift": {"sample_size": 50}},
+        backbones={"xception": {"dim": 32}, "fer_vgg": {"dim": 32}},
     )
-    (tmp_path / "compare.yaml").write_text(yaml.safe_dump(spec))
-    _run([str(BIN / "ferkit"), "compare", str(tmp_path / "compare.yaml")], smoke_data)
+    spec.pop("baselines")
+    (tmp_path / "compare.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    ferkit = str(BIN / "ferkit")
+    out = _run([ferkit, "compare", str(tmp_path / "compare.yaml"), "--out", str(tmp_path / "report")], smoke_data)
 
     mlflow.set_tracking_uri(stack)
     runs = mlflow.search_runs(experiment_names=["fer_backbones_test"], output_format="list")
-    assert sorted(r.data.tags["backbone"] for r in runs) == ["fer_resnet", "mobilenet_v3_small"]
-    assert sorted(r.data.params["model.backbone"] for r in runs) == ["fer_resnet", "mobilenet_v3_small"]
-    assert all("test.macro_f1" in r.data.metrics for r in runs)
-    versions = mlflow.MlflowClient().search_model_versions("name='fer_emotion_backbones'")
-    assert len(versions) == 2
+    trained = [r for r in runs if "backbone" in r.data.tags]
+    assert sorted(r.data.tags["backbone"] for r in trained) == ["fer_vgg", "xception"]
+    assert sorted(r.data.params["model.backbone"] for r in trained) == ["fer_vgg", "xception"]
+    for run in trained:  # the compare view lines every run up on the same names
+        assert {"test.macro_f1", "test.recall.fear", "inference.faces_per_second"} <= set(run.data.metrics)
+    (summary,) = [r for r in runs if r.data.tags.get("comparison.summary") == "true"]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(summary.info.run_id, "comparison")}
+    assert artifacts == {f"comparison/comparison.{ext}" for ext in ("md", "json", "png")}
+
+    table = json.loads((tmp_path / "report" / "comparison.json").read_text())
+    assert [r["row"] for r in table["rows"]] == ["xception", "fer_vgg"]
+    by_row = {r["row"]: r for r in table["rows"]}
+    assert by_row["xception"]["parameters_m"] > 10 * by_row["fer_vgg"]["parameters_m"]
+    for row in table["rows"]:
+        assert 0 <= row["balanced_accuracy"] <= 1 and row["inference_faces_per_second"] > 0
+        assert row["train_images_per_second"] > 0 and row["log_loss"] > 0
+    assert table["input_size"] == 48 and table["epochs"] == 1
+    assert Image.open(tmp_path / "report" / "comparison.png").format == "PNG"
+    assert out.stdout.count("xception") >= 2  # the run and the printed table
+
+    versions = mlflow.MlflowClient().search_model_versions("name='fer_backbones_test'")
+    assert sorted(v.tags["compare.row"] for v in versions) == ["fer_vgg", "xception"]
+    listed = _run([ferkit, "versions", "--name", "fer_backbones_test"], smoke_data).stdout.splitlines()
+    assert listed[0].split()[:2] == ["backbone", "params"] and listed[0].split()[-1] == "version"
+    acc = {line.split()[0]: line.split()[2] for line in listed[1:]}
+    assert acc == {r["row"]: f"{100 * r['accuracy']:.2f}" for r in table["rows"]}
+
+    again = _run([ferkit, "compare", str(tmp_path / "compare.yaml"), "--out", str(tmp_path / "report")], smoke_data)
+    assert again.stdout.count("done already") == 2  # a finished row is not trained again
+    assert len(mlflow.MlflowClient().search_model_versions("name='fer_backbones_test'")) == 2

@@ -1,0 +1,121 @@
+"""What a backbone comparison measured, read from and written to MLflow: each row's finished
+run and registered version, its figures, its inference speed (measured for every row in one
+process, so the speeds compare), the registry tags that carry the figures, and a summary run
+with the table and the chart."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+
+from ferkit.comparison import COLUMNS, COMPARISON_TAG, CONFIG_TAG, ROW_TAG, VERSION_TAG_PREFIX
+from ferkit.registry.store import fetch_checkpoint
+
+SPEED_METRIC = "inference.faces_per_second"
+SPEED_FACES = 2048  # faces timed per row, in batches of 512
+SUMMARY_TAG = "comparison.summary"
+
+
+def finished_rows(configs: Mapping[str, dict], registered_model_name: str) -> dict[str, tuple[Run, ModelVersion]]:
+    """row -> (its newest run of the current row config that registered a version, that version).
+    A row whose config changed since its last run, or whose run stopped before registering, is absent."""
+    client = mlflow.MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{registered_model_name}'")
+    except mlflow.exceptions.MlflowException:
+        return {}
+    by_run = {v.run_id: v for v in sorted(versions, key=lambda v: int(v.version))}  # newest version of a run wins
+    wanted = {config["settings"]["experiment_tracker"]["tags"][CONFIG_TAG]: name for name, config in configs.items()}
+    found: dict[str, tuple[Run, ModelVersion]] = {}
+    for run_id, version in by_run.items():
+        try:
+            run = client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            continue  # a version whose run was deleted
+        name = wanted.get(run.data.tags.get(CONFIG_TAG, ""))
+        if name and run.data.tags.get(ROW_TAG) == name:
+            if name not in found or run.info.start_time > found[name][0].info.start_time:
+                found[name] = (run, version)
+    return found
+
+
+def row_figures(name: str, run: Run, version: ModelVersion) -> dict:
+    """The table's figures of one row from its run: PrivateTest (headline views, the checkpoint
+    chosen on PublicTest), the size, the training speed and time."""
+    client = mlflow.MlflowClient()
+    metrics, params = run.data.metrics, run.data.params
+    speeds = [m.value for m in client.get_metric_history(run.info.run_id, "train.images_per_second")]
+    parameters = params.get("model.parameters")
+    return {
+        "row": name,
+        "architecture": params.get("train.architecture") or params.get("model.architecture") or "",
+        "parameters_m": float(parameters) / 1e6 if parameters else None,
+        **{key: metrics.get(f"test.{key}") for key in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")},
+        "recall_fear": metrics.get("test.recall.fear"),
+        "recall_disgust": metrics.get("test.recall.disgust"),
+        "val_macro_f1": metrics.get("train.best_val_macro_f1"),
+        "train_images_per_second": statistics.fmean(speeds) if speeds else None,
+        "train_minutes": metrics["train.seconds"] / 60 if "train.seconds" in metrics else None,
+        "inference_faces_per_second": metrics.get(SPEED_METRIC),
+        "version": int(version.version),
+        "run_id": run.info.run_id,
+    }
+
+
+def measure_speeds(rows: list[dict], progress: bool = True) -> None:
+    """Time each row's registered checkpoint (fp32, one view, batches of 512) on the same random
+    faces, in this one process; log the figure to the row's run and put it in the row."""
+    from tqdm import tqdm
+
+    from ferkit.inference.speed import torch_faces_per_second
+
+    faces = np.random.default_rng(0).integers(0, 256, size=(SPEED_FACES, 48, 48), dtype=np.uint8)
+    client = mlflow.MlflowClient()
+    for row in tqdm(rows, desc="inference speed", unit="model", disable=not progress):
+        network = fetch_checkpoint(row["run_id"], f"{row['row']} (run {row['run_id']})").build()
+        row["inference_faces_per_second"] = torch_faces_per_second(network, faces)
+        client.log_metric(row["run_id"], SPEED_METRIC, row["inference_faces_per_second"])
+
+
+def tag_versions(rows: list[dict], registered_model_name: str) -> None:
+    """Each row's figures as `compare.*` tags of its version, so `ferkit versions` shows the table."""
+    client = mlflow.MlflowClient()
+    for row in rows:
+        for key, _, fmt in COLUMNS:
+            if row.get(key) is not None:
+                value = row[key] if fmt == "{}" else f"{float(row[key]):.6g}"
+                client.set_model_version_tag(
+                    registered_model_name, str(row["version"]), VERSION_TAG_PREFIX + key, value
+                )
+
+
+def rows_from_tags(tags: Mapping[str, str]) -> dict | None:
+    """A version's comparison row back from its `compare.*` tags; None when it has none."""
+    if not any(k.startswith(VERSION_TAG_PREFIX) and k != CONFIG_TAG for k in tags):
+        return None
+    row: dict = {}
+    for key, _, fmt in COLUMNS:
+        value = tags.get(VERSION_TAG_PREFIX + key)
+        row[key] = None if value is None else (value if fmt == "{}" else float(value))
+    return row
+
+
+def log_summary(experiment_name: str, comparison: str, paths: Mapping[str, Path], rows: list[dict]) -> str:
+    """One run in the comparison's experiment holding the table, its JSON and the chart; returns its id."""
+    mlflow.set_experiment(experiment_name)
+    with mlflow.start_run(
+        run_name=f"{comparison}-table", tags={COMPARISON_TAG: comparison, SUMMARY_TAG: "true"}
+    ) as run:
+        for path in paths.values():
+            mlflow.log_artifact(str(path), artifact_path="comparison")
+        for row in rows:
+            for key in ("balanced_accuracy", "macro_f1", "inference_faces_per_second"):
+                if row.get(key) is not None:
+                    mlflow.log_metric(f"{row['row']}.{key}", float(row[key]))
+    return run.info.run_id
