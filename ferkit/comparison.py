@@ -97,15 +97,26 @@ def _row_config(base: dict, spec: dict, spec_path: Path, name: str, architecture
         "registered_model_name"
     ]
     config["model"] = {**config.get("model", {}), "name": spec["registered_model_name"]}
-    tags = {COMPARISON_TAG: spec_path.stem, ROW_TAG: name, CONFIG_TAG: config_fingerprint(config)}
+    tags = {COMPARISON_TAG: spec_path.stem, ROW_TAG: name, CONFIG_TAG: config_fingerprint(name, config)}
     config.setdefault("settings", {})["experiment_tracker"] = {"experiment_name": spec["experiment_name"], "tags": tags}
     config["run_name"] = f"{spec_path.stem}-{name}-{{date}}-{{time}}"
     return config
 
 
-def config_fingerprint(config: dict) -> str:
-    """What a row trains with, so a finished run of the same row config is not trained again."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+# The steps whose parameters shape a row's weights; evaluation, drift and registration do not.
+WEIGHT_STEPS = ("ingest_fer2013", "oversample_minority", "compute_class_weights", "train_model")
+
+
+def config_fingerprint(name: str, config: dict) -> str:
+    """The row and what shapes its weights (data path, the steps before and including training), so a
+    finished run of the same row is not trained again and a changed recipe is."""
+    steps = config.get("steps") or {}
+    shaping = {
+        "row": name,
+        "parameters": config.get("parameters") or {},
+        **{step: (steps.get(step) or {}).get("parameters") or {} for step in WEIGHT_STEPS},
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def read_spec(spec_path: str | Path) -> dict:

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-from mlflow.entities import Run
+from mlflow.entities import Run, ViewType
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
 from ferkit.comparison import COLUMNS, COMPARISON_TAG, CONFIG_TAG, ROW_TAG, VERSION_TAG_PREFIX
-from ferkit.registry.store import fetch_checkpoint
+from ferkit.registry.names import DUPLICATE_OF
+from ferkit.registry.store import ModelNotFound, fetch_checkpoint
 
 SPEED_METRIC = "inference.faces_per_second"
 SPEED_FACES = 2048  # faces timed per row, in batches of 512
@@ -23,26 +25,43 @@ SUMMARY_TAG = "comparison.summary"
 
 
 def finished_rows(configs: Mapping[str, dict], registered_model_name: str) -> dict[str, tuple[Run, ModelVersion]]:
-    """row -> (its newest run of the current row config that registered a version, that version).
-    A row whose config changed since its last run, or whose run stopped before registering, is absent."""
+    """row -> (its newest active run of the current row fingerprint that was evaluated and whose
+    weights are a version of `registered_model_name`, that version). The version is the run's own, or
+    the one it duplicates (a rerun that gave the same weights registers nothing new). A row whose
+    recipe changed since, or whose run stopped before registering, is absent."""
     client = mlflow.MlflowClient()
-    try:
-        versions = client.search_model_versions(f"name = '{registered_model_name}'")
-    except mlflow.exceptions.MlflowException:
-        return {}
-    by_run = {v.run_id: v for v in sorted(versions, key=lambda v: int(v.version))}  # newest version of a run wins
-    wanted = {config["settings"]["experiment_tracker"]["tags"][CONFIG_TAG]: name for name, config in configs.items()}
     found: dict[str, tuple[Run, ModelVersion]] = {}
-    for run_id, version in by_run.items():
-        try:
-            run = client.get_run(run_id)
-        except mlflow.exceptions.MlflowException:
-            continue  # a version whose run was deleted
-        name = wanted.get(run.data.tags.get(CONFIG_TAG, ""))
-        if name and run.data.tags.get(ROW_TAG) == name:
-            if name not in found or run.info.start_time > found[name][0].info.start_time:
+    for name, config in configs.items():
+        tracker = config["settings"]["experiment_tracker"]
+        experiment = client.get_experiment_by_name(tracker["experiment_name"])
+        if experiment is None:
+            continue
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`{CONFIG_TAG}` = '{tracker['tags'][CONFIG_TAG]}' and tags.`{ROW_TAG}` = '{name}'",
+            run_view_type=ViewType.ACTIVE_ONLY,
+            order_by=["attributes.start_time DESC"],
+        )
+        for run in runs:
+            version = _registered_version(client, run, registered_model_name)
+            if version is not None and "test.accuracy" in run.data.metrics:
                 found[name] = (run, version)
+                break
     return found
+
+
+def _registered_version(client: mlflow.MlflowClient, run: Run, name: str) -> ModelVersion | None:
+    own = client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'")
+    if own:
+        return max(own, key=lambda v: int(v.version))
+    duplicate = run.data.tags.get(DUPLICATE_OF, "")  # "NAME/VERSION": these weights were registered already
+    model, _, number = duplicate.rpartition("/")
+    if model != name or not number:
+        return None
+    try:
+        return client.get_model_version(name, number)
+    except MlflowException:
+        return None  # that version was deleted since
 
 
 def row_figures(name: str, run: Run, version: ModelVersion) -> dict:
