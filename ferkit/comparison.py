@@ -156,23 +156,26 @@ def run_comparison(
     configs: dict[str, dict], names: Sequence[str], zenml: str, dry_run: bool = False, done: Collection[str] = ()
 ) -> list[str]:
     """Run `zenml pipeline run pipelines.fer_training` once per row in `names` that is not in `done`
-    (a finished run of the same row config); returns the rows whose run failed.
+    (a finished run of the same row fingerprint); returns the rows whose run failed.
 
-    With `dry_run` each run's train config is printed and nothing runs.
+    A row trains from scratch (caching off, its resume state removed): every figure of a row
+    comes from one run. With `dry_run` each run's train config is printed and nothing runs.
     """
     failed = []
     with tempfile.TemporaryDirectory(prefix="ferkit-compare-") as folder:
         for i, name in enumerate(names, 1):
             if name in done:
-                print(f"== {name} ({i}/{len(names)}): done already (a finished run of this row config)", flush=True)
+                print(f"== {name} ({i}/{len(names)}): done already (a finished run of this row)", flush=True)
                 continue
-            path = Path(folder) / f"{name}.yaml"
-            path.write_text(yaml.safe_dump(configs[name], sort_keys=False))
-            command = [zenml, "pipeline", "run", "pipelines.fer_training", "-c", str(path)]
-            print(f"== {name} ({i}/{len(names)}): {' '.join(command[1:4])}", flush=True)
             if dry_run:
+                print(f"== {name} ({i}/{len(names)})", flush=True)
                 print(yaml.safe_dump(configs[name]["steps"]["train_model"]["parameters"]["config"], sort_keys=False))
                 continue
+            from ferkit.training.train import fresh_run_config
+
+            path, _, _ = fresh_run_config(configs[name], Path(folder) / f"{name}.yaml")
+            command = [zenml, "pipeline", "run", "pipelines.fer_training", "-c", str(path)]
+            print(f"== {name} ({i}/{len(names)}): {' '.join(command[1:4])}, from scratch", flush=True)
             if subprocess.run(command, env={**os.environ, "FERKIT_CONFIG_FILE": str(path)}).returncode != 0:
                 failed.append(name)
     return failed
