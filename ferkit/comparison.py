@@ -209,24 +209,53 @@ def format_table(rows: Sequence[dict], markdown: bool = False, extra: Sequence[t
 
 
 def write_report(rows: Sequence[dict], spec: dict, out: str | Path, meta: dict) -> dict[str, Path]:
-    """`comparison.md` (the table and how it was made), `comparison.json` and `comparison.png`
-    (accuracy against inference speed) in `out`, each written whole or not at all."""
+    """`comparison.md` (the table and what it rests on), `comparison.json` and, when a row has both
+    figures to plot, `comparison.png` (balanced accuracy against inference speed) in `out`, each
+    written whole or not at all."""
     from ferkit.files import atomic_write_text
     from ferkit.metrics.speed_accuracy import speed_accuracy_png
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     published = spec.get("published") or {}
-    paths = {"md": out / "comparison.md", "json": out / "comparison.json", "png": out / "comparison.png"}
-    speed_accuracy_png(rows, published, paths["png"])
+    paths = {"md": out / "comparison.md", "json": out / "comparison.json"}
+    if any(r.get("balanced_accuracy") is not None and r.get("inference_faces_per_second") for r in rows):
+        paths["png"] = speed_accuracy_png(rows, published, out / "comparison.png")
     atomic_write_text(paths["json"], json.dumps({**meta, "rows": list(rows), "published": published}, indent=2))
     header = ", ".join(f"{k}: {v}" for k, v in meta.items())
     reported = [
         f"- published {name}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures.items())
         for name, figures in published.items()
     ]
+    if "png" not in paths:
+        reported.append("- no chart: no row has both a balanced accuracy and an inference speed")
     text = f"{header}\n\n{format_table(rows, markdown=True)}\n" + (
         "\n" + "\n".join(reported) + "\n" if reported else ""
     )
     atomic_write_text(paths["md"], text)
     return paths
+
+
+def report_meta(spec_path: str | Path, spec: dict, config: dict) -> dict:
+    """What the table's figures rest on: the budget every row shared, the machine, the date."""
+    import datetime
+    import platform
+
+    trained = config["steps"]["train_model"]["parameters"]["config"]
+    epochs = [p["epochs"] for p in trained.get("phases") or []] or [trained.get("epochs")]
+    return {
+        "spec": str(spec_path),
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{_cpu_model() or platform.machine()}, {os.cpu_count()} cores",
+        "epochs": sum(e for e in epochs if e),
+        "input_size": spec.get("input_size") or trained["architecture_kwargs"].get("input_size", 48),
+        "limit_per_class": spec.get("limit_per_class"),
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)

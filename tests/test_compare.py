@@ -101,6 +101,10 @@ class TestComparisonConfigs:
         assert main(["compare", "configs/compare_backbones.yaml", "--only", "vgg16", "--dry-run"]) == 2
         assert "['vgg16'] not in configs/compare_backbones.yaml" in capsys.readouterr().err
 
+    def test_a_speed_sample_of_no_faces_is_refused_before_anything_runs(self, capsys):
+        assert main(["compare", "configs/compare_backbones.yaml", "--speed-faces", "0"]) == 2
+        assert "--speed-faces must be at least 1, got 0" in capsys.readouterr().err
+
     def test_dry_run_prints_each_config_and_runs_nothing(self, capsys):
         assert main(["compare", "configs/compare_backbones.yaml", "--only", "resnet18", "--dry-run"]) == 0
         out = capsys.readouterr().out
@@ -136,8 +140,8 @@ class TestReport:
         assert saved["published"]["baseline_cnn"]["balanced_accuracy"] == 45.20
         assert Image.open(paths["png"]).size[0] >= 800
 
-    def test_a_chart_without_speeds_is_refused(self, tmp_path):
+    def test_without_speeds_the_table_is_written_and_the_chart_left_out(self, tmp_path):
         rows = [{**self.ROWS[0], "inference_faces_per_second": None}]
-        with pytest.raises(ValueError, match="no row has both"):
-            write_report(rows, {}, tmp_path, {})
-        assert not (tmp_path / "comparison.md").exists()  # nothing half-written
+        paths = write_report(rows, {}, tmp_path, {})
+        assert set(paths) == {"md", "json"} and not (tmp_path / "comparison.png").exists()
+        assert "no chart: no row has both" in paths["md"].read_text()

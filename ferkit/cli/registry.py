@@ -48,11 +48,14 @@ def _versions(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     compared = [{**row["comparison"], "version": row["version"]} for row in rows if row["comparison"]]
-    if compared:  # versions of a backbone comparison: its table, one line per version
+    if compared:  # versions in a backbone comparison's table: that table, one line per version
         from ferkit.comparison import format_table
 
-        print(format_table(compared, extra=[("version", "version", "{}")]))
-        return 0
+        print(format_table(compared, extra=[("comparison", "comparison", "{}"), ("version", "version", "{}")]))
+        rows = [row for row in rows if not row["comparison"]]
+        if not rows:
+            return 0
+        print(f"\n{len(rows)} version(s) in no comparison's table:")
     header = f"{'version':>7}  {'aliases':<28} {'val':>8} {'test':>8}  {'metric':<26} {'decision':<10} {'weights':<12}"
     print(f"{header} created")
     for row in rows:

@@ -31,6 +31,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cmp_.add_argument("--dry-run", action="store_true", help="print each run's train config, run nothing")
     cmp_.add_argument("--rerun", action="store_true", help="train rows again that have a finished run of their config")
     cmp_.add_argument("--report-only", action="store_true", help="train nothing; the table of the runs there are")
+    cmp_.add_argument("--speed-faces", type=int, default=2048, help="faces each row's inference is timed on")
     cmp_.add_argument("--out", help="folder for comparison.md/.json/.png (default: <home>/comparisons/<spec name>)")
     cmp_.set_defaults(func=_compare)
 
@@ -83,13 +84,15 @@ def _fresh_config(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ferkit.comparison import comparison_configs, format_table, read_spec, run_comparison, write_report
+    from ferkit.comparison import comparison_configs, format_table, read_spec, run_comparison
 
     read_yaml(args.spec, "comparison spec")  # a missing or malformed spec is named first
     try:
         spec, configs = read_spec(args.spec), comparison_configs(args.spec)
     except (KeyError, TypeError, ValueError) as exc:
         raise CommandError(f"{args.spec}: {exc}", USAGE) from None
+    if args.speed_faces < 1:
+        raise CommandError(f"--speed-faces must be at least 1, got {args.speed_faces}", USAGE)
     chosen = args.only or list(configs)
     unknown = sorted(set(chosen) - set(configs))
     if unknown:
@@ -98,63 +101,26 @@ def _compare(args: argparse.Namespace) -> int:
     if args.dry_run:
         run_comparison(configs, chosen, zenml, dry_run=True)
         return 0
+    from ferkit.home import ferkit_home
     from ferkit.registry import comparison
     from ferkit.registry.store import use_stack_tracking
 
     use_stack_tracking()
-    name = spec["registered_model_name"]
     failed = []
     if not args.report_only:
-        done = set() if args.rerun else set(comparison.finished_rows(configs, name))
+        done = set() if args.rerun else set(comparison.finished_rows(configs, spec["registered_model_name"]))
         failed = run_comparison(configs, chosen, zenml, done=done)
-    finished = comparison.finished_rows(configs, name)
-    rows = [comparison.row_figures(row, *finished[row]) for row in chosen if row in finished]
-    if not rows:
-        print(f"ferkit compare: no finished run of any row of {args.spec} yet", file=sys.stderr)
-        return FAILED
-    comparison.measure_speeds(rows)
-    comparison.tag_versions(rows, name)
-    out = Path(args.out) if args.out else _home_folder("comparisons") / Path(args.spec).stem
-    paths = write_report(rows, spec, out, _compare_meta(args.spec, spec, configs[rows[0]["row"]]))
-    comparison.log_summary(spec["experiment_name"], Path(args.spec).stem, paths, rows)
-    print(format_table(rows))
-    print(f"table, JSON and chart: {out} (and in MLflow, experiment {spec['experiment_name']})")
-    missing = [row for row in chosen if row not in finished]
+    out = Path(args.out) if args.out else ferkit_home() / "comparisons" / Path(args.spec).stem
+    rows, paths, warnings = comparison.report(args.spec, spec, configs, chosen, out, args.speed_faces)
+    for warning in warnings:
+        print(f"ferkit compare: {warning}", file=sys.stderr)
+    if rows:
+        print(format_table(rows))
+        print(
+            f"{', '.join(p.name for p in paths.values())} in {out} (and in MLflow, experiment {spec['experiment_name']})"
+        )
+    missing = [row for row in chosen if row not in {r["row"] for r in rows}]
     if failed or missing:
         print(f"ferkit compare: runs failed for {failed}; no finished run for {missing}", file=sys.stderr)
         return FAILED
     return 0
-
-
-def _home_folder(name: str) -> Path:
-    from ferkit.home import ferkit_home
-
-    return ferkit_home() / name
-
-
-def _compare_meta(spec_path: str, spec: dict, config: dict) -> dict:
-    """What the table's figures rest on: the budget every row shared, the machine, the date."""
-    import datetime
-    import os
-    import platform
-
-    trained = config["steps"]["train_model"]["parameters"]["config"]
-    epochs = [p["epochs"] for p in trained.get("phases") or []] or [trained.get("epochs")]
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.machine()
-    )
-    return {
-        "spec": spec_path,
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{cpu}, {os.cpu_count()} cores",
-        "epochs": sum(e for e in epochs if e),
-        "input_size": spec.get("input_size") or trained["architecture_kwargs"].get("input_size", 48),
-        "limit_per_class": spec.get("limit_per_class"),
-    }
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []

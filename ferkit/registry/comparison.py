@@ -5,7 +5,6 @@ with the table and the chart."""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,9 +18,12 @@ from ferkit.comparison import COLUMNS, COMPARISON_TAG, CONFIG_TAG, ROW_TAG, VERS
 from ferkit.registry.names import DUPLICATE_OF
 from ferkit.registry.store import ModelNotFound, fetch_checkpoint
 
-SPEED_METRIC = "inference.faces_per_second"
+SPEED_METRIC = "benchmark.inference_faces_per_second"
+TRAIN_SPEED_METRIC = "benchmark.train_images_per_second"
 SPEED_FACES = 2048  # faces timed per row, in batches of 512
+TRAIN_BATCHES = 3  # training batches timed per row, after 3 of warm-up
 SUMMARY_TAG = "comparison.summary"
+COMPARED_IN = VERSION_TAG_PREFIX + "comparison"  # version tag: the spec whose table the version is in
 
 
 def finished_rows(configs: Mapping[str, dict], registered_model_name: str) -> dict[str, tuple[Run, ModelVersion]]:
@@ -66,10 +68,8 @@ def _registered_version(client: mlflow.MlflowClient, run: Run, name: str) -> Mod
 
 def row_figures(name: str, run: Run, version: ModelVersion) -> dict:
     """The table's figures of one row from its run: PrivateTest (headline views, the checkpoint
-    chosen on PublicTest), the size, the training speed and time."""
-    client = mlflow.MlflowClient()
+    chosen on PublicTest), the size, the training time; the speeds once `measure_speeds` has run."""
     metrics, params = run.data.metrics, run.data.params
-    speeds = [m.value for m in client.get_metric_history(run.info.run_id, "train.images_per_second")]
     parameters = params.get("model.parameters")
     return {
         "row": name,
@@ -79,7 +79,7 @@ def row_figures(name: str, run: Run, version: ModelVersion) -> dict:
         "recall_fear": metrics.get("test.recall.fear"),
         "recall_disgust": metrics.get("test.recall.disgust"),
         "val_macro_f1": metrics.get("train.best_val_macro_f1"),
-        "train_images_per_second": statistics.fmean(speeds) if speeds else None,
+        "train_images_per_second": metrics.get(TRAIN_SPEED_METRIC),
         "train_minutes": metrics["train.seconds"] / 60 if "train.seconds" in metrics else None,
         "inference_faces_per_second": metrics.get(SPEED_METRIC),
         "version": int(version.version),
@@ -87,25 +87,51 @@ def row_figures(name: str, run: Run, version: ModelVersion) -> dict:
     }
 
 
-def measure_speeds(rows: list[dict], progress: bool = True) -> None:
-    """Time each row's registered checkpoint (fp32, one view, batches of 512) on the same random
-    faces, in this one process; log the figure to the row's run and put it in the row."""
+def measure_speeds(
+    rows: list[dict], configs: Mapping[str, dict], count: int = SPEED_FACES, progress: bool = True
+) -> list[str]:
+    """Time, in this one process and on the same random faces, each row's training (its recipe, a few
+    batches after a warm-up) and its registered checkpoint's inference (fp32 on the CPU, one view,
+    batches of 512), so the speeds compare whatever else ran beside each row's training. The figures
+    go to the row and to its run. Returns a warning per row whose checkpoint could not be read."""
     from tqdm import tqdm
 
     from ferkit.inference.speed import torch_faces_per_second
+    from ferkit.training import TrainConfig
+    from ferkit.training.speed import training_throughput
 
-    faces = np.random.default_rng(0).integers(0, 256, size=(SPEED_FACES, 48, 48), dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, size=(count, 48, 48), dtype=np.uint8)
+    labels = np.arange(count) % 7
     client = mlflow.MlflowClient()
-    for row in tqdm(rows, desc="inference speed", unit="model", disable=not progress):
-        network = fetch_checkpoint(row["run_id"], f"{row['row']} (run {row['run_id']})").build()
+    warnings = []
+    for row in tqdm(rows, desc="training and inference speed", unit="model", disable=not progress):
+        recipe = TrainConfig(**configs[row["row"]]["steps"]["train_model"]["parameters"]["config"])
+        row["train_images_per_second"] = training_throughput(recipe, faces, labels, TRAIN_BATCHES)["images_per_second"]
+        client.log_metric(row["run_id"], TRAIN_SPEED_METRIC, row["train_images_per_second"])
+        try:
+            network = fetch_checkpoint(row["run_id"], f"{row['row']} (run {row['run_id']})").build()
+        except ModelNotFound as exc:
+            warnings.append(f"{row['row']}: no inference speed: {exc}")
+            continue
         row["inference_faces_per_second"] = torch_faces_per_second(network, faces)
         client.log_metric(row["run_id"], SPEED_METRIC, row["inference_faces_per_second"])
+    return warnings
 
 
-def tag_versions(rows: list[dict], registered_model_name: str) -> None:
-    """Each row's figures as `compare.*` tags of its version, so `ferkit versions` shows the table."""
+def tag_versions(rows: list[dict], comparison: str, registered_model_name: str) -> None:
+    """Each row's figures as `compare.*` tags of its version, so `ferkit versions` shows the table;
+    an older version of the same comparison and row loses its tags (it is not in the table)."""
     client = mlflow.MlflowClient()
+    current = {str(row["version"]) for row in rows}
+    for version in client.search_model_versions(f"name = '{registered_model_name}'"):
+        tags = version.tags or {}
+        stale = tags.get(COMPARED_IN) == comparison and tags.get(VERSION_TAG_PREFIX + "row") in {r["row"] for r in rows}
+        if stale and str(version.version) not in current:
+            for key in [k for k in tags if k.startswith(VERSION_TAG_PREFIX)]:
+                client.delete_model_version_tag(registered_model_name, str(version.version), key)
     for row in rows:
+        client.set_model_version_tag(registered_model_name, str(row["version"]), COMPARED_IN, comparison)
         for key, _, fmt in COLUMNS:
             if row.get(key) is not None:
                 value = row[key] if fmt == "{}" else f"{float(row[key]):.6g}"
@@ -116,13 +142,39 @@ def tag_versions(rows: list[dict], registered_model_name: str) -> None:
 
 def rows_from_tags(tags: Mapping[str, str]) -> dict | None:
     """A version's comparison row back from its `compare.*` tags; None when it has none."""
-    if not any(k.startswith(VERSION_TAG_PREFIX) and k != CONFIG_TAG for k in tags):
+    if COMPARED_IN not in tags:
         return None
-    row: dict = {}
+    row: dict = {"comparison": tags[COMPARED_IN]}
     for key, _, fmt in COLUMNS:
         value = tags.get(VERSION_TAG_PREFIX + key)
         row[key] = None if value is None else (value if fmt == "{}" else float(value))
     return row
+
+
+def report(
+    spec_path: str | Path,
+    spec: dict,
+    configs: Mapping[str, dict],
+    rows_wanted: list[str],
+    out: str | Path,
+    speed_faces: int = SPEED_FACES,
+) -> tuple[list[dict], dict[str, Path], list[str]]:
+    """The table of the rows in `rows_wanted` that have a finished run: their figures, inference speeds
+    timed here, `compare.*` tags on their versions, comparison.md/.json/.png in `out` and a summary
+    run in the experiment. Returns (rows, the files written, warnings)."""
+    from ferkit.comparison import report_meta, write_report
+
+    name = spec["registered_model_name"]
+    finished = finished_rows(configs, name)
+    rows = [row_figures(row, *finished[row]) for row in rows_wanted if row in finished]
+    if not rows:
+        return [], {}, []
+    warnings = measure_speeds(rows, configs, speed_faces)
+    comparison = Path(spec_path).stem
+    tag_versions(rows, comparison, name)
+    paths = write_report(rows, spec, out, report_meta(spec_path, spec, configs[rows[0]["row"]]))
+    log_summary(spec["experiment_name"], comparison, paths, rows)
+    return rows, paths, warnings
 
 
 def log_summary(experiment_name: str, comparison: str, paths: Mapping[str, Path], rows: list[dict]) -> str:

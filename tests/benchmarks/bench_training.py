@@ -30,37 +30,14 @@ TARGETS = {"data_wait_share_max": 0.10}
 
 
 def measure(config_dict: dict, images: np.ndarray, labels: np.ndarray, batches: int) -> dict:
-    import torch
+    from ferkit.training import TrainConfig
+    from ferkit.training.speed import training_throughput
 
-    from ferkit.models import build_model
-    from ferkit.runtime import resolve_device
-    from ferkit.training import TrainConfig, seed_everything
-    from ferkit.training.epoch import EpochSetup, class_repeats, make_optimizer, train_one_epoch
-
-    config = TrainConfig(**{**config_dict, "max_batches_per_epoch": batches})
-    generator = seed_everything(config.seed)
-    model = build_model(config.architecture, **config.architecture_kwargs).to(resolve_device(config.device))
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
-    phase = config.resolved_phases()[0]
-    optimizer, scheduler = make_optimizer(list(model.parameters()), phase, config.weight_decay, batches * 2)
-    # As fit() feeds it: uint8 images already on the device, the config's class repeats.
-    device_images = torch.from_numpy(np.ascontiguousarray(images)).to(resolve_device(config.device))
-    warm = TrainConfig(**{**config_dict, "max_batches_per_epoch": 3})  # first steps pay for allocation
-    train_one_epoch(
-        EpochSetup(model, device_images, labels, warm, generator, repeats=class_repeats(warm)),
-        optimizer,
-        scheduler,
-        "warm-up",
-    )
-    setup = EpochSetup(model, device_images, labels, config, generator, repeats=class_repeats(config))
-    figures = train_one_epoch(setup, optimizer, scheduler, "measure")
+    figures = training_throughput(TrainConfig(**config_dict), images, labels, batches)
     return {
-        "images_per_second": round(figures["train.images_per_second"], 1),
-        "data_wait_share": round(figures["train.data_wait_share"], 4),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "precision": config.concrete_precision,
-        "channels_last": config.channels_last,
+        **figures,
+        "images_per_second": round(figures["images_per_second"], 1),
+        "data_wait_share": round(figures["data_wait_share"], 4),
     }
 
 
