@@ -84,6 +84,7 @@ def row_figures(name: str, run: Run, version: ModelVersion) -> dict:
         "inference_faces_per_second": metrics.get(SPEED_METRIC),
         "version": int(version.version),
         "run_id": run.info.run_id,
+        "checkpoint_run_id": version.run_id,  # a duplicate's checkpoint lies in the run that registered it
     }
 
 
@@ -110,7 +111,8 @@ def measure_speeds(
         row["train_images_per_second"] = training_throughput(recipe, faces, labels, TRAIN_BATCHES)["images_per_second"]
         client.log_metric(row["run_id"], TRAIN_SPEED_METRIC, row["train_images_per_second"])
         try:
-            network = fetch_checkpoint(row["run_id"], f"{row['row']} (run {row['run_id']})").build()
+            source = row["checkpoint_run_id"]
+            network = fetch_checkpoint(source, f"{row['row']} (version {row['version']}, run {source})").build()
         except ModelNotFound as exc:
             warnings.append(f"{row['row']}: no inference speed: {exc}")
             continue

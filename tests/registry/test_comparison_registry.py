@@ -66,6 +66,8 @@ class TestFinishedRows:
         newer = row_run(store, configs, "fer_vgg", register=False, tags={DUPLICATE_OF: f"{NAME}/1"})
         run, version = comparison.finished_rows(configs, NAME)["fer_vgg"]
         assert (run.info.run_id, str(version.version)) == (newer, "1")
+        row = comparison.row_figures("fer_vgg", run, version)
+        assert row["run_id"] == newer and row["checkpoint_run_id"] == version.run_id != newer
 
     def test_a_missing_registered_model_means_nothing_is_finished(self, store, configs):
         row_run(store, configs, "xception", register=False)
