@@ -1,7 +1,7 @@
 """What a backbone comparison measured, read from and written to MLflow: each row's finished
-run and registered version, its figures, its inference speed (measured for every row in one
-process, so the speeds compare), the registry tags that carry the figures, and a summary run
-with the table and the chart."""
+run and registered version, its figures, its training and inference speeds (measured for every
+row in one process, so the speeds compare), the registry tags that carry the figures, and a
+summary run with the table and the chart."""
 
 from __future__ import annotations
 
