@@ -47,6 +47,26 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo with its family and model numbers (virtual machines
+    often show a generic name), else what the platform says."""
+    try:
+        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
+    except OSError:
+        text = ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if not key.strip():
+            break  # the first processor's block ends at a blank line
+        fields.setdefault(key.strip(), value.strip())
+    if "model name" in fields:
+        return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether bf16 runs at hardware speed on `device`: a CUDA GPU of compute capability 8 or
     later (A100, H100, RTX 30xx and on), or a CPU with

@@ -33,7 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.report import write_report  # noqa: E402
+from tests.benchmarks.report import machine, write_report  # noqa: E402
 
 FIGURES = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")
 
@@ -162,7 +162,8 @@ def main() -> int:
         seeded.write_text(yaml.safe_dump(seed_config(config, seed), sort_keys=False))
         bar.set_description(f"seed {seed}")
         code, minutes = train_seed(seeded, home, home / "train.log", bar)
-        row: dict = {"seed": seed, "minutes": round(minutes, 1), "log": str(home / "train.log")}
+        # Seeds may run in different sessions on different machines: each row says where it ran.
+        row: dict = {"seed": seed, "minutes": round(minutes, 1), "machine": machine(), "log": str(home / "train.log")}
         if code != 0:
             row["error"] = f"make train exited {code}; see the log"
         else:

@@ -8,6 +8,24 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
+# The instruction sets that decide how fast the models run on a CPU: native bf16 (AMX, AVX512-BF16),
+# int8 dot products (VNNI) and the vector width. Figures from different kinds are not comparable.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def machine() -> dict:
+    """The machine a figure was measured on: cores, CPU model and its speed-relevant instruction sets."""
+    from ferkit.runtime import cpu_flags, cpu_model
+
+    flags = cpu_flags()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu_model(),
+        "isa": [f for f in SPEED_FLAGS if f in flags],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
 
 def write_report(benchmark: str, out: str | Path, targets: dict, results: dict, checks: dict, **context) -> int:
     """Write and print the report; the exit code is 0 only when every check passed."""
@@ -15,7 +33,7 @@ def write_report(benchmark: str, out: str | Path, targets: dict, results: dict, 
         "benchmark": benchmark,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         **context,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "targets": targets,
         "results": results,
         "meets_targets": checks,

@@ -207,6 +207,22 @@ class TestPrecision:
         flags = cpu_flags()
         assert not flags or "sse2" in flags  # x86-64 always has SSE2; other systems report none
 
+    def test_the_cpu_model_names_the_first_processor_with_its_numbers(self, monkeypatch, tmp_path):
+        import builtins
+
+        from ferkit.runtime import cpu_model
+
+        info = tmp_path / "cpuinfo"
+        info.write_text(
+            "processor\t: 0\ncpu family\t: 6\nmodel\t\t: 207\nmodel name\t: Intel(R) Xeon(R) Processor\n\n"
+            "processor\t: 1\ncpu family\t: 6\nmodel\t\t: 85\nmodel name\t: Other\n"
+        )
+        real_open = builtins.open
+        monkeypatch.setattr(
+            builtins, "open", lambda f, *a, **k: real_open(info if f == "/proc/cpuinfo" else f, *a, **k)
+        )
+        assert cpu_model() == "Intel(R) Xeon(R) Processor (family 6, model 207)"
+
     def test_a_trained_model_records_the_precision_it_used(self, monkeypatch):
         from ferkit import runtime
         from ferkit.data.dataset import FERDataset
