@@ -4,9 +4,10 @@ cold start, and video frames per second.
     python tests/benchmarks/bench_inference.py --model models:/fer_emotion@champion [--data PATH]
 
 Throughput is measured on the FER2013 test split (PrivateTest), without TTA, in batches of 512,
-for each path a deployment can take: PyTorch fp32, PyTorch int8 (FX static quantization, x86
-backend), ONNX Runtime fp32 (`ferkit export`) and ONNX Runtime int8 (static QDQ quantization);
-both int8 paths are calibrated on the same 4,096 training faces. Each path's accuracy is
+for each path a deployment can take: PyTorch fp32 (channels_last, as checkpoints build, and the
+NCHW layout beside it), PyTorch int8 (FX static quantization, x86 backend), ONNX Runtime fp32
+(`ferkit export`) and ONNX Runtime int8 (static QDQ quantization); both int8 paths are
+calibrated on the same 4,096 training faces. Each path's accuracy is
 beside its speed, so the cost of going faster is visible. Cold start: `ferkit predict` on one
 photo, a checkpoint and the ONNX export. Video: `predict_stream` on a generated 640x480 clip
 with one face (100 frames, every frame predicted, the recipe's views), PyTorch fp32 and ONNX
@@ -130,9 +131,10 @@ def main() -> int:
     quantize_onnx(work / "plain.onnx", work / "int8.onnx", calibration)
     quantize_onnx(work / "model.onnx", work / "model_int8.onnx", calibration)
 
-    fp32 = trained.build()
+    fp32 = trained.build()  # channels_last, as every checkpoint builds
     paths = {
         "torch_fp32": torch_path(fp32),
+        "torch_fp32_nchw": torch_path(trained.build().to(memory_format=torch.contiguous_format)),
         "torch_int8_fx": torch_path(quantize_int8(fp32, calibration)),
         "onnxruntime_fp32": onnx_path(work / "plain.onnx"),
         "onnxruntime_int8": onnx_path(work / "int8.onnx"),
