@@ -27,6 +27,13 @@ def machine() -> dict:
     }
 
 
+def shown_path(path: str | Path) -> str:
+    """`path` relative to the repository when it lies inside it (as a config is named), else absolute."""
+    resolved = Path(path).resolve()
+    root = Path(__file__).resolve().parents[2]
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(resolved)
+
+
 def write_report(benchmark: str, out: str | Path, targets: dict, results: dict, checks: dict, **context) -> int:
     """Write and print the report; the exit code is 0 only when every check passed."""
     report = {

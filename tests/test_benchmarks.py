@@ -1,0 +1,122 @@
+"""The research benchmarks on a tiny generated archive: the ablation scores PublicTest beside
+PrivateTest on every seed, and a rerun trains only what is missing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.benchmarks import bench_ablation
+from tests.factories import image_tree, write_zip
+
+TINY_HYBRID = {
+    "architecture": "hybrid",
+    "architecture_kwargs": {
+        "backbone": "fer_vgg",
+        "backbone_options": {"widths": [8, 8, 16, 16]},
+        "weights": "none",
+        "input_size": 48,
+        "dim": 16,
+        "heads": 2,
+        "hidden": 16,
+    },
+    "phases": [{"name": "train", "epochs": 3, "lr": 0.002, "optimizer": "adamw", "schedule": "onecycle"}],
+    "batch_size": 16,
+    "tta_flip": True,
+    "seed": 0,
+}
+
+
+@pytest.fixture
+def setup(tmp_path):
+    archive = write_zip(tmp_path / "fer.zip", image_tree(per_class=3))
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "steps": {
+                    "compute_class_weights": {"parameters": {"method": "inverse_frequency", "power": 0.5}},
+                    "train_model": {"parameters": {"config": TINY_HYBRID}},
+                    "evaluate_model": {"parameters": {"tta": "multi_scale"}},
+                }
+            }
+        )
+    )
+    return archive, config, tmp_path / "ablation.json"
+
+
+def run(archive, config, out, rows: str, seeds: str, epochs: int = 1) -> dict:
+    argv = ["--data", str(archive), "--config", str(config), "--out", str(out)]
+    assert bench_ablation.main([*argv, "--epochs", str(epochs), "--rows", rows, "--seeds", seeds]) == 0
+    return json.loads(out.read_text())["results"]
+
+
+class TestAblation:
+    def test_every_row_is_scored_on_both_splits_for_each_seed(self, setup):
+        results = run(*setup, rows="full,no_branches", seeds="0,1")
+        assert [(r["row"], r["seed"]) for r in results["runs"]] == [
+            ("full", 0),
+            ("full", 1),
+            ("no_branches", 0),
+            ("no_branches", 1),
+        ]
+        assert results["modes"] == ["flip", "multi_scale"]
+        assert results["class_weights"] == {"method": "inverse_frequency", "power": 0.5}
+        for r in results["runs"]:
+            assert r["epochs"] == 1 and r["config"]["seed"] == r["seed"]
+            for split in ("val", "test"):
+                for mode in ("flip", "multi_scale"):
+                    figures = r["scores"][split][mode]
+                    assert 0 <= figures["balanced_accuracy"] <= 1 and figures["log_loss"] > 0
+                    assert 0 <= figures["disgust_recall"] <= 1 and 0 <= figures["fear_recall"] <= 1
+        # The two seeds train different networks.
+        full = [r for r in results["runs"] if r["row"] == "full"]
+        assert full[0]["scores"]["val"]["flip"] != full[1]["scores"]["val"]["flip"]
+        # The summary's difference is the mean of the per-seed differences, split by split.
+        by = {(r["row"], r["seed"]): r["scores"] for r in results["runs"]}
+        for key in ("val.multi_scale.macro_f1", "test.flip.log_loss"):
+            split, mode, figure = key.split(".")
+            expected = sum(by[("no_branches", s)][split][mode][figure] - by[("full", s)][split][mode][figure]
+                           for s in (0, 1)) / 2  # fmt: skip
+            assert results["summary"]["no_branches"][key]["minus_full"] == pytest.approx(expected, abs=1e-4)
+            values = [by[("full", s)][split][mode][figure] for s in (0, 1)]
+            assert results["summary"]["full"][key]["mean"] == pytest.approx(sum(values) / 2, abs=1e-4)
+            assert "minus_full" not in results["summary"]["full"][key]
+
+    def test_a_rerun_trains_only_the_missing_runs_and_another_budget_starts_afresh(self, setup):
+        archive, config, out = setup
+        first = run(archive, config, out, rows="full", seeds="0")
+        second = run(archive, config, out, rows="full,no_attention", seeds="0")
+        assert [(r["row"], r["seed"]) for r in second["runs"]] == [("full", 0), ("no_attention", 0)]
+        assert second["runs"][0] == first["runs"][0]  # kept, not trained again
+        other = run(archive, config, out, rows="full", seeds="0", epochs=2)
+        assert other["budget_epochs"] == 2 and [r["epochs"] for r in other["runs"]] == [2]
+
+    def test_an_unknown_row_is_refused_before_any_training(self, setup):
+        archive, config, out = setup
+        with pytest.raises(SystemExit, match="unknown row 'no_such_part'"):
+            run(archive, config, out, rows="full,no_such_part", seeds="0")
+        assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (["seeds"], "--seeds 0,1,2 "),
+        (["seeds", "SEEDS=2"], "--seeds 2 "),
+        (["ablation"], "--epochs 16 --seeds 0,1 "),
+        (["gan-ablation"], "--variants without_gan,with_gan,weights_matched "),
+        (["gan-ablation", "EPOCHS=10", "SEEDS=3"], "gan-10-epochs.json"),
+    ],
+)
+def test_the_makefile_passes_whole_comma_lists_as_defaults(target, expected):
+    """`$(or $(SEEDS),0,1,2)` would pass only "0": make splits its arguments at commas."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    shown = subprocess.run(["make", "-n", "-s", *target], cwd=root, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert expected in " ".join(shown.stdout.replace("\\\n", " ").split()) + " "
