@@ -105,7 +105,7 @@ class TestAblation:
     ("target", "expected"),
     [
         (["seeds"], "--seeds 0,1,2 "),
-        (["seeds", "SEEDS=2"], "--seeds 2 "),
+        (["seeds", "SEEDS=0,2"], "--seeds 0,2 "),
         (["ablation"], "--epochs 16 --seeds 0,1 "),
         (["gan-ablation"], "--variants without_gan,with_gan,weights_matched "),
         (["gan-ablation", "EPOCHS=10", "SEEDS=3"], "gan-10-epochs.json"),
