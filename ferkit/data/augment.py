@@ -1,10 +1,12 @@
-"""Batched augmentation on tensors: one affine warp per image, on whatever device the batch is."""
+"""Batched augmentation on tensors: one affine warp per image, on whatever device the batch is,
+and mixing of image pairs (mixup, cutmix)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -80,3 +82,46 @@ def _erase(x: torch.Tensor, config: AugmentConfig, uniform, generator: torch.Gen
     mask = (inside & chosen).unsqueeze(1)  # (B, 1, H, W)
     noise = torch.rand(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
     return torch.where(mask, noise, x)
+
+
+@dataclass(frozen=True)
+class MixConfig:
+    mode: str  # "mixup" (Zhang et al. 2018: a blend) or "cutmix" (Yun et al. 2019: a pasted box)
+    alpha: float = 1.0  # the mixing share is drawn from Beta(alpha, alpha)
+    probability: float = 1.0  # share of batches mixed
+
+
+def mix_batch(
+    x: torch.Tensor, config: MixConfig, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mix every image of a batch (B, C, H, W) with a partner from the same batch.
+
+    Returns (mixed batch, partner index per image, share of each image that is its own); the
+    loss weighs an image's label by that share and its partner's by the rest. A batch left
+    unmixed (with probability 1 - `probability`) comes back as it was with share 1. The same
+    random numbers are drawn either way, so one batch's choice does not shift the next's.
+    """
+    if config.mode not in ("mixup", "cutmix"):
+        raise ValueError(f"mix mode {config.mode!r}: expected mixup or cutmix")
+    b, _, h, w = x.shape
+    apply, cy, cx = torch.rand(3, generator=generator).tolist()
+    partner = torch.randperm(b, generator=generator)
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    share = float(np.random.default_rng(seed).beta(config.alpha, config.alpha))
+    if apply >= config.probability:
+        return x, partner, 1.0
+    other = x[partner.to(x.device)]
+    if config.mode == "mixup":
+        return share * x + (1 - share) * other, partner, share
+    # cutmix: a box of about (1 - share) of the area, centred anywhere, clipped at the borders;
+    # the share is then what the clipped box leaves of the image.
+    side = math.sqrt(1 - share)
+    top, bottom = _span(cy * h, side * h, h)
+    left, right = _span(cx * w, side * w, w)
+    mixed = x.clone()
+    mixed[:, :, top:bottom, left:right] = other[:, :, top:bottom, left:right]
+    return mixed, partner, 1 - (bottom - top) * (right - left) / (h * w)
+
+
+def _span(centre: float, length: float, size: int) -> tuple[int, int]:
+    return int(max(0, round(centre - length / 2))), int(min(size, round(centre + length / 2)))

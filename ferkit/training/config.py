@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ferkit.data.augment import AugmentConfig
+from ferkit.data.augment import AugmentConfig, MixConfig
 from ferkit.data.labels import EMOTIONS
 from ferkit.runtime import resolve_precision
 
@@ -42,6 +42,19 @@ class AugmentSettings(BaseModel):
 
     def to_config(self) -> AugmentConfig:
         return AugmentConfig(**self.model_dump())
+
+
+class MixSettings(BaseModel):
+    """YAML face of `MixConfig`: mixing image pairs, their labels mixed in the loss."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["mixup", "cutmix"]  # a blend of two faces, or a box of one pasted into the other
+    alpha: float = Field(1.0, gt=0)  # the mixing share is drawn from Beta(alpha, alpha)
+    probability: float = Field(1.0, gt=0, le=1)  # share of batches mixed
+
+    def to_config(self) -> MixConfig:
+        return MixConfig(**self.model_dump())
 
 
 class Phase(BaseModel):
@@ -75,6 +88,7 @@ class TrainConfig(BaseModel):
     use_class_weights: bool = True  # weight the loss by the class-weights step's output
     class_repeats: dict[str, int] = Field(default_factory=dict)  # emotion -> augmented copies per epoch
     augment: AugmentSettings = Field(default_factory=AugmentSettings)  # batched augmentation
+    mix: MixSettings | None = None  # mixup or cutmix after augmentation; None: no mixing
     tta_flip: bool = True  # average predictions over the image and its mirror at evaluation
     ema_decay: float | None = Field(None, gt=0, lt=1)  # evaluate and keep an exponential moving average
     early_stopping_patience: int | None = Field(10, ge=1)  # validations without improvement end a phase
@@ -118,7 +132,10 @@ class TrainConfig(BaseModel):
 
     def recipe(self) -> dict:
         """The config as it trains here (precision resolved): what a checkpoint records."""
-        return {**self.model_dump(mode="json"), "precision": self.concrete_precision}
+        recipe = {**self.model_dump(mode="json"), "precision": self.concrete_precision}
+        if recipe["mix"] is None:  # recipes and fingerprints from before mixing existed stay as they were
+            del recipe["mix"]
+        return recipe
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes the result, precision as resolved on this machine (bf16 and

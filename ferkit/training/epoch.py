@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm.auto import tqdm
 
-from ferkit.data.augment import augment_batch
+from ferkit.data.augment import augment_batch, mix_batch
 from ferkit.data.labels import EMOTIONS
 from ferkit.models.predict import to_input
 from ferkit.runtime import progress_disabled
@@ -115,6 +115,10 @@ class EpochSetup:
         return batches
 
 
+def _cross_entropy(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, smoothing: float):
+    return F.cross_entropy(logits, y, weight=weights, reduction="none", label_smoothing=smoothing)
+
+
 def _train_step(
     setup: EpochSetup,
     net: nn.Module,
@@ -128,18 +132,30 @@ def _train_step(
     data_start = time.perf_counter()
     x = augment_batch(to_input(setup.images[idx]).to(device), config.augment.to_config(), setup.generator)
     y = torch.as_tensor(setup.labels[idx]).to(device, non_blocking=True)
+    # Mixing pairs images of the global batch: every rank mixes it alike, then takes its slice.
+    partner, share = None, 1.0
+    if config.mix is not None:
+        x, partner, share = mix_batch(x, config.mix.to_config(), setup.generator)
+    y_partner = y[partner.to(device)] if partner is not None else y
     # The denominator of the weighted mean over the *global* batch (what F.cross_entropy divides by).
-    total_weight = weights[y].sum() if weights is not None else torch.tensor(float(len(idx)))
+    if weights is None:
+        total_weight = torch.tensor(float(len(idx)))
+    elif partner is None:
+        total_weight = weights[y].sum()
+    else:
+        total_weight = share * weights[y].sum() + (1 - share) * weights[y_partner].sum()
     if workers.distributed:
         mine = torch.as_tensor(workers.shard(idx), device=device)
-        x, y = x[mine], y[mine]
+        x, y, y_partner = x[mine], y[mine], y_partner[mine]
     x = x.contiguous(memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
     data_seconds = time.perf_counter() - data_start
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
         logits = net(x)  # (B, 7)
-    per_image = F.cross_entropy(
-        logits.float(), y, weight=weights, reduction="none", label_smoothing=config.label_smoothing
-    )
+    per_image = _cross_entropy(logits.float(), y, weights, config.label_smoothing)
+    if share < 1:  # the partner's label weighs what its pixels are of the image
+        per_image = share * per_image + (1 - share) * _cross_entropy(
+            logits.float(), y_partner, weights, config.label_smoothing
+        )
     loss = per_image.sum() / total_weight * workers.world_size  # DDP divides by the world size
     regularization = getattr(setup.model, "regularization", None)
     if regularization is not None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ferkit.data.augment import AugmentConfig, augment_batch
+from ferkit.data.augment import AugmentConfig, MixConfig, augment_batch, mix_batch
 from ferkit.models import build_model
 from ferkit.models.predict import to_input
 from ferkit.training import TrainConfig, fit, predict_proba, seed_everything
@@ -166,6 +166,66 @@ class TestAugment:
         mirrored = torch.isclose(out, x.flip(dims=[3]), atol=1e-5).flatten(1).all(1)
         same = torch.isclose(out, x, atol=1e-5).flatten(1).all(1)
         assert (mirrored | same).all() and mirrored.any() and same.any()
+
+
+class TestMix:
+    def test_mixup_blends_each_face_with_its_partner_by_the_share(self):
+        x = to_input(two_class_faces(32, seed=0)[0])
+        mixed, partner, share = mix_batch(x, MixConfig("mixup", alpha=0.4), torch.Generator().manual_seed(0))
+        assert 0 < share < 1 and sorted(partner.tolist()) == list(range(32))
+        torch.testing.assert_close(mixed, share * x + (1 - share) * x[partner])
+
+    def test_cutmix_pastes_one_box_and_the_share_is_what_is_left(self):
+        x = torch.zeros(16, 1, 48, 48)
+        x[:, :, :, :] = torch.arange(16, dtype=torch.float32).view(16, 1, 1, 1) / 16  # one grey per face
+        for seed in range(20):
+            mixed, partner, share = mix_batch(x, MixConfig("cutmix"), torch.Generator().manual_seed(seed))
+            pasted = ~torch.isclose(mixed, x).flatten(1)  # (B, H*W): pixels now from the partner
+            moved = partner != torch.arange(16)
+            assert pasted[~moved].sum() == 0  # a face paired with itself is unchanged
+            if moved.any():
+                assert pasted[moved].float().mean(1).allclose(torch.tensor(1 - share))
+                box = pasted[moved][0].view(48, 48)
+                rows, cols = box.any(1).nonzero().flatten(), box.any(0).nonzero().flatten()
+                if len(rows):  # one rectangle: every pixel between its extremes is pasted
+                    assert box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()
+            torch.testing.assert_close(mixed[moved], torch.where(pasted[moved].view(-1, 1, 48, 48),
+                                       x[partner][moved], x[moved]))  # fmt: skip
+
+    def test_an_unmixed_batch_comes_back_whole_and_the_draws_stay_in_step(self):
+        x = to_input(two_class_faces(8, seed=0)[0])
+        never, always = MixConfig("mixup", probability=1e-9), MixConfig("mixup", probability=1.0)
+        g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+        out, _, share = mix_batch(x, never, g1)
+        assert share == 1.0 and torch.equal(out, x)
+        mix_batch(x, always, g2)
+        assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
+
+    def test_an_unknown_mode_is_refused(self):
+        with pytest.raises(ValueError, match="mix mode 'blend'"):
+            mix_batch(torch.zeros(2, 1, 48, 48), MixConfig("blend"))
+        with pytest.raises(ValueError, match="mode"):
+            TrainConfig(mix={"mode": "blend"})
+
+    def test_a_recipe_without_mixing_keeps_its_fingerprint(self):
+        plain = TrainConfig(epochs=1, **SMALL)
+        assert "mix" not in plain.recipe()
+        mixed = TrainConfig(epochs=1, mix={"mode": "cutmix"}, **SMALL)
+        assert mixed.recipe()["mix"] == {"mode": "cutmix", "alpha": 1.0, "probability": 1.0}
+        assert mixed.fingerprint() != plain.fingerprint()
+        assert TrainConfig(**mixed.recipe()).fingerprint() == mixed.fingerprint()
+
+    @pytest.mark.parametrize("mode", ["mixup", "cutmix"])
+    def test_a_model_trained_with_mixing_learns(self, mode):
+        x, y = two_class_faces(256, seed=0)
+        vx, vy = two_class_faces(128, seed=1)
+        config = TrainConfig(epochs=4, mix={"mode": mode, "alpha": 0.4}, **{**SMALL, "use_class_weights": True})
+        model = build_model(config.architecture, **config.architecture_kwargs)
+        weights = [1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0]
+        result = fit(model, x, y, vx, vy, config, class_weights=weights)
+        model.load_state_dict(result.state_dict)
+        assert np.isfinite(result.history[-1]["train.loss"])
+        assert (predict_proba(model, vx).argmax(1) == vy).mean() > 0.9
 
 
 class TestPrecision:
