@@ -85,14 +85,23 @@ class TestAblation:
             assert results["summary"]["full"][key]["mean"] == pytest.approx(sum(values) / 2, abs=1e-4)
             assert "minus_full" not in results["summary"]["full"][key]
 
-    def test_a_rerun_trains_only_the_missing_runs_and_another_budget_starts_afresh(self, setup):
+    def test_a_rerun_trains_only_the_missing_runs_and_a_table_measured_otherwise_is_kept(self, setup):
         archive, config, out = setup
         first = run(archive, config, out, rows="full", seeds="0")
         second = run(archive, config, out, rows="full,no_attention", seeds="0")
         assert [(r["row"], r["seed"]) for r in second["runs"]] == [("full", 0), ("no_attention", 0)]
         assert second["runs"][0] == first["runs"][0]  # kept, not trained again
-        other = run(archive, config, out, rows="full", seeds="0", epochs=2)
-        assert other["budget_epochs"] == 2 and [r["epochs"] for r in other["runs"]] == [2]
+        assert second["summary"]["no_attention"]["paired_seeds"] == [0]
+        assert {"cpus", "cpu", "isa"} <= set(second["runs"][1]["machine"])
+        kept = out.read_text()
+        with pytest.raises(SystemExit, match="The file is kept"):
+            run(archive, config, out, rows="full", seeds="0", epochs=2)  # another budget
+        edited = yaml.safe_load(config.read_text())
+        edited["steps"]["compute_class_weights"]["parameters"]["power"] = 1.0
+        config.write_text(yaml.safe_dump(edited))
+        with pytest.raises(SystemExit, match="'power': 0.5"):
+            run(archive, config, out, rows="full", seeds="1")  # other class weights
+        assert out.read_text() == kept
 
     def test_an_unknown_row_is_refused_before_any_training(self, setup):
         archive, config, out = setup
@@ -113,10 +122,14 @@ class TestAblation:
 )
 def test_the_makefile_passes_whole_comma_lists_as_defaults(target, expected):
     """`$(or $(SEEDS),0,1,2)` would pass only "0": make splits its arguments at commas."""
+    import os
     import subprocess
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    shown = subprocess.run(["make", "-n", "-s", *target], cwd=root, capture_output=True, text=True)
+    # What the test run itself was given (`make test SEEDS=3`, an exported EPOCHS) stays out.
+    given = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SEEDS", "EPOCHS", "ROWS", "VARIANTS", "CONFIG"}
+    env = {k: v for k, v in os.environ.items() if k not in given}
+    shown = subprocess.run(["make", "-n", "-s", *target], cwd=root, capture_output=True, text=True, env=env)
     assert shown.returncode == 0, shown.stderr
     assert expected in " ".join(shown.stdout.replace("\\\n", " ").split()) + " "

@@ -80,8 +80,8 @@ def prepare_epochs(
     device = resolve_device(config.device)
     model.to(device)
     model = distributed.sync_batchnorm(model, workers)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
+    # Both ways: a warm start's network comes built in channels_last, and a config without it trains NCHW.
+    model.to(memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
     repeats = class_repeats(config)
     weights = loss_weights(class_weights, repeats, config, device)
     # uint8 images live on the device once (66 MB for FER2013): batches are gathered there, not copied per step.

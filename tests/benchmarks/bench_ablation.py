@@ -9,8 +9,9 @@ the config's `compute_class_weights` step computes, and picks its checkpoint on 
 It is then scored on PublicTest, which decides, and on PrivateTest, which is only reported,
 with flip views and with the config's headline TTA; the summary gives each row's mean over the
 seeds and its difference from the full design. Runs are independent: an interrupted benchmark
-keeps the runs already written to the JSON, and a rerun trains only what is missing (runs of
-another budget in the file are set aside, not mixed in).
+keeps the runs already written to the JSON, and a rerun trains only what is missing. A file
+holds one table: runs measured alike (budget, views, class weights, config, precision as
+resolved on the machine); a rerun that would measure otherwise is refused and the file kept.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.report import shown_path, write_report  # noqa: E402
+from tests.benchmarks.report import machine, shown_path, write_report  # noqa: E402
 
 # name -> (what is switched off, edit of the train config)
 ROWS = {
@@ -55,6 +56,34 @@ def settings(config_file: str | Path) -> tuple[dict, dict, str]:
     weights = {"method": "inverse_frequency", **(steps.get("compute_class_weights", {}).get("parameters") or {})}
     tta = (steps.get("evaluate_model", {}).get("parameters") or {}).get("tta", "flip")
     return train, weights, tta
+
+
+def table_key(config_file: str | Path, epochs: int, modes: tuple[str, ...], weights: dict, train: dict) -> dict:
+    """What makes runs comparable within one file: the config, the budget, the views, the class
+    weights and the precision the training resolves to on this machine (bf16 and fp32 differ)."""
+    from ferkit.training import TrainConfig
+
+    return {
+        "config": shown_path(config_file),
+        "budget_epochs": epochs,
+        "modes": list(modes),
+        "class_weights": weights,
+        "precision": TrainConfig(**train).concrete_precision,
+    }
+
+
+def open_table(out: Path, key: dict) -> list[dict]:
+    """The runs already in `out`, when they were measured under `key`; none for a new file. A file
+    measured otherwise is refused, not overwritten."""
+    if not out.is_file():
+        return []
+    previous = json.loads(out.read_text()).get("results", {})
+    if previous.get("table") != key:
+        raise SystemExit(
+            f"{out}: its runs were measured under {previous.get('table', 'an earlier format')}; this run "
+            f"would be {key}. The file is kept: give another --out."
+        )
+    return list(previous.get("runs", []))
 
 
 def scores(model, data, modes: tuple[str, ...]) -> dict:
@@ -104,6 +133,7 @@ def run_row(name: str, config_dict: dict, data, weights: list[float], modes: tup
         "train_seconds": round(seconds, 1),
         "best_val_macro_f1": round(result.best_val_macro_f1, 4),
         "scores": scores(model, data, modes),
+        "machine": machine(),
     }
 
 
@@ -115,6 +145,10 @@ def summarise(runs: list[dict], group: str, modes: tuple[str, ...], baseline: st
     for name in names:
         chosen = [r for r in runs if r[group] == name]
         entry: dict = {"seeds": sorted(r["seed"] for r in chosen)}
+        if name != baseline:  # the differences below are over these seeds only
+            entry["paired_seeds"] = sorted(
+                r["seed"] for r in chosen for b in runs if b[group] == baseline and b["seed"] == r["seed"]
+            )
         for split in ("val", "test"):
             for mode in modes:
                 for figure in chosen[0]["scores"][split][mode]:
@@ -147,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=16, help="shared budget per run (the cpu config has 32)")
     parser.add_argument("--seeds", default="0,1", help="comma-separated training seeds; every row runs on each")
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {list(ROWS)}")
-    parser.add_argument("--out", default=str(ROOT / "tests/benchmarks/results/ablation.json"))
+    parser.add_argument("--out", default=None, help="default tests/benchmarks/results/ablation-<epochs>-epochs.json")
     args = parser.parse_args(argv)
 
     from tqdm.auto import tqdm
@@ -171,11 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     data = read_fer2013(args.data, progress=False)
     weights = class_weights(data.split("train").labels, **weight_params).as_list()
 
-    out = Path(args.out)
-    previous = json.loads(out.read_text())["results"] if out.is_file() else {}
-    runs = [r for r in previous.get("runs", []) if "scores" in r and previous.get("budget_epochs") == args.epochs]
-    if previous and not runs:
-        print(f"{out}: its runs are of another budget or format; starting a new table there", flush=True)
+    out = Path(args.out or ROOT / f"tests/benchmarks/results/ablation-{args.epochs}-epochs.json")
+    table = table_key(args.config, args.epochs, modes, weight_params, base)
+    runs = open_table(out, table)
     todo = [(name, seed) for name in names for seed in seeds]
     bar = tqdm(todo, desc="ablation", unit="run")
     for name, seed in bar:
@@ -193,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             targets={},
             checks={},
             results={
+                "table": table,
                 "budget_epochs": args.epochs,
                 "modes": list(modes),
                 "class_weights": weight_params,

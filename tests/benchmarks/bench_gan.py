@@ -33,7 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.bench_ablation import run_row, settings, summarise  # noqa: E402 (after the sys.path line)
+from tests.benchmarks.bench_ablation import open_table, run_row, settings, summarise, table_key  # noqa: E402 (after the sys.path line)
 from tests.benchmarks.report import shown_path, write_report  # noqa: E402 (after the sys.path line)
 
 CACHE = ROOT / ".ferkit" / "bench"
@@ -47,7 +47,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=10, help="shared budget per run (the cpu config has 32)")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--variants", default="without_gan,with_gan", help=f"comma-separated subset of {VARIANTS}")
-    parser.add_argument("--out", default=str(ROOT / "tests/benchmarks/results/gan_ablation.json"))
+    parser.add_argument("--out", default=None, help="default tests/benchmarks/results/gan-<epochs>-epochs.json")
     args = parser.parse_args()
 
     from ferkit.data import read_fer2013
@@ -73,12 +73,10 @@ def main() -> int:
     quality_config = QualityConfig(**over_params.get("quality", {}))
     data = read_fer2013(args.data, progress=False)
 
-    out = Path(args.out)
-    previous = json.loads(out.read_text())["results"] if out.is_file() else {}
-    quality = dict(previous.get("gan", {}))
-    runs = [r for r in previous.get("runs", []) if "scores" in r and previous.get("budget_epochs") == args.epochs]
-    if previous.get("runs") and not runs:
-        print(f"{out}: its runs are of another budget or format; starting a new table there", flush=True)
+    out = Path(args.out or ROOT / f"tests/benchmarks/results/gan-{args.epochs}-epochs.json")
+    table = table_key(args.config, args.epochs, modes, weight_params, train_raw)
+    runs = open_table(out, table)
+    quality = dict(json.loads(out.read_text())["results"].get("gan", {})) if runs else {}
     judge = None
     for seed in [int(s) for s in args.seeds.split(",")]:
         over = OversampleConfig(**{**over_params["config"], "enabled": True, "seed": seed})
@@ -141,6 +139,7 @@ def main() -> int:
                 targets={},
                 checks={},
                 results={
+                    "table": table,
                     "budget_epochs": args.epochs,
                     "modes": list(modes),
                     "class_weights": weight_params,
