@@ -166,7 +166,7 @@ def _train_step(
     scheduler.step()
     if setup.ema is not None:
         setup.ema.update_parameters(setup.model)
-    correct = int((logits.argmax(dim=1) == y).sum())
+    correct = int((logits.argmax(dim=1) == y).sum())  # under mixing: against each face's own label
     return loss.item() / workers.world_size * len(idx), correct, len(y), data_seconds
 
 
