@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="FER2013 archive (default: $FER2013_PATH)")
     parser.add_argument("--config", default=str(ROOT / "configs/cpu.yaml"))
-    parser.add_argument("--epochs", type=int, default=16, help="shared budget per run (the cpu config has 32)")
+    parser.add_argument("--epochs", type=int, default=16, help="shared budget per run (the cpu config has 36)")
     parser.add_argument("--seeds", default="0,1", help="comma-separated training seeds; every row runs on each")
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {list(ROWS)}")
     parser.add_argument("--out", default=None, help="default tests/benchmarks/results/ablation-<epochs>-epochs.json")

@@ -44,7 +44,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="FER2013 archive (default: $FER2013_PATH)")
     parser.add_argument("--config", default=str(ROOT / "configs/cpu.yaml"))
-    parser.add_argument("--epochs", type=int, default=10, help="shared budget per run (the cpu config has 32)")
+    parser.add_argument("--epochs", type=int, default=10, help="shared budget per run (the cpu config has 36)")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--variants", default="without_gan,with_gan", help=f"comma-separated subset of {VARIANTS}")
     parser.add_argument("--out", default=None, help="default tests/benchmarks/results/gan-<epochs>-epochs.json")
