@@ -60,8 +60,8 @@ class TrainedModel:
             kwargs["weights"] = "none"  # the saved state dict holds every weight; never fetch the initial ones
         model = build_model(self.architecture, **kwargs)
         load_state_dict_strict(model, self.state_dict, source=f"checkpoint of {self.architecture}")
-        # NHWC: the cpu model's fp32 convolutions run about 1.45x faster on CPU than in NCHW, with
-        # probabilities equal to 1e-7 (docs/results.md, Inference).
+        # NHWC: the cpu model predicts 1.43x faster in fp32 on CPU than in NCHW, with the same
+        # answers (docs/results.md, Inference; probabilities differ by about 1e-7).
         return model.to(memory_format=torch.channels_last).eval()
 
     def weights_sha256(self) -> str:

@@ -8,7 +8,7 @@ auto` resolved for this CPU), then the same model in fp32 without channels_last,
 in forced bf16 (emulated on a CPU without AVX512-BF16 or AMX), and the plain CNN
 baseline, all in one run so the ratios are comparable on a noisy shared machine. "Data wait" is the time
 each step spends indexing, converting and augmenting its batch; the target
-(issue 3) is under 10% of step time.
+is under 10% of step time.
 """
 
 from __future__ import annotations
