@@ -8,7 +8,9 @@ boxed with their emotions) and the JSON API it calls.
 
 A photo is read like every other input (`read_gray` within `ReadLimits`: formats, bytes and
 pixels bounded before decoding), so a bad upload is a 400 with the same reason `predict` and
-the served model give; the body is refused before it is read when it is over the byte limit.
+the served model give. A body over the byte limit is a 413 and is never kept: what the client
+still sends is read and dropped (up to a bound), so that it reads the 413 rather than a reset
+connection, as a browser uploading a too-large photo would.
 """
 
 from __future__ import annotations
@@ -93,8 +95,9 @@ def create_app(predictor: FacePredictor, model_name: str, limits: ReadLimits | N
             data = await _upload(request, limits)
             async with lock:
                 result = await asyncio.to_thread(predict_photo, predictor, data, limits, dict(request.query_params))
-        except UploadError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        except UploadError as exc:  # after a 413 the connection closes: the rest of the body is not read
+            close = {"connection": "close"} if exc.status == 413 else None
+            return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=close)
         except Exception as exc:  # a bug, not the upload: say what, keep the traceback in the server's log
             logging.getLogger(__name__).exception("prediction failed")
             return JSONResponse({"error": f"prediction failed: {type(exc).__name__}: {exc}"}, status_code=500)
@@ -107,19 +110,44 @@ def create_app(predictor: FacePredictor, model_name: str, limits: ReadLimits | N
 
 async def _upload(request, limits: ReadLimits) -> bytes:
     """The image bytes of a request: the body, or the form field `image`; never more than the byte limit."""
+    cap = limits.max_file_bytes + 64 * 1024  # room for a form's headers around the file
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limits.max_file_bytes + 64 * 1024:
+    stream = request.stream()
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        await _drop_rest(stream, limits)
         raise UploadError(f"upload of {int(declared):,} bytes is over the limit of {limits.max_file_bytes:,}", 413)
     body = bytearray()
-    async for chunk in request.stream():  # a body without (or lying about) its length is bounded too
+    async for chunk in stream:  # a body without (or lying about) its length is bounded too
         body += chunk
-        if len(body) > limits.max_file_bytes + 64 * 1024:
+        if len(body) > cap:
+            body.clear()
+            await _drop_rest(stream, limits)
             raise UploadError(f"upload is over the limit of {limits.max_file_bytes:,} bytes", 413)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         return await _form_image(request, bytes(body))
     if not body:
         raise UploadError("the request has no image: send the image as the body or as the form field `image`")
     return bytes(body)
+
+
+async def _drop_rest(stream, limits: ReadLimits) -> None:
+    """Read and drop the rest of a refused body, at most 4x the byte limit (16 MB at least) or 30 s.
+
+    A server that answers while the client is still sending, then closes, resets the connection
+    under the client, which then sees a network error instead of the 413. Past the bound the
+    connection is closed all the same: a client sending gigabytes gets a reset.
+    """
+    from starlette.requests import ClientDisconnect
+
+    left = max(4 * limits.max_file_bytes, 16 * 2**20)
+    try:
+        async with asyncio.timeout(30):
+            async for chunk in stream:
+                left -= len(chunk)
+                if left <= 0:
+                    return
+    except (TimeoutError, ClientDisconnect):
+        return
 
 
 async def _form_image(request, body: bytes) -> bytes:

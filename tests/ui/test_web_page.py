@@ -126,9 +126,28 @@ class TestApi:
                             f"multipart/form-data; boundary={boundary}")  # fmt: skip
         assert status == 400 and body["error"] == "the form has no file field `image`"
 
-    def test_an_upload_over_the_byte_limit_is_refused_before_it_is_read(self, server):
-        status, body = post(f"{server}/api/predict", bytes(3_000_000))
-        assert status == 413 and "over the limit" in body["error"]
+    def test_an_upload_over_the_byte_limit_gets_its_413_not_a_reset_connection(self, server):
+        for _ in range(3):  # the client is still sending when the server decides: no race may lose the answer
+            status, body = post(f"{server}/api/predict", bytes(3_000_000))
+            assert status == 413 and "over the limit" in body["error"]
+
+    def test_a_body_far_over_the_limit_is_cut_off_not_read_to_its_end(self, server):
+        """A client declaring a gigabyte is dropped after the 16 MB the server reads and discards."""
+        host, port = server.removeprefix("http://").split(":")
+        sent = 0
+        with socket.create_connection((host, int(port)), timeout=30) as connection:
+            connection.sendall(
+                b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                b"Content-Length: 1000000000\r\n\r\n"
+            )
+            chunk = bytes(256 * 1024)
+            with pytest.raises(OSError):  # reset or broken pipe once the server has closed
+                while sent < 1_000_000_000:
+                    connection.sendall(chunk)
+                    sent += len(chunk)
+        assert 16 * 2**20 <= sent < 64 * 2**20
+        with urllib.request.urlopen(f"{server}/api/health", timeout=30) as response:
+            assert json.loads(response.read())["status"] == "ok"
 
 
 class DevTools:
