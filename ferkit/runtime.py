@@ -33,6 +33,7 @@ def resolve_device(name: str) -> torch.device:
 
 PRECISIONS = ("auto", "fp32", "bf16")
 CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo flags of native bf16 arithmetic
+CPU_AMX_FLAGS = frozenset({"amx_bf16"})  # bf16 matrix tiles: where bf16 training pays on a CPU
 
 
 def cpu_flags() -> frozenset[str]:
@@ -67,26 +68,56 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 runs at hardware speed on `device`: a CUDA GPU of compute capability 8 or
-    later (A100, H100, RTX 30xx and on), or a CPU with
-    AVX512-BF16 or AMX. Elsewhere bf16 autocast is emulated: 9x slower than fp32 for the cpu
-    model on a 2-core AVX2 CPU (docs/results.md)."""
+def bf16_pays(device: torch.device) -> bool:
+    """Whether bf16 autocast trains faster than fp32 on `device`: a CUDA GPU of compute
+    capability 8 or later (A100, H100, RTX 30xx and on), or a CPU with AMX.
+
+    Measured on 2 cores for the cpu model (docs/results.md): with AMX, bf16 ran 2.65x fp32; with
+    AVX512-BF16 but no AMX, 0.71x fp32 (the conversions cost more than the faster dot products
+    save); on AVX2 alone bf16 is emulated, 9x slower.
+    """
     import torch
 
     if device.type == "cuda":  # Ampere (8.0) and later; torch's own check counts emulation too
         return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
-    return device.type == "cpu" and bool(cpu_flags() & CPU_BF16_FLAGS)
+    return device.type == "cpu" and bool(cpu_flags() & CPU_AMX_FLAGS)
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> str:
-    """ "auto": bf16 where the device runs it natively, else fp32; "fp32" and "bf16" as they are."""
+    """ "auto": bf16 where it trains faster than fp32 (`bf16_pays`), else fp32; "fp32" and
+    "bf16" as they are."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":
         return precision
     device = resolve_device(device) if isinstance(device, str) else device
-    return "bf16" if native_bf16(device) else "fp32"
+    return "bf16" if bf16_pays(device) else "fp32"
+
+
+KEEP_FREED_MEMORY_ENV = "FERKIT_KEEP_FREED_MEMORY"  # "0" leaves glibc's allocator as it is
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's allocator keep freed memory for reuse instead of handing it back to the kernel.
+
+    glibc serves each block over 32 MB with a fresh mmap and unmaps it on free; one training
+    step of the cpu model at batch 128 allocates and frees about 290 MB of such blocks, and the
+    kernel zero-fills every page again on first touch: 73,000 page faults a step, about a sixth
+    of the step time on 2 cores (docs/results.md). With mmap off and heap trimming off, freed
+    blocks are reused; the process then holds its peak memory until it ends. Returns whether
+    the setting applied: glibc only, and not when $FERKIT_KEEP_FREED_MEMORY is "0".
+    """
+    import ctypes
+    import platform
+
+    if os.environ.get(KEEP_FREED_MEMORY_ENV) == "0" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # mallopt parameters, from glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
 
 
 def seed_everything(seed: int) -> torch.Generator:

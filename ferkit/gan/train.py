@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ferkit.data.labels import EMOTIONS
 from ferkit.gan.models import Discriminator, Generator
 from ferkit.models.ema import update_ema
-from ferkit.runtime import progress_disabled, resolve_device, resolve_precision
+from ferkit.runtime import keep_freed_memory, progress_disabled, resolve_device, resolve_precision
 
 StepCallback = Callable[[int, dict[str, float]], None]
 
@@ -45,9 +45,7 @@ class GANConfig(BaseModel):
     balanced: bool = True  # draw real batches class-balanced
     mirror: bool = True  # random horizontal flips before the discriminator
     seed: int = 0
-    precision: Literal["auto", "fp32", "bf16"] = (
-        "fp32"  # bf16 autocast: about 2x on CPUs with AVX512-BF16; auto: where native
-    )
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # bf16 autocast; auto: where it pays (AMX, recent GPUs)
     channels_last: bool = False  # NHWC memory layout, faster convolutions on CPU
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1)
@@ -154,6 +152,7 @@ def train_gan(
         raise ValueError("no images to train the GAN on")
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    keep_freed_memory()
     torch.manual_seed(config.seed)
     rng = torch.Generator().manual_seed(config.seed)
     device = resolve_device(config.device)

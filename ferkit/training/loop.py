@@ -24,7 +24,7 @@ from ferkit.data.labels import EMOTIONS
 from ferkit.metrics.classification import classification_metrics
 from ferkit.models.ema import model_ema
 from ferkit.models.predict import predict_proba
-from ferkit.runtime import progress_disabled, resolve_device, seed_everything
+from ferkit.runtime import keep_freed_memory, progress_disabled, resolve_device, seed_everything
 from ferkit.training import distributed
 from ferkit.training.config import TrainConfig
 from ferkit.training.epoch import EpochSetup, class_repeats, make_optimizer, set_trainable, train_one_epoch
@@ -278,6 +278,7 @@ def fit(
         raise ValueError("the training split is empty")
     if len(val_images) == 0:
         raise ValueError("the validation split is empty; best-epoch selection needs it")
+    keep_freed_memory()  # no page faults on every step's fresh activations
     setup = prepare_epochs(model, train_images, train_labels, config, class_weights)
     checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
     return _Run(setup, val_images, val_labels, callbacks, checkpoint).run()

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ferkit.models import build_model
-from ferkit.runtime import resolve_device, seed_everything
+from ferkit.runtime import keep_freed_memory, resolve_device, seed_everything
 from ferkit.training.config import TrainConfig
 from ferkit.training.epoch import EpochSetup, class_repeats, make_optimizer, train_one_epoch
 
@@ -17,6 +17,7 @@ def training_throughput(
     """Images per second (and the share spent waiting for data) of `batches` training steps of the
     recipe's model, optimizer, augmentation and precision, after `warm_up` steps that pay for
     allocation. `images` (N, 48, 48) uint8 and `labels` (N,) are the faces it draws batches from."""
+    keep_freed_memory()  # as fit() does
     config = config.model_copy(update={"max_batches_per_epoch": batches})
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
