@@ -107,7 +107,7 @@ seeds: setup
 
 # The backbone comparison (docs/results.md, "Backbones"): SPEC defaults to
 # configs/compare_backbones_gpu.yaml where CUDA is available, else configs/compare_backbones.yaml
-# (1 h 51 min on 2 AVX512-BF16 cores). Rows with a finished run of their config are not trained
+# (1 h 51 min on 2 AVX512-BF16 cores, in bf16). Rows with a finished run of their config are not trained
 # again; the table, its JSON and the chart go to docs/backbones/ and to MLflow.
 compare: stack
 	@spec="$(SPEC)"; \

@@ -103,9 +103,11 @@ def keep_freed_memory() -> bool:
     glibc serves each block over 32 MB with a fresh mmap and unmaps it on free; one training
     step of the cpu model at batch 128 allocates and frees about 290 MB of such blocks, and the
     kernel zero-fills every page again on first touch: 73,000 page faults a step, about a sixth
-    of the step time on 2 cores (docs/results.md). With mmap off and heap trimming off, freed
-    blocks are reused; the process then holds its peak memory until it ends. Returns whether
-    the setting applied: glibc only, and not when $FERKIT_KEEP_FREED_MEMORY is "0".
+    of the step time on 2 cores (docs/results.md). With mmap off, heap trimming off and one
+    arena for every thread (a thread's own arena maps and unmaps its heaps, so `ferkit serve`,
+    which predicts in a worker thread, would fault as before), freed blocks are reused; the
+    process then holds its peak memory until it ends. Returns whether the setting applied:
+    glibc only, and not when $FERKIT_KEEP_FREED_MEMORY is "0".
     """
     import ctypes
     import platform
@@ -116,8 +118,9 @@ def keep_freed_memory() -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    m_trim_threshold, m_mmap_max = -1, -4  # mallopt parameters, from glibc's malloc.h
-    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # mallopt parameters, from glibc's malloc.h
+    settings = ((m_arena_max, 1), (m_mmap_max, 0), (m_trim_threshold, 2**31 - 1))
+    return all(libc.mallopt(parameter, value) == 1 for parameter, value in settings)
 
 
 def seed_everything(seed: int) -> torch.Generator:

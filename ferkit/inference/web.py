@@ -77,8 +77,8 @@ def _params(params: dict, predictor: FacePredictor) -> tuple[bool, float]:
 def create_app(predictor: FacePredictor, model_name: str, limits: ReadLimits | None = None):
     """The Starlette application: the page, the prediction API and a health check."""
     from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
     limits = limits or ReadLimits.from_env()
@@ -95,9 +95,11 @@ def create_app(predictor: FacePredictor, model_name: str, limits: ReadLimits | N
             data = await _upload(request, limits)
             async with lock:
                 result = await asyncio.to_thread(predict_photo, predictor, data, limits, dict(request.query_params))
-        except UploadError as exc:  # after a 413 the connection closes: the rest of the body is not read
+        except UploadError as exc:  # after a 413 the connection closes (the body was drained up to a bound)
             close = {"connection": "close"} if exc.status == 413 else None
             return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=close)
+        except ClientDisconnect:  # the client left mid-upload: no one to answer, nothing wrong here
+            return Response(status_code=400)
         except Exception as exc:  # a bug, not the upload: say what, keep the traceback in the server's log
             logging.getLogger(__name__).exception("prediction failed")
             return JSONResponse({"error": f"prediction failed: {type(exc).__name__}: {exc}"}, status_code=500)

@@ -53,14 +53,17 @@ def main() -> int:
     args = parser.parse_args()
 
     from ferkit.data import read_fer2013
-    from ferkit.runtime import CPU_BF16_FLAGS, KEEP_FREED_MEMORY_ENV, cpu_flags
+    from ferkit.runtime import CPU_AMX_FLAGS, CPU_BF16_FLAGS, KEEP_FREED_MEMORY_ENV, cpu_flags
 
     cpu = yaml.safe_load(Path(args.config).read_text())["steps"]["train_model"]["parameters"]["config"]
     train = read_fer2013(args.data, progress=False).split("train")
     # First, before anything sets glibc to keep freed memory (the setting lasts for the process).
+    asked = os.environ.get(KEEP_FREED_MEMORY_ENV)
     os.environ[KEEP_FREED_MEMORY_ENV] = "0"
     default_allocator = measure(cpu, train.images, train.labels, args.batches)
-    del os.environ[KEEP_FREED_MEMORY_ENV]
+    os.environ.pop(KEEP_FREED_MEMORY_ENV)
+    if asked is not None:
+        os.environ[KEEP_FREED_MEMORY_ENV] = asked
     variants = {
         "cpu_config": cpu,
         "cpu_config_fp32": {**copy.deepcopy(cpu), "precision": "fp32"},
@@ -90,7 +93,8 @@ def main() -> int:
         checks,
         batches=args.batches,
         config=str(Path(args.config).relative_to(ROOT)),
-        native_bf16=bool(cpu_flags() & CPU_BF16_FLAGS),
+        native_bf16=bool(cpu_flags() & CPU_BF16_FLAGS),  # AVX512-BF16 or AMX; `auto` takes bf16 only with AMX
+        amx=bool(cpu_flags() & CPU_AMX_FLAGS),
     )
 
 
