@@ -133,3 +133,32 @@ def test_the_makefile_passes_whole_comma_lists_as_defaults(target, expected):
     shown = subprocess.run(["make", "-n", "-s", *target], cwd=root, capture_output=True, text=True, env=env)
     assert shown.returncode == 0, shown.stderr
     assert expected in " ".join(shown.stdout.replace("\\\n", " ").split()) + " "
+
+
+class TestSeeds:
+    """`make seeds` continues an interrupted seed from its resume state instead of starting it over."""
+
+    def seeded(self, seed: int) -> dict:
+        from tests.benchmarks import bench_seeds
+
+        return bench_seeds.seed_config({"steps": {"train_model": {"parameters": {"config": TINY_HYBRID}}}}, seed)
+
+    def test_the_state_an_interrupted_training_left_is_found_and_make_train_runs_without_fresh(self, tmp_path):
+        from types import SimpleNamespace
+
+        from ferkit.training.config import TrainConfig
+        from ferkit.training.train import resume_path
+        from tests.benchmarks import bench_seeds
+
+        home = tmp_path / "seed2"
+        assert bench_seeds.resume_states(home, self.seeded(2)) == []
+        config = TrainConfig(**self.seeded(2)["steps"]["train_model"]["parameters"]["config"])
+        # where the trainer itself keeps the state of this training in this home
+        state = resume_path(home / "resume", config, SimpleNamespace(fingerprint="data"), [1.0] * 7)
+        state.parent.mkdir(parents=True)
+        state.write_bytes(b"state")
+        assert bench_seeds.resume_states(home, self.seeded(2)) == [state]
+        assert bench_seeds.resume_states(home, self.seeded(3)) == []  # another seed's training: start over
+        command = bench_seeds.train_command(tmp_path / "c.yaml", home, resume=True)
+        assert "FRESH=1" not in command and f"FERKIT_HOME={home}" in command
+        assert "FRESH=1" in bench_seeds.train_command(tmp_path / "c.yaml", home, resume=False)

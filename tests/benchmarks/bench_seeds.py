@@ -10,9 +10,11 @@ Each seed gets its own home (`<root>/seed<N>`: its ZenML and MLflow state, its r
 its own copy of the config with `train_model`'s seed set, and a fresh `make train FRESH=1`, timed
 from the shell (set-up of that home included). Its champion is then scored with `ferkit evaluate`
 on val (PublicTest) and test (PrivateTest) with the config's headline TTA. A seed already in the
-output file for the same config is not trained again, so an interrupted run continues; a failed
-seed is recorded with its log and the others go on. Progress: one bar over the seeds, with the
-training's own progress line beside it.
+output file for the same config is not trained again, and a seed whose training was interrupted
+(its home keeps a resume state of the same training config) continues from its last finished
+epoch with `make train` (no FRESH); its row says `resumed` and its minutes are those of the last
+part only, so they stay out of the time summary. A failed seed is recorded with its log and the
+others go on. Progress: one bar over the seeds, with the training's own progress line beside it.
 """
 
 from __future__ import annotations
@@ -55,14 +57,30 @@ def last_progress(log: Path) -> str:
     return parts[-1][:90] if parts else ""
 
 
-def train_seed(config_path: Path, home: Path, log: Path, bar) -> tuple[int, float]:
-    """`make train FRESH=1` in `home`; returns (exit code, minutes), updating the bar while it runs."""
+def resume_states(home: Path, seeded: dict) -> list[Path]:
+    """The resume states in `home` of the training `seeded` (a whole run config) configures: what an
+    interrupted `make train` of it left (the states of other training configs do not count)."""
+    from ferkit.training.config import TrainConfig
+
+    parameters = seeded["steps"]["train_model"]["parameters"]
+    folder = Path(parameters.get("resume_dir") or home / "resume")
+    return sorted(folder.glob(f"train-{TrainConfig(**parameters['config']).fingerprint()}-*.pt"))
+
+
+def train_command(config_path: Path, home: Path, resume: bool) -> list[str]:
+    """`make train` of `config_path` in `home`: from scratch (FRESH=1), or on from its resume state."""
+    return ["make", "train", f"CONFIG={config_path}", f"FERKIT_HOME={home}", *([] if resume else ["FRESH=1"])]
+
+
+def train_seed(config_path: Path, home: Path, log: Path, bar, resume: bool = False) -> tuple[int, float]:
+    """`make train` in `home` (FRESH=1 unless `resume`); returns (exit code, minutes), updating the bar
+    while it runs. A resumed run appends to `log`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "FERKIT_", "MLFLOW_"))}
     env["FERKIT_NO_PROGRESS"] = "0"
     start = time.perf_counter()
-    with log.open("wb") as out:
+    with log.open("ab" if resume else "wb") as out:
         process = subprocess.Popen(
-            ["make", "train", f"CONFIG={config_path}", f"FERKIT_HOME={home}", "FRESH=1"],
+            train_command(config_path, home, resume),
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -160,10 +178,12 @@ def main() -> int:
         home.mkdir(parents=True, exist_ok=True)
         seeded = home / f"{config_file.stem}_seed{seed}.yaml"
         seeded.write_text(yaml.safe_dump(seed_config(config, seed), sort_keys=False))
-        bar.set_description(f"seed {seed}")
-        code, minutes = train_seed(seeded, home, home / "train.log", bar)
+        resume = bool(resume_states(home, seed_config(config, seed)))
+        bar.set_description(f"seed {seed}" + (" (resumed)" if resume else ""))
+        code, minutes = train_seed(seeded, home, home / "train.log", bar, resume=resume)
         # Seeds may run in different sessions on different machines: each row says where it ran.
-        row: dict = {"seed": seed, "minutes": round(minutes, 1), "machine": machine(), "log": str(home / "train.log")}
+        row: dict = {"seed": seed, "machine": machine(), "log": str(home / "train.log")}
+        row |= {"resumed": True, "minutes_after_resume": round(minutes, 1)} if resume else {"minutes": round(minutes, 1)}
         if code != 0:
             row["error"] = f"make train exited {code}; see the log"
         else:
