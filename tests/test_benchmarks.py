@@ -143,22 +143,42 @@ class TestSeeds:
 
         return bench_seeds.seed_config({"steps": {"train_model": {"parameters": {"config": TINY_HYBRID}}}}, seed)
 
-    def test_the_state_an_interrupted_training_left_is_found_and_make_train_runs_without_fresh(self, tmp_path):
+    def interrupt(self, home, seed: int):
+        """Leave in `home` a state where the trainer itself keeps the resume state of `seed`'s training."""
         from types import SimpleNamespace
 
         from ferkit.training.config import TrainConfig
         from ferkit.training.train import resume_path
+
+        config = TrainConfig(**self.seeded(seed)["steps"]["train_model"]["parameters"]["config"])
+        state = resume_path(home / "resume", config, SimpleNamespace(fingerprint="data"), [1.0] * 7)
+        state.parent.mkdir(parents=True)
+        state.write_bytes(b"state")
+        return state
+
+    def test_the_state_an_interrupted_training_left_is_found_and_make_train_runs_without_fresh(self, tmp_path):
         from tests.benchmarks import bench_seeds
 
         home = tmp_path / "seed2"
         assert bench_seeds.resume_states(home, self.seeded(2)) == []
-        config = TrainConfig(**self.seeded(2)["steps"]["train_model"]["parameters"]["config"])
-        # where the trainer itself keeps the state of this training in this home
-        state = resume_path(home / "resume", config, SimpleNamespace(fingerprint="data"), [1.0] * 7)
-        state.parent.mkdir(parents=True)
-        state.write_bytes(b"state")
+        state = self.interrupt(home, 2)
         assert bench_seeds.resume_states(home, self.seeded(2)) == [state]
         assert bench_seeds.resume_states(home, self.seeded(3)) == []  # another seed's training: start over
         command = bench_seeds.train_command(tmp_path / "c.yaml", home, resume=True)
         assert "FRESH=1" not in command and f"FERKIT_HOME={home}" in command
         assert "FRESH=1" in bench_seeds.train_command(tmp_path / "c.yaml", home, resume=False)
+
+    def test_a_seed_from_scratch_gets_an_empty_home_and_an_interrupted_one_keeps_its_own(self, tmp_path):
+        from tests.benchmarks import bench_seeds
+
+        root = tmp_path / "seeds"
+        home, resume, moved = bench_seeds.prepare_home(root, 0, self.seeded(0))
+        assert (home, resume, moved) == (root / "seed0", False, None) and home.is_dir()
+        (home / "zenml").mkdir()
+        (home / "zenml" / "registry").write_text("another config's champion")
+        home, resume, moved = bench_seeds.prepare_home(root, 0, self.seeded(0))
+        assert not resume and list(home.iterdir()) == []
+        assert (moved / "zenml" / "registry").read_text() == "another config's champion"  # kept, not deleted
+        self.interrupt(root / "seed2", 2)
+        home, resume, moved = bench_seeds.prepare_home(root, 2, self.seeded(2))
+        assert resume and moved is None and (home / "resume").is_dir()

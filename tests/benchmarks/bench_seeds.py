@@ -13,7 +13,9 @@ on val (PublicTest) and test (PrivateTest) with the config's headline TTA. A see
 output file for the same config is not trained again, and a seed whose training was interrupted
 (its home keeps a resume state of the same training config) continues from its last finished
 epoch with `make train` (no FRESH); its row says `resumed` and its minutes are those of the last
-part only, so they stay out of the time summary. A failed seed is recorded with its log and the
+part only, so they stay out of the time summary. A seed that starts from scratch gets an empty
+home: what an earlier run left there is moved aside (`seed<N>.<time>`), so the champion scored is
+this seed's model. A failed seed is recorded with its log and the
 others go on. Progress: one bar over the seeds, with the training's own progress line beside it.
 """
 
@@ -67,6 +69,25 @@ def resume_states(home: Path, seeded: dict) -> list[Path]:
     return sorted(folder.glob(f"train-{TrainConfig(**parameters['config']).fingerprint()}-*.pt"))
 
 
+def prepare_home(root: Path, seed: int, seeded: dict) -> tuple[Path, bool, Path | None]:
+    """The home of `seed` under `root`: (home, resume, where an earlier run's home went).
+
+    With a resume state of this training the home is kept and the run continues. Otherwise the
+    seed starts as on a fresh machine, in an empty home: a home holding anything else (another
+    config's run, whose champion the gate would weigh this seed's model against) is moved aside
+    to `seed<N>.<time>`, never deleted.
+    """
+    home = root / f"seed{seed}"
+    if resume_states(home, seeded):
+        return home, True, None
+    moved = None
+    if home.exists() and any(home.iterdir()):
+        moved = root / f"{home.name}.{time.strftime('%Y%m%d-%H%M%S')}"
+        home.rename(moved)
+    home.mkdir(parents=True, exist_ok=True)
+    return home, False, moved
+
+
 def train_command(config_path: Path, home: Path, resume: bool) -> list[str]:
     """`make train` of `config_path` in `home`: from scratch (FRESH=1), or on from its resume state."""
     return ["make", "train", f"CONFIG={config_path}", f"FERKIT_HOME={home}", *([] if resume else ["FRESH=1"])]
@@ -80,11 +101,7 @@ def train_seed(config_path: Path, home: Path, log: Path, bar, resume: bool = Fal
     start = time.perf_counter()
     with log.open("ab" if resume else "wb") as out:
         process = subprocess.Popen(
-            train_command(config_path, home, resume),
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            train_command(config_path, home, resume), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
         done = threading.Event()
 
@@ -174,16 +191,18 @@ def main() -> int:
     for seed in bar:
         if any(r["seed"] == seed and "test" in r for r in rows):
             continue
-        home = root / f"seed{seed}"
-        home.mkdir(parents=True, exist_ok=True)
+        home, resume, moved = prepare_home(root, seed, seed_config(config, seed))
+        if moved:
+            tqdm.write(f"seed {seed}: {home} held another run; moved to {moved}, this seed starts from scratch")
         seeded = home / f"{config_file.stem}_seed{seed}.yaml"
         seeded.write_text(yaml.safe_dump(seed_config(config, seed), sort_keys=False))
-        resume = bool(resume_states(home, seed_config(config, seed)))
         bar.set_description(f"seed {seed}" + (" (resumed)" if resume else ""))
         code, minutes = train_seed(seeded, home, home / "train.log", bar, resume=resume)
         # Seeds may run in different sessions on different machines: each row says where it ran.
         row: dict = {"seed": seed, "machine": machine(), "log": str(home / "train.log")}
-        row |= {"resumed": True, "minutes_after_resume": round(minutes, 1)} if resume else {"minutes": round(minutes, 1)}
+        row |= (
+            {"resumed": True, "minutes_after_resume": round(minutes, 1)} if resume else {"minutes": round(minutes, 1)}
+        )
         if code != 0:
             row["error"] = f"make train exited {code}; see the log"
         else:
