@@ -29,7 +29,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ferkit.data.errors import DataError
+from ferkit.data.errors import DataError, raised_by_a_signal_handler
 
 MB = 1 << 20
 LIMIT_ENV = {
@@ -185,6 +185,8 @@ def read_gray(raw: bytes, limits: ReadLimits | None = None) -> GrayImage:
     except MemoryError:
         raise BadImage("image too large to decode in the memory available") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure on hostile bytes is this file's fault
+        if raised_by_a_signal_handler(exc):  # a stop request that landed in the decoder
+            raise
         raise BadImage(f"cannot decode image: {type(exc).__name__}: {exc}") from None
 
 
@@ -254,7 +256,9 @@ def _orientation_turn(img: Image.Image):
     """The turn the EXIF orientation asks for; a broken EXIF block counts as none."""
     try:
         orientation = img.getexif().get(ORIENTATION_TAG, 1)
-    except Exception:  # noqa: BLE001 - metadata only: the pixels are still good
+    except Exception as exc:  # noqa: BLE001 - metadata only: the pixels are still good
+        if raised_by_a_signal_handler(exc):
+            raise
         return None
     return _TURNS.get(orientation) if isinstance(orientation, int) else None
 

@@ -17,7 +17,7 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from ferkit.data.errors import DataError
+from ferkit.data.errors import DataError, raised_by_a_signal_handler
 from ferkit.data.images import MB, BadImage, ReadLimits, env_hint, read_bounded, read_file
 
 
@@ -144,6 +144,8 @@ class ZipSource:
         except BadImage:
             raise
         except Exception as exc:  # noqa: BLE001 - bad CRC, zlib/bz2/lzma errors, encryption: this member's fault
+            if raised_by_a_signal_handler(exc):  # a stop request that landed in the read
+                raise
             raise BadImage(f"cannot read archive member: {type(exc).__name__}: {exc}") from None
         self.bytes_read += len(raw)
         if self.bytes_read > self.limits.max_archive_bytes:  # headers that understate sizes are caught here

@@ -8,15 +8,17 @@ points its home at another, so the tests never touch the checkout's `.ferkit`.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.factories import image_tree, write_zip
+from tests.factories import FOLDER_EMOTIONS, USAGE_PREFIX, image_tree, write_zip
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -83,3 +85,63 @@ def test_every_pipeline_answers_to_its_name(project):
     assert result.stdout.split("\n")[:4] == [
         f"{name} Pipeline True" for name in ("fer_training", "fer_retraining", "fer_batch_inference", "fer_data_check")
     ]
+
+
+def plain(log: Path) -> str:
+    """The text of a ZenML log without its colour codes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(errors="replace"))
+
+
+def run_status(project: tuple[Path, dict[str, str]], pipeline: str) -> dict[str, str]:
+    """{'run': status, step name: status} of the newest run of `pipeline`."""
+    folder, env = project
+    code = (
+        f"from zenml.client import Client; run = Client().get_pipeline({pipeline!r}).runs[0]\n"
+        "print('run', run.status.value)\n"
+        "for name, step in run.steps.items(): print(name, step.status.value)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return dict(line.split(" ", 1) for line in result.stdout.splitlines() if line.count(" ") == 1)
+
+
+def test_sigterm_during_ingest_stops_the_run(project, tmp_path):
+    """`kill <pid>` of `zenml pipeline run` while it decodes images: the run stops within seconds and
+    is not recorded as completed (ZenML raises its stop request inside the decoder; no face may
+    swallow it as a bad file and read on)."""
+    folder, env = project
+    pool = list(image_tree(1, splits=("train",)).values())
+    files = {  # about 40,000 faces, several seconds of decoding (a fresh archive: ingest is not cached)
+        f"{'train' if split == 'train' else 'test'}/{emotion}/{USAGE_PREFIX[split]}_{i}.jpg": pool[i % len(pool)]
+        for split, count in (("train", 4000), ("val", 900), ("test", 900))
+        for emotion in FOLDER_EMOTIONS
+        for i in range(count)
+    }
+    data = write_zip(tmp_path / "big.zip", files)
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        run = subprocess.Popen(
+            [str(BIN / "zenml"), "pipeline", "run", "fer_data_check", "-c", "configs/data_check.yaml"],
+            cwd=folder, env={**env, "FER2013_PATH": str(data)}, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 300
+            while not re.search(r"ingest_fer2013\S* has started", plain(log)):
+                assert run.poll() is None, plain(log)[-3000:]
+                assert time.monotonic() < deadline, "ingest never started"
+                time.sleep(0.2)
+            time.sleep(1.5)  # well inside the decoding of 40,000 faces
+            assert run.poll() is None, "ingest finished before the signal: make the archive larger"
+            stopped_at = time.monotonic()
+            run.terminate()  # SIGTERM, what `kill <pid>` sends
+            code = run.wait(timeout=120)
+        finally:
+            run.kill()
+    said = plain(log)
+    assert code != 0, said[-3000:]
+    assert time.monotonic() - stopped_at < 60, said[-3000:]
+    assert "Pipeline run has finished" not in said
+    status = run_status(project, "fer_data_check")
+    assert status["run"] in ("failed", "stopped"), status
+    assert status["ingest_fer2013"] in ("failed", "stopped"), status
+    assert "validate_data" not in status or status["validate_data"] not in ("completed", "running"), status
