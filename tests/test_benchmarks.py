@@ -182,3 +182,33 @@ class TestSeeds:
         self.interrupt(root / "seed2", 2)
         home, resume, moved = bench_seeds.prepare_home(root, 2, self.seeded(2))
         assert resume and moved is None and (home / "resume").is_dir()
+
+    def test_score_only_trains_nothing_names_a_home_without_a_model_and_keeps_one_tta_a_file(
+        self, tmp_path, monkeypatch, fer_zip
+    ):
+        from tests.benchmarks import bench_seeds
+
+        def no_training(*args, **kwargs):
+            raise AssertionError("--score-only must not train")
+
+        monkeypatch.setattr(bench_seeds, "train_seed", no_training)
+        monkeypatch.setenv("FER2013_PATH", str(fer_zip))
+        root, out = tmp_path / "seeds", tmp_path / "tta.json"
+        (root / "seed0").mkdir(parents=True)  # a home, but nothing trained in it
+        config = tmp_path / "c.yaml"
+        config.write_text(yaml.safe_dump({"steps": {"train_model": {"parameters": {"config": TINY_HYBRID}}}}))
+        argv = ["bench_seeds", "--config", str(config), "--seeds", "0,1", "--root", str(root), "--out", str(out)]
+        monkeypatch.setattr("sys.argv", [*argv, "--score-only", "--tta", "multi_view"])
+        assert bench_seeds.main() == 1
+        report = json.loads(out.read_text())
+        assert report["results"]["tta"] == "multi_view"
+        rows = {r["seed"]: r for r in report["results"]["rows"]}
+        assert rows[0]["scored_only"] and "test" not in rows[0]
+        assert rows[0]["error"].startswith(f"no model scored in {root / 'seed0'}: ")
+        assert "Traceback" not in rows[0]["error"]
+        assert "does not exist" in rows[1]["error"] and not (root / "seed1").exists()  # nothing created
+        # The file holds one TTA mode: scoring another into it is refused and the file kept.
+        before = out.read_bytes()
+        monkeypatch.setattr("sys.argv", [*argv, "--score-only", "--tta", "flip"])
+        assert bench_seeds.main() == 2
+        assert out.read_bytes() == before

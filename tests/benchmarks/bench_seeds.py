@@ -17,6 +17,10 @@ part only, so they stay out of the time summary. A seed that starts from scratch
 home: what an earlier run left there is moved aside (`seed<N>.<time>`), so the champion scored is
 this seed's model. A failed seed is recorded with its log and the
 others go on. Progress: one bar over the seeds, with the training's own progress line beside it.
+
+`--score-only --tta MODE` trains nothing: it scores the model each seed's home already holds with
+another TTA mode, into its own file (`seeds_<MODE>.json` beside the default output), so the TTA
+mode can be chosen on PublicTest over the seeds. A home without a trained model is an error row.
 """
 
 from __future__ import annotations
@@ -140,6 +144,18 @@ def score(home: Path, data: str, split: str, tta: str) -> dict:
     }
 
 
+def score_trained(home: Path, data: str, tta: str) -> dict:
+    """The row of a seed scored without training: the model its home already holds, on val and test;
+    an `error` that names the home when there is none to score."""
+    if not home.is_dir():
+        return {"error": f"{home} does not exist: train the seed first (without --score-only)"}
+    try:
+        return {split: score(home, data, split, tta) for split in ("val", "test")}
+    except subprocess.CalledProcessError as error:
+        said = [line for line in (error.stderr or "").splitlines() if line.strip()]
+        return {"error": f"no model scored in {home}: {said[-1] if said else f'exit {error.returncode}'}"}
+
+
 def summary(rows: list[dict], split: str) -> dict:
     """Mean, sample standard deviation, min and max of each figure (and each recall) over the seeds."""
     done = [r for r in rows if split in r]
@@ -164,7 +180,11 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--tta", default=None, help="headline TTA (default: the config's evaluate_model tta)")
     parser.add_argument("--root", default=str(ROOT / ".ferkit/seeds"), help="one home per seed under here")
-    parser.add_argument("--out", default=str(ROOT / "tests/benchmarks/results/seeds.json"))
+    parser.add_argument("--out", default=None, help="default tests/benchmarks/results/seeds.json")
+    parser.add_argument(
+        "--score-only", action="store_true",
+        help="train nothing: score each seed's trained model with --tta (default out: seeds_<tta>.json)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     from tqdm.auto import tqdm
@@ -173,8 +193,16 @@ def main() -> int:
     config = yaml.safe_load(config_file.read_text())
     tta = args.tta or config["steps"].get("evaluate_model", {}).get("parameters", {}).get("tta", "flip")
     fingerprint = hashlib.sha256(config_file.read_bytes()).hexdigest()[:16]
-    out = Path(args.out)
+    results_dir = ROOT / "tests/benchmarks/results"
+    out = Path(args.out or results_dir / (f"seeds_{tta}.json" if args.score_only else "seeds.json"))
     previous = json.loads(out.read_text()) if out.exists() else {}
+    if previous.get("results", {}).get("rows") and previous["results"].get("tta", tta) != tta:
+        print(
+            f"bench_seeds: {out} holds seeds scored with --tta {previous['results']['tta']}, not {tta}; "
+            "give another --out",
+            file=sys.stderr,
+        )
+        return 2
     rows = [r for r in previous.get("results", {}).get("rows", []) if previous.get("config_sha256") == fingerprint]
     seeds = [int(s) for s in args.seeds.split(",")]
     root = Path(args.root).resolve()
@@ -190,6 +218,13 @@ def main() -> int:
     bar = tqdm(seeds, desc="seeds", unit="seed")
     for seed in bar:
         if any(r["seed"] == seed and "test" in r for r in rows):
+            continue
+        if args.score_only:
+            bar.set_description(f"seed {seed} (scoring)")
+            home = root / f"seed{seed}"
+            row = {"seed": seed, "machine": machine(), "scored_only": True, "home": str(home)}
+            rows[:] = [r for r in rows if r["seed"] != seed] + [row | score_trained(home, data_path(config), tta)]
+            save()
             continue
         home, resume, moved = prepare_home(root, seed, seed_config(config, seed))
         if moved:
