@@ -100,10 +100,12 @@ ablation: setup
 
 # The headline over training seeds: `make train` of CONFIG (default cpu.yaml) once per seed in SEEDS
 # (default 0,1,2), each in its own home under $(FERKIT_HOME)/seeds, scored on PublicTest and
-# PrivateTest; an interrupted run continues where it stopped. `nohup make seeds > seeds.log &`.
+# PrivateTest with the config's TTA into tests/benchmarks/results/seeds_<TTA>.json; a seed already
+# there for the same training is not trained again, an interrupted one continues where it stopped.
+# `nohup make seeds > seeds.log &`.
 seeds: setup
 	$(BIN)/python tests/benchmarks/bench_seeds.py --config $(or $(CONFIG),configs/cpu.yaml) \
-	  --seeds $(or $(SEEDS),0$(comma)1$(comma)2) --root $(FERKIT_HOME)/seeds --out tests/benchmarks/results/seeds.json
+	  --seeds $(or $(SEEDS),0$(comma)1$(comma)2) --root $(FERKIT_HOME)/seeds
 
 # The backbone comparison (docs/results.md, "Backbones"): SPEC defaults to
 # configs/compare_backbones_gpu.yaml where CUDA is available, else configs/compare_backbones.yaml

@@ -103,6 +103,35 @@ class TestAblation:
             run(archive, config, out, rows="full", seeds="1")  # other class weights
         assert out.read_text() == kept
 
+    def test_a_run_cut_short_continues_from_its_last_epoch_and_ends_as_an_uninterrupted_one(
+        self, setup, monkeypatch, tmp_path
+    ):
+        import ferkit.training
+
+        archive, config, out = setup
+        monkeypatch.setenv("FERKIT_HOME", str(tmp_path / "home"))
+        whole = run(archive, config, out, rows="full", seeds="0", epochs=3)["runs"][0]
+        real_fit = ferkit.training.fit
+
+        def cut_after_epoch_2(*args, **kwargs):  # a session ending mid-run
+            def stop(epoch, metrics):
+                if epoch == 2:
+                    raise KeyboardInterrupt
+
+            return real_fit(*args, **kwargs, callbacks=[stop])
+
+        monkeypatch.setattr(ferkit.training, "fit", cut_after_epoch_2)
+        again = tmp_path / "again.json"
+        with pytest.raises(KeyboardInterrupt):
+            run(archive, config, again, rows="full", seeds="0", epochs=3)
+        states = list(bench_ablation.resume_folder().glob("train-*.pt"))
+        assert [s.parent for s in states] == [tmp_path / "home" / "bench" / "resume"]  # under the ferkit home
+        monkeypatch.setattr(ferkit.training, "fit", real_fit)
+        resumed = run(archive, config, again, rows="full", seeds="0", epochs=3)["runs"][0]
+        assert resumed["resumed"] and "resumed" not in whole
+        assert resumed["scores"] == whole["scores"] and resumed["best_epoch"] == whole["best_epoch"]
+        assert not states[0].exists()  # removed once the run is scored
+
     def test_an_unknown_row_is_refused_before_any_training(self, setup):
         archive, config, out = setup
         with pytest.raises(SystemExit, match="unknown row 'no_such_part'"):
@@ -212,3 +241,44 @@ class TestSeeds:
         monkeypatch.setattr("sys.argv", [*argv, "--score-only", "--tta", "flip"])
         assert bench_seeds.main() == 2
         assert out.read_bytes() == before
+
+    def test_a_new_scoring_setting_keeps_the_trained_seeds_and_a_training_change_trains_again(
+        self, tmp_path, monkeypatch
+    ):
+        from tests.benchmarks import bench_seeds
+
+        trained = []
+
+        def fake_training(config_path, home, log, bar, resume=False):  # records; the run "fails" fast
+            trained.append(yaml.safe_load(config_path.read_text()))
+            return 1, 0.0
+
+        monkeypatch.setattr(bench_seeds, "train_seed", fake_training)
+        config = {
+            "steps": {
+                "train_model": {"parameters": {"config": TINY_HYBRID}},
+                "evaluate_model": {"parameters": {"tta": "multi_view"}},
+                "register_model": {"parameters": {"primary_metric": "tta.multi_scale.macro_f1"}},
+            }
+        }
+        scored = {"accuracy": 0.7, "balanced_accuracy": 0.7, "macro_f1": 0.7, "log_loss": 0.8, "recall": {}}
+        out, root, path = tmp_path / "seeds_multi_view.json", tmp_path / "seeds", tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(config))
+        out.write_text(json.dumps({
+            "training_sha256": bench_seeds.training_fingerprint(config),
+            "results": {"tta": "multi_view", "rows": [{"seed": 0, "val": scored, "test": scored}]},
+        }))  # fmt: skip
+        argv = ["bench_seeds", "--config", str(path), "--seeds", "0", "--root", str(root), "--out", str(out)]
+        monkeypatch.setattr("sys.argv", argv)
+
+        config["steps"]["register_model"]["parameters"]["primary_metric"] = "tta.multi_view.macro_f1"
+        config["steps"]["report_drift"] = {"parameters": {"sample_size": 100}}
+        path.write_text(yaml.safe_dump(config))
+        assert bench_seeds.main() == 0 and trained == []  # the gate's metric changes no weight
+        assert json.loads(out.read_text())["results"]["test"]["macro_f1"]["mean"] == 0.7
+
+        config["steps"]["train_model"]["parameters"]["config"] = {**TINY_HYBRID, "batch_size": 32}
+        path.write_text(yaml.safe_dump(config))
+        assert bench_seeds.main() == 1  # another training: seed 0 trains again (and here fails)
+        assert [t["steps"]["train_model"]["parameters"]["config"]["batch_size"] for t in trained] == [32]
+        assert "error" in json.loads(out.read_text())["results"]["rows"][0]

@@ -111,30 +111,51 @@ def scores(model, data, modes: tuple[str, ...]) -> dict:
     return out
 
 
+def resume_folder() -> Path:
+    """Where an unfinished run keeps its state between sessions: `<ferkit home>/bench/resume`."""
+    from ferkit.home import ferkit_home
+
+    return ferkit_home() / "bench" / "resume"
+
+
 def run_row(name: str, config_dict: dict, data, weights: list[float], modes: tuple[str, ...] = ("flip",)) -> dict:
-    """Train one run of `config_dict` on `data`'s train split; its scores on val and test."""
+    """Train one run of `config_dict` on `data`'s train split; its scores on val and test.
+
+    The training state is saved after every epoch under `resume_folder()`: a run interrupted (a
+    session's end, Ctrl-C) continues from its last finished epoch when the benchmark runs again, with
+    the weights an uninterrupted run ends with; its row says `resumed`, and its seconds are the last
+    part's. The state is removed once the run is scored."""
     from ferkit.models import build_model
     from ferkit.training import TrainConfig, fit, seed_everything
+    from ferkit.training.train import resume_path
 
     config = TrainConfig(**config_dict)
     train, val = data.split("train"), data.split("val")
+    state = resume_path(resume_folder(), config, data, weights)
+    resumed = state.is_file()
+    state.parent.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
     model = build_model(config.architecture, **config.architecture_kwargs)
     start = time.perf_counter()
-    result = fit(model, train.images, train.labels, val.images, val.labels, config, class_weights=weights)
+    result = fit(
+        model, train.images, train.labels, val.images, val.labels, config, class_weights=weights, checkpoint_path=state
+    )
     seconds = time.perf_counter() - start
     model.load_state_dict(result.state_dict)
-    return {
+    row = {
         "row": name,
         "seed": config.seed,
         "parameters": sum(p.numel() for p in model.parameters()),
         "epochs": config.total_epochs,
         "best_epoch": result.best_epoch,
+        **({"resumed": True} if resumed else {}),
         "train_seconds": round(seconds, 1),
         "best_val_macro_f1": round(result.best_val_macro_f1, 4),
         "scores": scores(model, data, modes),
         "machine": machine(),
     }
+    state.unlink(missing_ok=True)
+    return row
 
 
 def summarise(runs: list[dict], group: str, modes: tuple[str, ...], baseline: str) -> dict:

@@ -14,7 +14,8 @@ the optional `weights_matched` variant (`--variants without_gan,with_gan,weights
 trains on the real faces with the with_gan run's weights, to tell the two apart. Each run is
 scored on PublicTest, which decides, and on PrivateTest, which is reported, with flip views
 and the config's headline TTA. Runs are written as they finish; a rerun
-skips the ones already measured with the same config. Generators are cached under
+skips the ones already measured with the same config, and a run cut short (a session ending)
+continues from its last finished epoch. Generators are cached under
 `.ferkit/bench/` (derived from FER2013: never committed).
 """
 
@@ -76,8 +77,34 @@ def main() -> int:
     out = Path(args.out or ROOT / f"tests/benchmarks/results/gan-{args.epochs}-epochs.json")
     table = table_key(args.config, args.epochs, modes, weight_params, train_raw)
     runs = open_table(out, table)
-    quality = dict(json.loads(out.read_text())["results"].get("gan", {})) if runs else {}
+    quality = dict(json.loads(out.read_text())["results"].get("gan", {})) if out.is_file() else {}
     judge = None
+
+    def save(plan: dict) -> None:
+        """Write the table: after each run, and once a seed's GAN is scored (so that is kept too)."""
+        write_report(
+            "gan_ablation",
+            out,
+            targets={},
+            checks={},
+            results={
+                "table": table,
+                "budget_epochs": args.epochs,
+                "modes": list(modes),
+                "class_weights": weight_params,
+                "runs": runs,
+                "gan": quality,
+                # with_gan against each control: minus_without_gan, minus_weights_matched
+                "summary": summarise(runs, "variant", modes, baseline="without_gan"),
+                "summary_against_weights_matched": summarise(runs, "variant", modes, baseline="weights_matched"),
+            },
+            config=shown_path(args.config),
+            note=(
+                f"each run trains {args.epochs} of the cpu config's epochs; with_gan adds the GAN's faces "
+                f"for {plan} to train; PublicTest decides, PrivateTest is reported; views: {', '.join(modes)}"
+            ),
+        )
+
     for seed in [int(s) for s in args.seeds.split(",")]:
         over = OversampleConfig(**{**over_params["config"], "enabled": True, "seed": seed})
         over.gan.seed = seed
@@ -99,6 +126,7 @@ def main() -> int:
                 "added": plan,
                 **result.report,
             }
+            save(plan)
         images, labels = synthesize(generator, plan, seed=over.seed)
         oversampled = add_synthetic(data, images, labels)
         # weights_matched: the real faces with the with_gan run's class weights, so the synthetic
@@ -133,28 +161,7 @@ def main() -> int:
             )
             runs = [r for r in runs if not (r["variant"] == variant and r["seed"] == seed)] + [row]
             runs.sort(key=lambda r: (r["seed"], VARIANTS.index(r["variant"])))
-            write_report(
-                "gan_ablation",
-                out,
-                targets={},
-                checks={},
-                results={
-                    "table": table,
-                    "budget_epochs": args.epochs,
-                    "modes": list(modes),
-                    "class_weights": weight_params,
-                    "runs": runs,
-                    "gan": quality,
-                    # with_gan against each control: minus_without_gan, minus_weights_matched
-                    "summary": summarise(runs, "variant", modes, baseline="without_gan"),
-                    "summary_against_weights_matched": summarise(runs, "variant", modes, baseline="weights_matched"),
-                },
-                config=shown_path(args.config),
-                note=(
-                    f"each run trains {args.epochs} of the cpu config's epochs; with_gan adds the GAN's faces "
-                    f"for {plan} to train; PublicTest decides, PrivateTest is reported; views: {', '.join(modes)}"
-                ),
-            )
+            save(plan)
     return 0
 
 

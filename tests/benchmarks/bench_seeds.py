@@ -1,16 +1,18 @@
 """The headline across training seeds: a config trained as `make train` trains it, once per seed,
 each scored on PublicTest and PrivateTest; the mean, the spread and every seed.
 
-    python tests/benchmarks/bench_seeds.py [--config configs/cpu.yaml] [--seeds 0,1,2] [--tta multi_scale]
-        [--root .ferkit/seeds] [--out tests/benchmarks/results/seeds.json]
+    python tests/benchmarks/bench_seeds.py [--config configs/cpu.yaml] [--seeds 0,1,2] [--tta MODE]
+        [--root .ferkit/seeds] [--out tests/benchmarks/results/seeds_<MODE>.json]
     make seeds                      # the same, for cpu.yaml and seeds 0, 1 and 2 (about 3 hours on
                                     # 2 native-bf16 cores); `nohup make seeds > seeds.log &` for the background
 
 Each seed gets its own home (`<root>/seed<N>`: its ZenML and MLflow state, its resume state),
 its own copy of the config with `train_model`'s seed set, and a fresh `make train FRESH=1`, timed
 from the shell (set-up of that home included). Its champion is then scored with `ferkit evaluate`
-on val (PublicTest) and test (PrivateTest) with the config's headline TTA. A seed already in the
-output file for the same config is not trained again, and a seed whose training was interrupted
+on val (PublicTest) and test (PrivateTest) with the config's headline TTA (or --tta MODE), into
+`seeds_<MODE>.json`: a file holds one mode. A seed already in the output file for the same training
+(the config without its scoring steps, `evaluate_model`, `report_drift` and `register_model`,
+which change no weight) is not trained again, and a seed whose training was interrupted
 (its home keeps a resume state of the same training config) continues from its last finished
 epoch with `make train` (no FRESH); its row says `resumed` and its minutes are those of the last
 part only, so they stay out of the time summary. A seed that starts from scratch gets an empty
@@ -19,8 +21,8 @@ this seed's model. A failed seed is recorded with its log and the
 others go on. Progress: one bar over the seeds, with the training's own progress line beside it.
 
 `--score-only --tta MODE` trains nothing: it scores the model each seed's home already holds with
-another TTA mode, into its own file (`seeds_<MODE>.json` beside the default output), so the TTA
-mode can be chosen on PublicTest over the seeds. A home without a trained model is an error row.
+another TTA mode, into that mode's file, so the TTA mode can be chosen on PublicTest over the seeds.
+A home without a trained model is an error row.
 """
 
 from __future__ import annotations
@@ -44,6 +46,17 @@ sys.path.insert(0, str(ROOT))
 from tests.benchmarks.report import machine, write_report  # noqa: E402
 
 FIGURES = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")
+# Steps that score, report or register the trained model: none changes what a seed trains.
+SCORING_STEPS = ("evaluate_model", "report_drift", "register_model")
+
+
+def training_fingerprint(config: dict) -> str:
+    """What a seed trains, hashed: the run config without its scoring steps (a new TTA mode or gate
+    metric scores the same weights, so the seeds already trained stand)."""
+    trains = json.loads(json.dumps(config))
+    for step in SCORING_STEPS:
+        (trains.get("steps") or {}).pop(step, None)
+    return hashlib.sha256(json.dumps(trains, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def seed_config(config: dict, seed: int) -> dict:
@@ -180,11 +193,10 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--tta", default=None, help="headline TTA (default: the config's evaluate_model tta)")
     parser.add_argument("--root", default=str(ROOT / ".ferkit/seeds"), help="one home per seed under here")
-    parser.add_argument("--out", default=None, help="default tests/benchmarks/results/seeds.json")
+    parser.add_argument("--out", default=None, help="default tests/benchmarks/results/seeds_<tta>.json")
     parser.add_argument(
-        "--score-only", action="store_true",
-        help="train nothing: score each seed's trained model with --tta (default out: seeds_<tta>.json)",
-    )  # fmt: skip
+        "--score-only", action="store_true", help="train nothing: score each seed's trained model with --tta"
+    )
     args = parser.parse_args()
 
     from tqdm.auto import tqdm
@@ -192,9 +204,8 @@ def main() -> int:
     config_file = (ROOT / args.config).resolve() if not Path(args.config).is_absolute() else Path(args.config)
     config = yaml.safe_load(config_file.read_text())
     tta = args.tta or config["steps"].get("evaluate_model", {}).get("parameters", {}).get("tta", "flip")
-    fingerprint = hashlib.sha256(config_file.read_bytes()).hexdigest()[:16]
-    results_dir = ROOT / "tests/benchmarks/results"
-    out = Path(args.out or results_dir / (f"seeds_{tta}.json" if args.score_only else "seeds.json"))
+    fingerprint = training_fingerprint(config)
+    out = Path(args.out or ROOT / f"tests/benchmarks/results/seeds_{tta}.json")
     previous = json.loads(out.read_text()) if out.exists() else {}
     if previous.get("results", {}).get("rows") and previous["results"].get("tta", tta) != tta:
         print(
@@ -203,7 +214,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    rows = [r for r in previous.get("results", {}).get("rows", []) if previous.get("config_sha256") == fingerprint]
+    rows = [r for r in previous.get("results", {}).get("rows", []) if previous.get("training_sha256") == fingerprint]
     seeds = [int(s) for s in args.seeds.split(",")]
     root = Path(args.root).resolve()
 
@@ -213,7 +224,7 @@ def main() -> int:
         results["minutes"] = (
             {"mean": round(statistics.fmean(minutes), 1), "max": round(max(minutes), 1)} if minutes else {}
         )
-        write_report("seeds", out, {}, results, {}, config=args.config, config_sha256=fingerprint)
+        write_report("seeds", out, {}, results, {}, config=args.config, training_sha256=fingerprint)
 
     bar = tqdm(seeds, desc="seeds", unit="seed")
     for seed in bar:
