@@ -28,13 +28,13 @@ PYTEST_ARGS ?=
 # A literal comma for defaults inside $(or ...), whose arguments commas separate.
 comma := ,
 
-.PHONY: setup stack train test lint format bench ablation gan-ablation seeds compare tta ui clean help stack-kubernetes stack-kubeflow run-cluster
+.PHONY: setup stack train test lint format bench ablation gan-ablation seeds class-offsets compare tta ui clean help stack-kubernetes stack-kubeflow run-cluster
 
 help:
 	@echo "make train [CONFIG=configs/<name>.yaml] [FRESH=1]  set up, register the stack, run fer_training"
 	@echo "make test                                run the test suite"
 	@echo "make lint | format                       ruff check and format --check | apply both"
-	@echo "make setup | stack | bench | ablation | gan-ablation | seeds [SEEDS=0,1,2] | compare [SPEC=...] | tta [MODEL=URI] | ui | clean"
+	@echo "make setup | stack | bench | ablation | gan-ablation | seeds [SEEDS=0,1,2] | class-offsets | compare [SPEC=...] | tta [MODEL=URI] | ui | clean"
 	@echo "make stack-kubernetes | stack-kubeflow       register a cluster stack (needs a ZenML server, see docs/scaling.md)"
 	@echo "make run-cluster TARGET=kubernetes CONFIG=configs/paper.yaml [PIPELINE=pipelines.fer_training]"
 
@@ -119,6 +119,12 @@ compare: stack
 	fi; \
 	echo "make compare: $$spec"; \
 	$(BIN)/ferkit compare "$$spec" --out docs/backbones$$(case "$$spec" in *_gpu*) echo _gpu;; esac)
+
+# Per-class offsets after training, on the seeds `make seeds` trained (FERKIT_HOME/seeds): fitted on
+# halves of PublicTest and judged on the other half; PrivateTest reported (docs/results.md).
+class-offsets: setup
+	$(BIN)/python tests/benchmarks/bench_class_offsets.py --root $(FERKIT_HOME)/seeds \
+	  --seeds $(or $(SEEDS),0$(comma)1$(comma)2) --out tests/benchmarks/results/class_offsets.json
 
 # Every TTA mode of MODEL (default: the champion) on PublicTest and PrivateTest (about 4 minutes a model).
 tta: setup

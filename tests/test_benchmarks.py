@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 
-from tests.benchmarks import bench_ablation
+from tests.benchmarks import bench_ablation, bench_class_offsets
 from tests.factories import image_tree, write_zip
 
 TINY_HYBRID = {
@@ -147,6 +148,7 @@ class TestAblation:
         (["ablation"], "--epochs 16 --seeds 0,1 "),
         (["gan-ablation"], "--variants without_gan,with_gan,weights_matched "),
         (["gan-ablation", "EPOCHS=10", "SEEDS=3"], "gan-10-epochs.json"),
+        (["class-offsets"], "--seeds 0,1,2 "),
     ],
 )
 def test_the_makefile_passes_whole_comma_lists_as_defaults(target, expected):
@@ -282,3 +284,45 @@ class TestSeeds:
         assert bench_seeds.main() == 1  # another training: seed 0 trains again (and here fails)
         assert [t["steps"]["train_model"]["parameters"]["config"]["batch_size"] for t in trained] == [32]
         assert "error" in json.loads(out.read_text())["results"]["rows"][0]
+
+
+class TestClassOffsets:
+    """Decision offsets are judged on faces their fit never saw: a real skew is found, noise is not."""
+
+    @staticmethod
+    def model(n: int, fear_shift: float, seed: int):
+        """Labels and probabilities of a model whose log probability of fear is moved by `fear_shift`."""
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, 7, n)
+        logits = 1.2 * np.eye(7)[labels] + rng.normal(0, 1.0, (n, 7))
+        logits[:, bench_class_offsets.FEAR] += fear_shift
+        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        return labels, probs
+
+    def test_a_model_that_shuns_fear_gains_on_held_out_faces_and_the_offset_points_to_fear(self):
+        labels, probs = self.model(3000, fear_shift=-1.0, seed=0)
+        counts = np.full(7, 1000.0)
+        log_probs = np.log(probs)
+        gain = bench_class_offsets.cross_fitted_gain("fear", labels, log_probs, counts)
+        assert gain["macro_f1"] > 1.5 and gain["balanced_accuracy"] > 1.0
+        offsets = bench_class_offsets.fit_offsets("per_class", labels, log_probs, counts)
+        assert offsets.argmax() == bench_class_offsets.FEAR and offsets[bench_class_offsets.FEAR] > 0.5
+
+    def test_offsets_fitted_to_noise_do_not_gain_on_held_out_faces(self):
+        labels, probs = self.model(1500, fear_shift=0.0, seed=1)  # nothing to correct
+        counts = np.full(7, 1000.0)
+        for family in ("per_class", "fear", "logit_adjustment"):
+            gain = bench_class_offsets.cross_fitted_gain(family, labels, np.log(probs), counts)
+            assert gain["macro_f1"] < 0.3, family
+
+    def test_the_study_reports_the_test_split_with_offsets_fitted_on_val_alone(self):
+        val, test = self.model(1200, -1.0, seed=2), self.model(1200, -1.0, seed=3)
+        out = bench_class_offsets.study(val, test, np.full(7, 1000.0))
+        assert set(out) == {"test_without_offsets", "per_class", "fear", "logit_adjustment"}
+        fear = out["fear"]
+        assert fear["test_with_offsets"]["fear_recall"] > out["test_without_offsets"]["fear_recall"] + 10
+        # Fitted on val only: val's own fit is what is applied to test.
+        fitted = bench_class_offsets.fit_offsets("fear", val[0], np.log(val[1]), np.full(7, 1000.0))
+        assert fear["offsets_fitted_on_all_val"] == [round(float(o), 3) for o in fitted]
+        with pytest.raises(ValueError, match="unknown family"):
+            bench_class_offsets.fit_offsets("mystery", val[0], np.log(val[1]), np.full(7, 1000.0))
