@@ -12,7 +12,8 @@ from the shell (set-up of that home included). Its champion is then scored with 
 on val (PublicTest) and test (PrivateTest) with the config's headline TTA (or --tta MODE), into
 `seeds_<MODE>.json`: a file holds one mode. A seed already in the output file for the same training
 (the config without its scoring steps, `evaluate_model`, `report_drift` and `register_model`,
-which change no weight) is not trained again, and a seed whose training was interrupted
+which change no weight) is not trained again; a file holding another training's seeds is refused
+and kept. A seed whose training was interrupted
 (its home keeps a resume state of the same training config) continues from its last finished
 epoch with `make train` (no FRESH); its row says `resumed` and its minutes are those of the last
 part only, so they stay out of the time summary. A seed that starts from scratch gets an empty
@@ -214,7 +215,15 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    rows = [r for r in previous.get("results", {}).get("rows", []) if previous.get("training_sha256") == fingerprint]
+    if previous.get("results", {}).get("rows") and previous.get("training_sha256") != fingerprint:
+        print(
+            f"bench_seeds: {out} holds seeds of another training (training_sha256 "
+            f"{previous.get('training_sha256', 'not recorded')}; {args.config} trains {fingerprint}); "
+            "give another --out, or move the file aside to train the seeds again",
+            file=sys.stderr,
+        )
+        return 2
+    rows = list(previous.get("results", {}).get("rows", []))
     seeds = [int(s) for s in args.seeds.split(",")]
     root = Path(args.root).resolve()
 
