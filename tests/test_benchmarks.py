@@ -336,3 +336,56 @@ class TestClassOffsets:
         assert fear["offsets_fitted_on_all_val"] == [round(float(o), 3) for o in fitted]
         with pytest.raises(ValueError, match="unknown family"):
             bench_class_offsets.fit_offsets("mystery", val[0], np.log(val[1]), np.full(7, 1000.0))
+
+
+@pytest.mark.slow
+def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would_train_it(tmp_path):
+    """`make gan-ablation` takes its without-GAN runs from the `make seeds` homes: the real `make train`
+    in a home, scored there, gives the row the benchmark's own training gives; another seed, other
+    data or other class weights are not taken from it."""
+    from tqdm.auto import tqdm
+
+    from ferkit.data import read_fer2013
+    from ferkit.data.weights import class_weights
+    from tests.benchmarks import bench_seeds
+
+    archive = write_zip(tmp_path / "fer.zip", image_tree(per_class=12))
+    smoke = yaml.safe_load((bench_ablation.ROOT / "configs/smoke.yaml").read_text())
+    tiny = {**TINY_HYBRID, "phases": [{**TINY_HYBRID["phases"][0], "epochs": 2}]}
+    steps = smoke["steps"]
+    steps["oversample_minority"]["parameters"]["config"]["enabled"] = False
+    steps["compute_class_weights"]["parameters"] = {"method": "inverse_frequency", "power": 0.5}
+    steps["train_model"]["parameters"]["config"] = tiny
+    steps["evaluate_model"] = {"parameters": {"tta": "multi_scale"}}
+    smoke["parameters"]["data_path"] = str(archive)
+    home = tmp_path / "seeds" / "seed0"
+    home.mkdir(parents=True)
+    run_config = home / "tiny_seed0.yaml"
+    run_config.write_text(yaml.safe_dump(bench_seeds.seed_config(smoke, 0)))
+    code, _ = bench_seeds.train_seed(run_config, home, home / "train.log", tqdm(disable=True))
+    assert code == 0, (home / "train.log").read_text()[-3000:]
+
+    train_raw, weight_params, tta = bench_ablation.settings(run_config)
+    modes = ("flip", tta)
+    assert tta == "multi_scale"
+    data = read_fer2013(archive, progress=False)
+    config = {**train_raw, "seed": 0}
+    row = bench_ablation.trained_row("full", home, config, data, weight_params, modes, str(archive))
+    assert row is not None and row["trained_by"].startswith(f"make train in {home} (tiny_seed0.yaml)")
+    weights = class_weights(data.split("train").labels, **weight_params).as_list()
+    trained_here = bench_ablation.run_row("full", config, data, weights, modes)
+    assert row["scores"] == trained_here["scores"]
+    assert (row["best_epoch"], row["epochs"], row["parameters"]) == (
+        trained_here["best_epoch"], trained_here["epochs"], trained_here["parameters"],
+    )  # fmt: skip
+
+    # Not the run `make train` trained: another seed, other class weights, other data.
+    assert (
+        bench_ablation.trained_row("full", home, {**config, "seed": 1}, data, weight_params, modes, str(archive))
+        is None
+    )
+    other_weights = {**weight_params, "power": 1.0}
+    assert bench_ablation.trained_row("full", home, config, data, other_weights, modes, str(archive)) is None
+    other = write_zip(tmp_path / "other.zip", image_tree(per_class=11))
+    other_data = read_fer2013(other, progress=False)
+    assert bench_ablation.trained_row("full", home, config, other_data, weight_params, modes, str(other)) is None

@@ -158,6 +158,100 @@ def run_row(name: str, config_dict: dict, data, weights: list[float], modes: tup
     return row
 
 
+def trained_row(
+    name: str, home: Path, config_dict: dict, data, weight_params: dict, modes: tuple[str, ...], data_path: str
+) -> dict | None:
+    """The row of `run_row(name, config_dict, data, ...)` without training it again, when `make train`
+    (`make seeds`) already trained that very run in `home`; None, saying why, when it did not.
+
+    The same run means what `run_row`'s resume key hashes: the training config (the champion's recorded
+    recipe has `config_dict`'s fingerprint), the data (the registry's `data.fingerprint` tag) and the
+    class weights (the run config in `home` computes them with `weight_params`). The champion's
+    network is then scored as `run_row` scores its own, in a child whose ferkit home is `home`.
+    """
+    import os
+    import subprocess
+    import tempfile
+
+    from ferkit.training import TrainConfig
+
+    expected = TrainConfig(**config_dict).fingerprint()
+    configs = [f for f in sorted(home.glob("*.yaml")) if _trains(f, expected, weight_params)]
+    if not configs:
+        print(f"{home}: no run config there trains {expected} with class weights {weight_params}", flush=True)
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "FERKIT_", "MLFLOW_"))}
+    env.update(FERKIT_HOME=str(home), FERKIT_NO_PROGRESS="1")
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "row.json"
+        subprocess.run(
+            [sys.executable, __file__, "--score-champion-to", str(out), "--data", data_path,
+             "--expect", f"{expected},{data.fingerprint}", "--modes", ",".join(modes)],
+            env=env, check=True, cwd=ROOT,
+        )  # fmt: skip
+        row = json.loads(out.read_text())
+    if "refused" in row:
+        print(f"{home}: {row['refused']}", flush=True)
+        return None
+    config = TrainConfig(**config_dict)
+    return {
+        "row": name,
+        "seed": config.seed,
+        "parameters": row["parameters"],
+        "epochs": config.total_epochs,
+        "best_epoch": row["best_epoch"],
+        "trained_by": f"make train in {home} ({configs[0].name}); champion weights {row['weights_sha256'][:16]}",
+        "best_val_macro_f1": row["best_val_macro_f1"],
+        "scores": row["scores"],
+        "machine": machine(),
+    }
+
+
+def _trains(run_config: Path, fingerprint: str, weight_params: dict) -> bool:
+    """Whether `run_config` (a whole pipeline config) trains `fingerprint` with `weight_params`."""
+    from ferkit.training import TrainConfig
+
+    try:
+        train, weights, _ = settings(run_config)
+        return TrainConfig(**train).fingerprint() == fingerprint and weights == weight_params
+    except (KeyError, TypeError, ValueError, yaml.YAMLError):
+        return False
+
+
+def score_champion(out: Path, data_path: str, expect: str, modes: tuple[str, ...]) -> None:
+    """(In the child, inside the trained home) the champion's row as `run_row` writes it, or why it
+    is not the expected run: {"refused": reason}."""
+    import hashlib
+
+    from ferkit.data import read_fer2013
+    from ferkit.registry.store import load_trained_model, version_tags
+
+    uri = "models:/fer_emotion@champion"
+    config_fingerprint, data_fingerprint = expect.split(",")
+    model = load_trained_model(uri)
+    tags = version_tags(uri)
+    trained = hashlib.sha256(json.dumps(model.recipe, sort_keys=True).encode()).hexdigest()[:16]
+    data = read_fer2013(data_path, progress=False)
+    if trained != config_fingerprint:
+        out.write_text(json.dumps({"refused": f"the champion trained recipe {trained}, not {config_fingerprint}"}))
+        return
+    if {tags.get("data.fingerprint"), data.fingerprint} != {data_fingerprint}:
+        out.write_text(json.dumps({"refused": f"the champion trained on data {tags.get('data.fingerprint')}, not "
+                                              f"{data_fingerprint} (the archive here is {data.fingerprint})"}))  # fmt: skip
+        return
+    network = model.build()
+    f1 = [h.get("val.macro_f1", float("-inf")) for h in model.history]
+    best = max(range(len(f1)), key=f1.__getitem__) if f1 else None
+    row = {
+        "parameters": sum(p.numel() for p in network.parameters()),
+        "best_epoch": model.history[best]["epoch"] if best is not None else None,
+        "best_val_macro_f1": round(f1[best], 4) if best is not None else None,
+        "scores": scores(network, data, modes),
+        "weights_sha256": tags.get("model.weights_sha256") or model.weights_sha256(),
+    }
+    out.write_text(json.dumps(row))
+
+
 def summarise(runs: list[dict], group: str, modes: tuple[str, ...], baseline: str) -> dict:
     """Per value of `group` (a row or a variant): the mean, min and max over seeds of every figure
     on each split and mode, and the mean paired difference from `baseline` (same seeds only)."""
@@ -203,7 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1", help="comma-separated training seeds; every row runs on each")
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {list(ROWS)}")
     parser.add_argument("--out", default=None, help="default tests/benchmarks/results/ablation-<epochs>-epochs.json")
+    for child in ("--score-champion-to", "--expect", "--modes"):  # trained_row's child
+        parser.add_argument(child, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.score_champion_to:
+        score_champion(Path(args.score_champion_to), args.data, args.expect, tuple(args.modes.split(",")))
+        return 0
 
     from tqdm.auto import tqdm
 

@@ -1,7 +1,7 @@
 """Does GAN oversampling help? The cpu config with and without it, on the same seeds.
 
     python tests/benchmarks/bench_gan.py [--data PATH] [--epochs 10] [--seeds 0,1] [--variants ...]
-        [--out tests/benchmarks/results/gan_ablation.json]
+        [--trained-homes .ferkit/seeds] [--out tests/benchmarks/results/gan_ablation.json]
 
 For each seed: the conditional GAN is trained with the cpu config's
 `oversample_minority` settings (forced on), its faces are scored (FID / KID on a
@@ -17,6 +17,11 @@ and the config's headline TTA. Runs are written as they finish; a rerun
 skips the ones already measured with the same config, and a run cut short (a session ending)
 continues from its last finished epoch. Generators are cached under
 `.ferkit/bench/` (derived from FER2013: never committed).
+
+At the config's full budget `without_gan` is the config itself, the run `make seeds` trains for
+that seed: with `--trained-homes` the champion `make train` left in `seed<N>` there is scored
+instead of training it again, once its recipe, its data and its class weights are shown to be
+this run's (`bench_ablation.trained_row`); otherwise the run is trained here.
 """
 
 from __future__ import annotations
@@ -34,14 +39,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.bench_ablation import open_table, run_row, settings, summarise, table_key  # noqa: E402 (after the sys.path line)
+from tests.benchmarks.bench_ablation import open_table, run_row, settings, summarise, table_key, trained_row  # noqa: E402 (after the sys.path line)
 from tests.benchmarks.report import shown_path, write_report  # noqa: E402 (after the sys.path line)
 
 CACHE = ROOT / ".ferkit" / "bench"
 VARIANTS = ("without_gan", "with_gan", "weights_matched")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="FER2013 archive (default: $FER2013_PATH)")
     parser.add_argument("--config", default=str(ROOT / "configs/cpu.yaml"))
@@ -49,9 +54,16 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--variants", default="without_gan,with_gan", help=f"comma-separated subset of {VARIANTS}")
     parser.add_argument("--out", default=None, help="default tests/benchmarks/results/gan-<epochs>-epochs.json")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--trained-homes",
+        default=None,
+        help="`make seeds` homes (seed<N> under here): a without_gan run `make train` already trained there "
+        "is scored, not trained again",
+    )
+    args = parser.parse_args(argv)
 
     from ferkit.data import read_fer2013
+    from ferkit.data.readers import resolve_data_path
     from ferkit.data.weights import class_weights
     from ferkit.gan.oversample import (
         OversampleConfig,
@@ -72,7 +84,8 @@ def main() -> int:
     train_raw["phases"][0]["epochs"] = args.epochs
     over_params = steps["oversample_minority"]["parameters"]
     quality_config = QualityConfig(**over_params.get("quality", {}))
-    data = read_fer2013(args.data, progress=False)
+    data_path = str(resolve_data_path(args.data))
+    data = read_fer2013(data_path, progress=False)
 
     out = Path(args.out or ROOT / f"tests/benchmarks/results/gan-{args.epochs}-epochs.json")
     table = table_key(args.config, args.epochs, modes, weight_params, train_raw)
@@ -152,7 +165,11 @@ def main() -> int:
             print(f"== {variant}, seed {seed}, {args.epochs} epochs", flush=True)
             weights = class_weights(weighted_by.split("train").labels, **weight_params).as_list()
             start = time.perf_counter()
-            row = run_row(variant, config_dict, dataset, weights, modes)
+            row = None
+            if variant == "without_gan" and args.trained_homes:
+                home = Path(args.trained_homes) / f"seed{seed}"
+                row = trained_row(variant, home, config_dict, data, weight_params, modes, data_path)
+            row = row or run_row(variant, config_dict, dataset, weights, modes)
             row.update(
                 key,
                 wall_seconds=round(time.perf_counter() - start, 1),
