@@ -12,7 +12,7 @@ from ferkit.data.weights import ClassWeights
 from ferkit.models import TrainedModel
 from ferkit.registry import tracking
 from ferkit.training import TrainConfig
-from ferkit.training.train import train_resumable
+from ferkit.training.train import resume_path, train_resumable
 from steps import context
 from steps.materializers import TrainedModelMaterializer
 from steps.train.record import epoch_logger, log_train_config, log_training
@@ -44,6 +44,9 @@ def train_model(
     of an interrupted run with the same config and data continues from there.
     """
     _log_run_config(config)
+    state = resume_path(resume_dir, config, fer_dataset, class_weights.as_list())
+    if state is not None and state.is_file():
+        print(f"train_model: resuming from the training state saved in {state} (`make train FRESH=1` starts over)")
     training = train_resumable(config, fer_dataset, class_weights.as_list(), resume_dir, callbacks=[epoch_logger])
     tracking.log_params(
         {

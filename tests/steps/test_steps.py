@@ -87,6 +87,18 @@ def test_train_then_evaluate(ingested):
     assert {"drift_share", "p_value.mean", "p_value.emb_pc1"} <= set(drift)
 
 
+def test_a_rerun_of_the_train_step_says_it_resumes_from_the_saved_state(ingested, tmp_path, capsys):
+    data = ingested[0]
+    weights = compute_class_weights.entrypoint(data)
+    config = TrainConfig(epochs=1, batch_size=16, architecture_kwargs={"widths": [8, 8, 8, 8]})
+    first = train_model.entrypoint(fer_dataset=data, class_weights=weights, config=config, resume_dir=str(tmp_path))
+    assert "resuming" not in capsys.readouterr().out
+    again = train_model.entrypoint(fer_dataset=data, class_weights=weights, config=config, resume_dir=str(tmp_path))
+    (state,) = tmp_path.glob("train-*.pt")
+    assert f"train_model: resuming from the training state saved in {state}" in capsys.readouterr().out
+    assert again.weights_sha256() == first.weights_sha256()
+
+
 def test_register_without_mlflow_run_says_what_is_missing(ingested):
     model = TrainedModel("plain_cnn", {}, {})
     with pytest.raises(RuntimeError, match="needs an active MLflow run"):
