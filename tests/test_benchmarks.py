@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.benchmarks import bench_ablation, bench_class_offsets
+from tests.benchmarks import bench_ablation, bench_class_offsets, bench_gan
 from tests.factories import image_tree, write_zip
 
 TINY_HYBRID = {
@@ -389,3 +389,15 @@ def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would
     other = write_zip(tmp_path / "other.zip", image_tree(per_class=11))
     other_data = read_fer2013(other, progress=False)
     assert bench_ablation.trained_row("full", home, config, other_data, weight_params, modes, str(other)) is None
+
+    # `make gan-ablation`'s benchmark: the without-GAN run comes from the home, the GAN runs train.
+    out = tmp_path / "gan.json"
+    argv = ["--data", str(archive), "--config", str(run_config), "--epochs", "2", "--seeds", "0", "--out", str(out)]
+    assert bench_gan.main([*argv, "--variants", "without_gan,with_gan", "--trained-homes", str(home.parent)]) == 0
+    results = json.loads(out.read_text())["results"]
+    runs = {r["variant"]: r for r in results["runs"]}
+    assert runs["without_gan"]["trained_by"].startswith(f"make train in {home}")
+    assert runs["without_gan"]["scores"] == row["scores"]
+    assert "trained_by" not in runs["with_gan"] and runs["with_gan"]["synthetic_images"] > 0
+    assert results["gan"]["0"]["added"] == {"disgust": 12}  # smoke.yaml's 2x of 12 training faces
+    assert "minus_without_gan" in results["summary"]["with_gan"]["val.flip.macro_f1"]

@@ -16,7 +16,7 @@ scored on PublicTest, which decides, and on PrivateTest, which is reported, with
 and the config's headline TTA. Runs are written as they finish; a rerun
 skips the ones already measured with the same config, and a run cut short (a session ending)
 continues from its last finished epoch. Generators are cached under
-`.ferkit/bench/` (derived from FER2013: never committed).
+`<ferkit home>/bench/` (derived from FER2013: never committed).
 
 At the config's full budget `without_gan` is the config itself, the run `make seeds` trains for
 that seed: with `--trained-homes` the champion `make train` left in `seed<N>` there is scored
@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 from tests.benchmarks.bench_ablation import open_table, run_row, settings, summarise, table_key, trained_row  # noqa: E402 (after the sys.path line)
 from tests.benchmarks.report import shown_path, write_report  # noqa: E402 (after the sys.path line)
 
-CACHE = ROOT / ".ferkit" / "bench"
 VARIANTS = ("without_gan", "with_gan", "weights_matched")
 
 
@@ -75,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         synthesize,
     )
     from ferkit.gan.quality import QualityConfig, assess, train_judge
+    from ferkit.home import ferkit_home
 
     steps = yaml.safe_load(Path(args.config).read_text())["steps"]
     train_raw, weight_params, tta = settings(args.config)
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = open_table(out, table)
     quality = dict(json.loads(out.read_text())["results"].get("gan", {})) if out.is_file() else {}
     judge = None
+    generators = ferkit_home() / "bench"
 
     def save(plan: dict) -> None:
         """Write the table: after each run, and once a seed's GAN is scored (so that is kept too)."""
@@ -122,13 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         over = OversampleConfig(**{**over_params["config"], "enabled": True, "seed": seed})
         over.gan.seed = seed
         plan = plan_synthetic(real_training_faces(data).class_counts(), over)
-        cache = CACHE / f"generator-{hashlib.sha256(over.model_dump_json().encode()).hexdigest()[:16]}.pt"
+        cache = generators / f"generator-{hashlib.sha256(over.model_dump_json().encode()).hexdigest()[:16]}.pt"
         if cache.is_file():
             generator = TrainedGenerator.load(cache)
         else:
             print(f"== GAN, seed {seed}", flush=True)
             generator = fit_generator(data, over.gan)
-            CACHE.mkdir(parents=True, exist_ok=True)
+            generators.mkdir(parents=True, exist_ok=True)
             generator.save(cache)
         if str(seed) not in quality:
             judge = judge or train_judge(data, quality_config)
