@@ -339,10 +339,10 @@ class TestClassOffsets:
 
 
 @pytest.mark.slow
-def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would_train_it(tmp_path):
+def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would_train_it(tmp_path, capsys):
     """`make gan-ablation` takes its without-GAN runs from the `make seeds` homes: the real `make train`
     in a home, scored there, gives the row the benchmark's own training gives; another seed, other
-    data or other class weights are not taken from it."""
+    data, other class weights, another recipe, GAN faces or a home without a champion are not taken."""
     from tqdm.auto import tqdm
 
     from ferkit.data import read_fer2013
@@ -370,9 +370,21 @@ def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would
     assert tta == "multi_scale"
     data = read_fer2013(archive, progress=False)
     config = {**train_raw, "seed": 0}
-    row = bench_ablation.trained_row("full", home, config, data, weight_params, modes, str(archive))
-    assert row is not None and row["trained_by"].startswith(f"make train in {home} (tiny_seed0.yaml)")
     weights = class_weights(data.split("train").labels, **weight_params).as_list()
+
+    def taken(home=home, config=config, data=data, weights=weights, archive=archive):
+        return bench_ablation.trained_row("full", home, config, data, weights, modes, str(archive))
+
+    def refusal(**given) -> str:
+        """What the benchmark says when `given` is not the run the home holds (it trains it then)."""
+        capsys.readouterr()
+        assert taken(**given) is None
+        said = capsys.readouterr().out
+        assert said.endswith("; training it\n"), said
+        return said
+
+    row = taken()
+    assert row is not None and row["trained_by"].startswith(f"make train in {home} (tiny_seed0.yaml)")
     trained_here = bench_ablation.run_row("full", config, data, weights, modes)
     assert row["scores"] == trained_here["scores"]
     assert (row["best_epoch"], row["epochs"], row["parameters"]) == (
@@ -380,15 +392,30 @@ def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would
     )  # fmt: skip
 
     # Not the run `make train` trained: another seed, other class weights, other data.
-    assert (
-        bench_ablation.trained_row("full", home, {**config, "seed": 1}, data, weight_params, modes, str(archive))
-        is None
-    )
-    other_weights = {**weight_params, "power": 1.0}
-    assert bench_ablation.trained_row("full", home, config, data, other_weights, modes, str(archive)) is None
+    assert "tiny_seed0.yaml: trains " in refusal(config={**config, "seed": 1})
+    assert "tiny_seed0.yaml: class weights " in refusal(weights=[2.0] + weights[1:])
     other = write_zip(tmp_path / "other.zip", image_tree(per_class=11))
-    other_data = read_fer2013(other, progress=False)
-    assert bench_ablation.trained_row("full", home, config, other_data, weight_params, modes, str(other)) is None
+    other_data = read_fer2013(other, progress=False)  # the same class weights: the registry tag tells them apart
+    assert class_weights(other_data.split("train").labels, **weight_params).as_list() == weights
+    assert "the champion trained on data " in refusal(data=other_data, archive=other)
+    # A run config in the home that says another recipe: the champion's own recipe decides.
+    changed = {**config, "lr": 0.5}
+    other_recipe = bench_seeds.seed_config(smoke, 0)
+    other_recipe["steps"]["train_model"]["parameters"]["config"] = changed
+    (home / "edited.yaml").write_text(yaml.safe_dump(other_recipe))
+    assert "the champion trained recipe " in refusal(config=changed)
+    (home / "edited.yaml").unlink()
+    # A home whose run config adds GAN faces, and a home with no champion (a seed cut short).
+    gan_home, empty_home = tmp_path / "seeds" / "gan", tmp_path / "seeds" / "empty"
+    with_gan = bench_seeds.seed_config(smoke, 0)
+    with_gan["steps"]["oversample_minority"]["parameters"]["config"]["enabled"] = True
+    for folder, run in ((gan_home, with_gan), (empty_home, bench_seeds.seed_config(smoke, 0))):
+        folder.mkdir()
+        (folder / "tiny_seed0.yaml").write_text(yaml.safe_dump(run))
+    assert "tiny_seed0.yaml: adds GAN faces to train" in refusal(home=gan_home)
+    assert "no champion to score" in refusal(home=empty_home) or "scoring its champion failed" in refusal(
+        home=empty_home
+    )
 
     # `make gan-ablation`'s benchmark: the without-GAN run comes from the home, the GAN runs train.
     out = tmp_path / "gan.json"

@@ -159,15 +159,16 @@ def run_row(name: str, config_dict: dict, data, weights: list[float], modes: tup
 
 
 def trained_row(
-    name: str, home: Path, config_dict: dict, data, weight_params: dict, modes: tuple[str, ...], data_path: str
+    name: str, home: Path, config_dict: dict, data, weights: list[float], modes: tuple[str, ...], data_path: str
 ) -> dict | None:
-    """The row of `run_row(name, config_dict, data, ...)` without training it again, when `make train`
-    (`make seeds`) already trained that very run in `home`; None, saying why, when it did not.
+    """The row of `run_row(name, config_dict, data, weights, modes)` without training it again, when
+    `make train` (`make seeds`) already trained that very run in `home`; None, saying why, when not.
 
     The same run means what `run_row`'s resume key hashes: the training config (the champion's recorded
-    recipe has `config_dict`'s fingerprint), the data (the registry's `data.fingerprint` tag) and the
-    class weights (the run config in `home` computes them with `weight_params`). The champion's
-    network is then scored as `run_row` scores its own, in a child whose ferkit home is `home`.
+    recipe has `config_dict`'s fingerprint), the data (the registry's `data.fingerprint` tag, and a run
+    config in `home` that adds no GAN faces) and the class weights (that run config computes `weights`
+    on the data). The champion's network is then scored as `run_row` scores its own, in a child whose
+    ferkit home is `home`.
     """
     import os
     import subprocess
@@ -175,47 +176,67 @@ def trained_row(
 
     from ferkit.training import TrainConfig
 
-    expected = TrainConfig(**config_dict).fingerprint()
-    configs = [f for f in sorted(home.glob("*.yaml")) if _trains(f, expected, weight_params)]
+    home, data_path = home.resolve(), str(Path(data_path).resolve())
+    config = TrainConfig(**config_dict)
+    expected = config.fingerprint()
+    labels = data.split("train").labels
+    reasons = {f.name: _why_not(f, expected, weights, labels) for f in sorted(home.glob("*.yaml"))}
+    configs = [name for name, why in reasons.items() if why is None]
     if not configs:
-        print(f"{home}: no run config there trains {expected} with class weights {weight_params}", flush=True)
+        said = "; ".join(f"{name}: {why}" for name, why in reasons.items()) or "no run config (*.yaml) there"
+        print(f"{home}: not the run to score ({said}); training it", flush=True)
         return None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "FERKIT_", "MLFLOW_"))}
     env.update(FERKIT_HOME=str(home), FERKIT_NO_PROGRESS="1")
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "row.json"
-        subprocess.run(
+        child = subprocess.run(
             [sys.executable, __file__, "--score-champion-to", str(out), "--data", data_path,
              "--expect", f"{expected},{data.fingerprint}", "--modes", ",".join(modes)],
-            env=env, check=True, cwd=ROOT,
+            env=env, cwd=ROOT, capture_output=True, text=True,
         )  # fmt: skip
-        row = json.loads(out.read_text())
+        if child.returncode != 0 or not out.is_file():
+            said = [line for line in child.stderr.splitlines() if line.strip()]
+            row = {"refused": f"scoring its champion failed: {said[-1] if said else f'exit {child.returncode}'}"}
+        else:
+            row = json.loads(out.read_text())
     if "refused" in row:
-        print(f"{home}: {row['refused']}", flush=True)
+        print(f"{home}: {row['refused']}; training it", flush=True)
         return None
-    config = TrainConfig(**config_dict)
     return {
         "row": name,
         "seed": config.seed,
         "parameters": row["parameters"],
         "epochs": config.total_epochs,
         "best_epoch": row["best_epoch"],
-        "trained_by": f"make train in {home} ({configs[0].name}); champion weights {row['weights_sha256'][:16]}",
+        "trained_by": f"make train in {home} ({configs[0]}); champion weights {row['weights_sha256'][:16]}",
         "best_val_macro_f1": row["best_val_macro_f1"],
         "scores": row["scores"],
         "machine": machine(),
     }
 
 
-def _trains(run_config: Path, fingerprint: str, weight_params: dict) -> bool:
-    """Whether `run_config` (a whole pipeline config) trains `fingerprint` with `weight_params`."""
+def _why_not(run_config: Path, fingerprint: str, weights: list[float], labels) -> str | None:
+    """Why `run_config` (a whole pipeline config) does not train `fingerprint` on the real faces with
+    `weights` (computed on the training `labels`); None when it does."""
+    from ferkit.data.weights import class_weights
     from ferkit.training import TrainConfig
 
     try:
-        train, weights, _ = settings(run_config)
-        return TrainConfig(**train).fingerprint() == fingerprint and weights == weight_params
-    except (KeyError, TypeError, ValueError, yaml.YAMLError):
-        return False
+        steps = yaml.safe_load(run_config.read_text())["steps"]
+        train, weight_params, _ = settings(run_config)
+        trains = TrainConfig(**train).fingerprint()
+        computes = class_weights(labels, **weight_params).as_list()
+    except (KeyError, TypeError, ValueError, yaml.YAMLError) as error:
+        return f"not a run config of the training ({type(error).__name__}: {error})"
+    oversample = (((steps.get("oversample_minority") or {}).get("parameters") or {}).get("config")) or {}
+    if trains != fingerprint:
+        return f"trains {trains}, not {fingerprint}"
+    if oversample.get("enabled"):
+        return "adds GAN faces to train"
+    if computes != list(weights):
+        return f"class weights {[round(w, 4) for w in computes]}, not {[round(w, 4) for w in weights]}"
+    return None
 
 
 def score_champion(out: Path, data_path: str, expect: str, modes: tuple[str, ...]) -> None:
@@ -224,11 +245,15 @@ def score_champion(out: Path, data_path: str, expect: str, modes: tuple[str, ...
     import hashlib
 
     from ferkit.data import read_fer2013
-    from ferkit.registry.store import load_trained_model, version_tags
+    from ferkit.registry.store import ModelNotFound, load_trained_model, version_tags
 
     uri = "models:/fer_emotion@champion"
     config_fingerprint, data_fingerprint = expect.split(",")
-    model = load_trained_model(uri)
+    try:
+        model = load_trained_model(uri)
+    except ModelNotFound as error:
+        out.write_text(json.dumps({"refused": f"no champion to score ({error})"}))
+        return
     tags = version_tags(uri)
     trained = hashlib.sha256(json.dumps(model.recipe, sort_keys=True).encode()).hexdigest()[:16]
     data = read_fer2013(data_path, progress=False)

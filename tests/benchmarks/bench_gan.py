@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             row = None
             if variant == "without_gan" and args.trained_homes:
                 home = Path(args.trained_homes) / f"seed{seed}"
-                row = trained_row(variant, home, config_dict, data, weight_params, modes, data_path)
+                row = trained_row(variant, home, config_dict, data, weights, modes, data_path)
             row = row or run_row(variant, config_dict, dataset, weights, modes)
             row.update(
                 key,
