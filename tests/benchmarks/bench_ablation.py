@@ -181,9 +181,9 @@ def trained_row(
     expected = config.fingerprint()
     labels = data.split("train").labels
     reasons = {f.name: _why_not(f, expected, weights, labels) for f in sorted(home.glob("*.yaml"))}
-    configs = [name for name, why in reasons.items() if why is None]
+    configs = [file for file, why in reasons.items() if why is None]
     if not configs:
-        said = "; ".join(f"{name}: {why}" for name, why in reasons.items()) or "no run config (*.yaml) there"
+        said = "; ".join(f"{file}: {why}" for file, why in reasons.items()) or "no run config (*.yaml) there"
         print(f"{home}: not the run to score ({said}); training it", flush=True)
         return None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "FERKIT_", "MLFLOW_"))}
