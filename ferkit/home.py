@@ -2,7 +2,10 @@
 
 `FERKIT_HOME` names it; otherwise an editable install knows its checkout and the home is
 `<checkout>/.ferkit`, wherever a command runs from. ZenML's own config folder follows:
-`ZENML_CONFIG_PATH` when set, else `<home>/zenml`.
+`ZENML_CONFIG_PATH` when set, else `<home>/zenml`. So does ZenML's repository (`.zen`, which
+records the active stack): the checkout's own for the checkout's home, `<home>/repo` for any
+other home, so that a run in another home (`make seeds`, a test) never switches the stack of
+the checkout's.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 HOME_ENV = "FERKIT_HOME"
 ZENML_ENV = "ZENML_CONFIG_PATH"
+REPOSITORY_ENV = "ZENML_REPOSITORY_PATH"
 
 
 def project_root() -> Path | None:
@@ -36,6 +40,17 @@ def zenml_config_path(environ: MutableMapping[str, str] = os.environ) -> Path:
     return ferkit_home(environ) / "zenml"
 
 
+def zenml_repository_path(environ: MutableMapping[str, str] = os.environ) -> Path | None:
+    """ZenML's repository folder: $ZENML_REPOSITORY_PATH; `<home>/repo` for a home other than the
+    checkout's; None for the checkout's home (ZenML finds the checkout's `.zen` from the working
+    folder, and cluster builds take their code from there)."""
+    if environ.get(REPOSITORY_ENV):
+        return Path(environ[REPOSITORY_ENV]).expanduser().resolve()
+    root = project_root()
+    home = ferkit_home(environ)
+    return None if root is not None and home == root.resolve() / ".ferkit" else home / "repo"
+
+
 def apply_defaults(environ: MutableMapping[str, str] = os.environ) -> None:
     """Point ZenML at the project's home unless the environment already points it somewhere.
 
@@ -44,4 +59,7 @@ def apply_defaults(environ: MutableMapping[str, str] = os.environ) -> None:
     project's stack and never fall back to ZenML's global default.
     """
     environ.setdefault(ZENML_ENV, str(zenml_config_path(environ)))
+    repository = zenml_repository_path(environ)
+    if repository is not None:
+        environ.setdefault(REPOSITORY_ENV, str(repository))
     environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")

@@ -364,6 +364,7 @@ def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would
     run_config.write_text(yaml.safe_dump(bench_seeds.seed_config(smoke, 0)))
     code, _ = bench_seeds.train_seed(run_config, home, home / "train.log", tqdm(disable=True))
     assert code == 0, (home / "train.log").read_text()[-3000:]
+    assert (home / "repo" / ".zen").is_dir()  # the home's own ZenML repository, not the checkout's
 
     train_raw, weight_params, tta = bench_ablation.settings(run_config)
     modes = ("flip", tta)

@@ -3,9 +3,11 @@ experiment tracker and model registry. zenml loads when these functions run."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ferkit.files import atomic_write_text
+from ferkit.home import REPOSITORY_ENV
 from ferkit.registry.decision import RegistryError
 from ferkit.registry.store import uri_file
 
@@ -27,8 +29,10 @@ def setup_local_stack(root: str | Path = ".") -> dict[str, str]:
     from zenml.config.global_config import GlobalConfiguration
     from zenml.enums import StackComponentType
 
-    root = Path(root).resolve()
+    # A home other than the checkout's has its own repository ($ZENML_REPOSITORY_PATH, ferkit.home).
+    root = Path(os.environ.get(REPOSITORY_ENV) or root).resolve()
     if not (root / ".zen").exists():
+        root.mkdir(parents=True, exist_ok=True)
         Client.initialize(root=root)
     client = Client()
     for name, component_type in (
