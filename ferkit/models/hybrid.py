@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx._symbolic_trace import is_fx_tracing
 
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
 from ferkit.models.backbones import build_backbone
@@ -86,7 +87,9 @@ class HybridFER(nn.Module):
             was_training = self.backbone.training
             h, w = self.backbone.eval()(torch.zeros(1, 3, input_size, input_size)).shape[-2:]
             self.backbone.train(was_training)
-        self.transformer = TransformerBlock(trunk.channels, h * w, dim, heads, mlp_ratio) if transformer else None
+        self.transformer = (
+            TransformerBlock(trunk.channels, h * w, dim, heads, mlp_ratio, grid=(h, w)) if transformer else None
+        )
         features = dim if transformer else trunk.channels
         self.norm = nn.LayerNorm(features)
         if branches:
@@ -103,7 +106,10 @@ class HybridFER(nn.Module):
         """Penultimate features (B, D): pooled tokens before the class-group branches."""
         x = (x - self.mean) / self.std  # (B, 1, 48, 48)
         if self.input_size != IMAGE_SIZE:  # a static choice, so FX (int8 quantization) can trace the model
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bicubic", align_corners=False)
+            # Smaller faces (progressive resizing) are scaled by the same factor.
+            native = is_fx_tracing() or x.shape[-1] == IMAGE_SIZE
+            side = self.input_size if native else round(self.input_size * x.shape[-1] / IMAGE_SIZE)
+            x = F.interpolate(x, size=(side, side), mode="bicubic", align_corners=False)
         x = self.attention(self.backbone(self.adapter(x)))  # (B, C, H, W)
         if self.transformer is not None:
             pooled = self.transformer(x).mean(dim=1)  # (B, N, D) -> (B, D)

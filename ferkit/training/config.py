@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ferkit.data.augment import AugmentConfig, MixConfig
-from ferkit.data.labels import EMOTIONS
+from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
 from ferkit.runtime import resolve_precision
 
 ALL = "all"  # a phase's `trainable` entry meaning every parameter
@@ -57,6 +57,17 @@ class MixSettings(BaseModel):
         return MixConfig(**self.model_dump())
 
 
+class ProgressiveSettings(BaseModel):
+    """Progressive resizing (as in fast.ai's DAWNBench runs; the train-test resolution effect,
+    Touvron et al. 2019): the first epochs see smaller faces, so they cost less, and the last
+    ones the native 48 px faces the model is evaluated on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(ge=16, lt=IMAGE_SIZE)  # side in pixels of the faces of the early epochs
+    epochs: int = Field(ge=1)  # how many epochs, counted over all phases, train at `size`
+
+
 class Phase(BaseModel):
     """One stage of training: how long, how fast, and which parameters may change."""
 
@@ -89,6 +100,7 @@ class TrainConfig(BaseModel):
     class_repeats: dict[str, int] = Field(default_factory=dict)  # emotion -> augmented copies per epoch
     augment: AugmentSettings = Field(default_factory=AugmentSettings)  # batched augmentation
     mix: MixSettings | None = None  # mixup or cutmix after augmentation; None: no mixing
+    progressive: ProgressiveSettings | None = None  # smaller faces in the first epochs; None: 48 px throughout
     tta_flip: bool = True  # average predictions over the image and its mirror at evaluation
     ema_decay: float | None = Field(None, gt=0, lt=1)  # evaluate and keep an exponential moving average
     early_stopping_patience: int | None = Field(10, ge=1)  # validations without improvement end a phase
@@ -110,6 +122,21 @@ class TrainConfig(BaseModel):
             if copies < 1:
                 raise ValueError(f"class_repeats: {emotion} has {copies} copies; at least 1")
         return value
+
+    @model_validator(mode="after")
+    def _check_progressive(self) -> TrainConfig:
+        if self.progressive is not None and self.progressive.epochs >= self.total_epochs:
+            raise ValueError(
+                f"progressive.epochs is {self.progressive.epochs} of {self.total_epochs} epochs in all: "
+                f"at least the last epoch must train on {IMAGE_SIZE} px faces"
+            )
+        return self
+
+    def train_size(self, epoch: int) -> int | None:
+        """The side the faces of `epoch` (0-based, over all phases) are resized to; None: as they are."""
+        if self.progressive is not None and epoch < self.progressive.epochs:
+            return self.progressive.size
+        return None
 
     def resolved_phases(self) -> list[Phase]:
         if self.phases:
@@ -133,8 +160,9 @@ class TrainConfig(BaseModel):
     def recipe(self) -> dict:
         """The config as it trains here (precision resolved): what a checkpoint records."""
         recipe = {**self.model_dump(mode="json"), "precision": self.concrete_precision}
-        if recipe["mix"] is None:  # recipes and fingerprints from before mixing existed stay as they were
-            del recipe["mix"]
+        for added in ("mix", "progressive"):  # recipes and fingerprints from before these existed stay as they were
+            if recipe[added] is None:
+                del recipe[added]
         return recipe
 
     def fingerprint(self) -> str:

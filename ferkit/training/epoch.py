@@ -125,8 +125,10 @@ def _train_step(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     idx: np.ndarray,
+    size: int | None = None,
 ) -> tuple[float, int, int, float]:
-    """One optimizer step on the batch `idx`; returns (loss x images, correct, images, seconds of data work)."""
+    """One optimizer step on the batch `idx`, its faces resized to `size` px when given; returns
+    (loss x images, correct, images, seconds of data work)."""
     config, workers, weights = setup.config, setup.workers, setup.class_weights
     device = next(setup.model.parameters()).device
     data_start = time.perf_counter()
@@ -137,6 +139,8 @@ def _train_step(
     if config.mix is not None:
         x, partner, share = mix_batch(x, config.mix.to_config(), setup.generator)
     y_partner = y[partner.to(device)] if partner is not None else y
+    if size is not None:  # progressive resizing: augmented at 48 px, then shrunk with antialiasing
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     # The denominator of the weighted mean over the *global* batch (what F.cross_entropy divides by).
     if weights is None:
         total_weight = torch.tensor(float(len(idx)))
@@ -176,8 +180,10 @@ def train_one_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     desc: str = "epoch",
     net: nn.Module | None = None,
+    size: int | None = None,
 ) -> dict[str, float]:
-    """One pass over shuffled, augmented training images; returns loss, accuracy and data-wait share.
+    """One pass over shuffled, augmented training images (resized to `size` px when given); returns
+    loss, accuracy and data-wait share.
 
     `net` is what forward passes go through (DDP over the model when distributed). Every rank
     augments the whole global batch from the shared generator and trains on its slice; the
@@ -198,7 +204,7 @@ def train_one_epoch(
         disable=progress_disabled() or not setup.workers.is_main,
     )
     for idx in bar:
-        loss, right, images, waited = _train_step(setup, net, optimizer, scheduler, idx)
+        loss, right, images, waited = _train_step(setup, net, optimizer, scheduler, idx, size)
         loss_sum, correct, seen, data_seconds = (loss_sum + loss, correct + right, seen + images, data_seconds + waited)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
     total = time.perf_counter() - start

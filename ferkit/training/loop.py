@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ferkit.data.labels import EMOTIONS
+from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
 from ferkit.metrics.classification import classification_metrics
 from ferkit.models.ema import model_ema
 from ferkit.models.predict import predict_proba
@@ -168,7 +168,9 @@ class _Run:
         for epoch_in_phase in range(first_epoch, phase.epochs):
             epoch_start = time.perf_counter()
             desc = f"{phase.name} {epoch_in_phase + 1}/{phase.epochs}"
-            metrics = train_one_epoch(self.setup, optimizer, scheduler, desc, net)
+            size = self.config.train_size(len(self.history))
+            desc += f" at {size} px" if size is not None else ""
+            metrics = train_one_epoch(self.setup, optimizer, scheduler, desc, net, size)
             last_of_phase = epoch_in_phase + 1 == phase.epochs
             self._end_epoch(
                 metrics,
@@ -179,6 +181,7 @@ class _Run:
                     "train.lr": scheduler.get_last_lr()[0],
                     "train.phase": float(index),
                     "train.trainable_parameters": float(sum(p.numel() for p in params)),
+                    **({"train.image_size": float(size or IMAGE_SIZE)} if self.config.progressive else {}),
                 },
             )
             if self.checkpoint is not None and self.workers.is_main:

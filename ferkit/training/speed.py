@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ferkit.data.labels import IMAGE_SIZE
 from ferkit.models import build_model
 from ferkit.runtime import keep_freed_memory, resolve_device, seed_everything
 from ferkit.training.config import TrainConfig
@@ -12,11 +13,12 @@ from ferkit.training.epoch import EpochSetup, class_repeats, make_optimizer, tra
 
 
 def training_throughput(
-    config: TrainConfig, images: np.ndarray, labels: np.ndarray, batches: int, warm_up: int = 3
+    config: TrainConfig, images: np.ndarray, labels: np.ndarray, batches: int, warm_up: int = 3, size: int | None = None
 ) -> dict:
     """Images per second (and the share spent waiting for data) of `batches` training steps of the
     recipe's model, optimizer, augmentation and precision, after `warm_up` steps that pay for
-    allocation. `images` (N, 48, 48) uint8 and `labels` (N,) are the faces it draws batches from."""
+    allocation; with `size`, on faces resized to that side (progressive resizing's early epochs).
+    `images` (N, 48, 48) uint8 and `labels` (N,) are the faces it draws batches from."""
     keep_freed_memory()  # as fit() does
     config = config.model_copy(update={"max_batches_per_epoch": batches})
     generator = seed_everything(config.seed)
@@ -33,13 +35,15 @@ def training_throughput(
         optimizer,
         scheduler,
         "warm-up",
+        size=size,
     )
     setup = EpochSetup(model, device_images, labels, config, generator, repeats=class_repeats(config))
-    figures = train_one_epoch(setup, optimizer, scheduler, "measure")
+    figures = train_one_epoch(setup, optimizer, scheduler, "measure", size=size)
     return {
         "images_per_second": figures["train.images_per_second"],
         "data_wait_share": figures["train.data_wait_share"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "precision": config.concrete_precision,
         "channels_last": config.channels_last,
+        "image_size": size or IMAGE_SIZE,
     }

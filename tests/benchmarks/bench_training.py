@@ -7,8 +7,9 @@ batches of the real training split: first the cpu config as written with glibc's
 allocator left as it is (before `keep_freed_memory` applies, for the rest of the
 process), then the config as written (`precision: auto` resolved for this CPU), in
 fp32 with channels_last, in fp32 without, in forced bf16 (emulated on a CPU without
-AVX512-BF16 or AMX), and the plain CNN baseline, all in one run so the ratios are
-comparable on a noisy shared machine. "Data wait" is the time
+AVX512-BF16 or AMX), the plain CNN baseline, and the config on faces resized to
+smaller sides (`--sizes`: what progressive resizing's early epochs cost), all in one
+run so the ratios are comparable on a noisy shared machine. "Data wait" is the time
 each step spends indexing, converting and augmenting its batch; the target
 is under 10% of step time.
 """
@@ -32,11 +33,11 @@ from tests.benchmarks.report import write_report  # noqa: E402
 TARGETS = {"data_wait_share_max": 0.10}
 
 
-def measure(config_dict: dict, images: np.ndarray, labels: np.ndarray, batches: int) -> dict:
+def measure(config_dict: dict, images: np.ndarray, labels: np.ndarray, batches: int, size: int | None = None) -> dict:
     from ferkit.training import TrainConfig
     from ferkit.training.speed import training_throughput
 
-    figures = training_throughput(TrainConfig(**config_dict), images, labels, batches)
+    figures = training_throughput(TrainConfig(**config_dict), images, labels, batches, size=size)
     return {
         **figures,
         "images_per_second": round(figures["images_per_second"], 1),
@@ -49,6 +50,9 @@ def main() -> int:
     parser.add_argument("--data", default=None, help="FER2013 archive (default: $FER2013_PATH)")
     parser.add_argument("--config", default=str(ROOT / "configs/cpu.yaml"))
     parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument(
+        "--sizes", default="40,36,32", help="smaller sides to train the config at (progressive resizing)"
+    )
     parser.add_argument("--out", default=str(ROOT / "tests/benchmarks/results/training.json"))
     args = parser.parse_args()
 
@@ -72,6 +76,9 @@ def main() -> int:
         "plain_cnn": {**copy.deepcopy(cpu), "architecture": "plain_cnn", "architecture_kwargs": {}},
     }
     results = {name: measure(c, train.images, train.labels, args.batches) for name, c in variants.items()}
+    sizes = [int(side) for side in args.sizes.split(",") if side]
+    for side in sizes:
+        results[f"cpu_config_at_{side}px"] = measure(cpu, train.images, train.labels, args.batches, size=side)
     results["cpu_config_default_allocator"] = default_allocator
     speed = {name: row["images_per_second"] for name, row in results.items()}
     results["kept_memory_speedup_over_default_allocator"] = round(
@@ -82,6 +89,8 @@ def main() -> int:
     results["forced_bf16_speedup_over_fp32_nchw"] = round(
         speed["cpu_config_forced_bf16"] / speed["cpu_config_fp32_nchw"], 2
     )
+    for side in sizes:
+        results[f"speedup_at_{side}px"] = round(speed[f"cpu_config_at_{side}px"] / speed["cpu_config"], 2)
     epoch_images = len(train) + 2 * int((train.labels == 1).sum())  # the config's 3 copies of disgust
     results["cpu_config_epoch_seconds_estimate"] = round(epoch_images / results["cpu_config"]["images_per_second"], 1)
     checks = {"data_wait_share": results["cpu_config"]["data_wait_share"] <= TARGETS["data_wait_share_max"]}

@@ -104,8 +104,30 @@ class TestParts:
     def test_transformer_keeps_token_count_and_projects(self):
         block = TransformerBlock(in_channels=64, tokens=36, dim=32, heads=8)
         assert block(torch.rand(2, 64, 6, 6)).shape == (2, 36, 32)
-        with pytest.raises(RuntimeError, match="size of tensor a \\(49\\) must match .* \\(36\\)"):
-            block(torch.rand(2, 64, 7, 7))  # the position embedding fixes N
+        with pytest.raises(ValueError, match="built for 36 tokens and got a 7x7 map"):
+            block(torch.rand(2, 64, 7, 7))  # without its grid the position embedding fixes N
+
+    def test_transformer_with_its_grid_takes_smaller_maps(self):
+        block = TransformerBlock(in_channels=64, tokens=36, dim=32, heads=8, grid=(6, 6)).eval()
+        assert block(torch.rand(2, 64, 4, 4)).shape == (2, 16, 32)
+        torch.testing.assert_close(block._resized_position((6, 6)), block.position)  # the native grid is kept
+        resized = block._resized_position((3, 3)).reshape(3, 3, 32)
+        grid = block.position.reshape(6, 6, 32)
+        # Each new cell lies over a 2x2 block of the learned grid: its value stays within their range.
+        assert (resized[0, 0] <= grid[:2, :2].amax(dim=(0, 1)) + 0.05).all()
+        with pytest.raises(ValueError, match="grid \\(5, 5\\) has 25 cells for 36 tokens"):
+            TransformerBlock(in_channels=64, tokens=36, dim=32, grid=(5, 5))
+
+    def test_hybrid_takes_progressive_resizing_faces(self):
+        model = build_model("hybrid", **TINY).eval()
+        with torch.no_grad():
+            assert model(torch.rand(2, 1, 32, 32)).shape == (2, len(EMOTIONS))
+        upscaled = build_model("hybrid", **{**TINY, "input_size": 64}).eval()
+        seen = []
+        upscaled.backbone.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-1]))
+        with torch.no_grad():
+            upscaled(torch.rand(1, 1, 48, 48)), upscaled(torch.rand(1, 1, 36, 36))
+        assert seen == [64, 48]  # smaller faces reach the trunk scaled by the same factor
 
     def test_branches_write_logits_in_canonical_order(self):
         branches = GroupBranches(dim=4, hidden=4).eval()

@@ -153,6 +153,18 @@ class TestResume:
         for key, value in reference.state_dict.items():
             torch.testing.assert_close(resumed.state_dict[key], value, rtol=0, atol=0)
 
+    @pytest.mark.parametrize("interrupt_after", [1, 2])  # within the small epochs, at the switch to 48 px
+    def test_resume_keeps_the_progressive_sizes(self, tmp_path, interrupt_after):
+        options = dict(progressive={"size": 32, "epochs": 2})
+        reference, _ = self._run(**options)
+        assert [h["train.image_size"] for h in reference.history] == [32, 32, 48, 48]
+        with pytest.raises(KeyboardInterrupt):
+            self._run(tmp_path / "s.pt", interrupt_after=interrupt_after, **options)
+        resumed, _ = self._run(tmp_path / "s.pt", **options)
+        assert [h["train.image_size"] for h in resumed.history] == [32, 32, 48, 48]
+        for key, value in reference.state_dict.items():
+            torch.testing.assert_close(resumed.state_dict[key], value, rtol=0, atol=0)
+
     def test_resume_with_early_stopping_class_weights_and_repeats(self, tmp_path):
         options = dict(early_stopping_patience=1, use_class_weights=True, class_repeats={"happy": 2})
         reference, _ = self._run(**options)

@@ -12,6 +12,7 @@ from ferkit.models import build_model
 from ferkit.models.predict import to_input
 from ferkit.training import TrainConfig, fit, predict_proba, seed_everything
 from ferkit.training.config import AugmentSettings
+from tests.factories import TINY_HYBRID
 
 
 def two_class_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -226,6 +227,60 @@ class TestMix:
         model.load_state_dict(result.state_dict)
         assert np.isfinite(result.history[-1]["train.loss"])
         assert (predict_proba(model, vx).argmax(1) == vy).mean() > 0.9
+
+
+class TestProgressive:
+    def test_the_early_epochs_train_small_faces_and_validation_stays_native(self):
+        x, y = two_class_faces(64, seed=0)
+        config = TrainConfig(
+            epochs=3,
+            progressive={"size": 32, "epochs": 2},
+            **{**SMALL, "architecture": "hybrid", "architecture_kwargs": TINY_HYBRID},
+        )
+        model = build_model(config.architecture, **config.architecture_kwargs)
+        sides: list[tuple[bool, int]] = []
+        model.register_forward_pre_hook(lambda module, args: sides.append((module.training, args[0].shape[-1])))
+        result = fit(model, x, y, x[:16], y[:16], config)
+        trained = [side for training, side in sides if training]
+        per_epoch = len(trained) // 3
+        assert trained == [32] * 2 * per_epoch + [48] * per_epoch
+        assert {side for training, side in sides if not training} == {48}
+        assert [h["train.image_size"] for h in result.history] == [32, 32, 48]
+
+    def test_a_model_trained_with_progressive_resizing_learns(self):
+        x, y = two_class_faces(256, seed=0)
+        vx, vy = two_class_faces(128, seed=1)
+        config = TrainConfig(epochs=4, progressive={"size": 24, "epochs": 3}, **SMALL)
+        model = build_model(config.architecture, **config.architecture_kwargs)
+        model.load_state_dict(fit(model, x, y, vx, vy, config).state_dict)
+        assert (predict_proba(model, vx).argmax(1) == vy).mean() > 0.9
+
+    def test_the_schedule_counts_epochs_over_all_phases(self):
+        phases = [{"name": "a", "epochs": 2, "lr": 1e-3}, {"name": "b", "epochs": 3, "lr": 1e-3}]
+        config = TrainConfig(phases=phases, progressive={"size": 36, "epochs": 3})
+        assert [config.train_size(epoch) for epoch in range(5)] == [36, 36, 36, None, None]
+        assert TrainConfig(phases=phases).train_size(0) is None
+
+    @pytest.mark.parametrize(
+        "progressive, message",
+        [
+            ({"size": 36, "epochs": 4}, "progressive.epochs is 4 of 4 epochs in all"),
+            ({"size": 48, "epochs": 1}, "less than 48"),
+            ({"size": 8, "epochs": 1}, "greater than or equal to 16"),
+            ({"size": 36, "epochs": 1, "sizes": [32]}, "sizes"),
+        ],
+    )
+    def test_a_schedule_without_native_epochs_or_with_odd_sizes_is_refused(self, progressive, message):
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(epochs=4, progressive=progressive)
+
+    def test_a_recipe_without_progressive_resizing_keeps_its_fingerprint(self):
+        plain = TrainConfig(epochs=2, **SMALL)
+        assert "progressive" not in plain.recipe()
+        resized = TrainConfig(epochs=2, progressive={"size": 32, "epochs": 1}, **SMALL)
+        assert resized.recipe()["progressive"] == {"size": 32, "epochs": 1}
+        assert resized.fingerprint() != plain.fingerprint()
+        assert TrainConfig(**resized.recipe()).fingerprint() == resized.fingerprint()
 
 
 class TestPrecision:
