@@ -103,6 +103,16 @@ class TestAblation:
         with pytest.raises(SystemExit, match="'power': 0.5"):
             run(archive, config, out, rows="full", seeds="1")  # other class weights
         assert out.read_text() == kept
+        edited["steps"]["compute_class_weights"]["parameters"]["power"] = 0.5
+        edited["steps"]["train_model"]["parameters"]["config"]["batch_size"] = 8
+        config.write_text(yaml.safe_dump(edited))
+        with pytest.raises(SystemExit, match="'recipe'"):
+            run(archive, config, out, rows="full", seeds="0")  # the config's recipe changed
+        assert out.read_text() == kept
+        edited["steps"]["train_model"]["parameters"]["config"]["batch_size"] = 16
+        edited["steps"]["train_model"]["parameters"]["config"]["seed"] = 5
+        config.write_text(yaml.safe_dump(edited))
+        assert run(archive, config, out, rows="full", seeds="0")["runs"] == second["runs"]  # the seed is not
 
     def test_a_run_cut_short_continues_from_its_last_epoch_and_ends_as_an_uninterrupted_one(
         self, setup, monkeypatch, tmp_path

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import statistics
 import sys
@@ -58,13 +59,22 @@ def settings(config_file: str | Path) -> tuple[dict, dict, str]:
     return train, weights, tta
 
 
+def recipe_hash(train: dict) -> str:
+    """The training config as written, less its seed, hashed: what a table's rows share."""
+    recipe = {key: value for key, value in train.items() if key != "seed"}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def table_key(config_file: str | Path, epochs: int, modes: tuple[str, ...], weights: dict, train: dict) -> dict:
-    """What makes runs comparable within one file: the config, the budget, the views, the class
-    weights and the precision the training resolves to on this machine (bf16 and fp32 differ)."""
+    """What makes runs comparable within one file: the config and the recipe it held (a changed
+    config starts another table instead of replacing some of the rows), the budget, the views, the
+    class weights and the precision the training resolves to on this machine (bf16 and fp32
+    differ)."""
     from ferkit.training import TrainConfig
 
     return {
         "config": shown_path(config_file),
+        "recipe": recipe_hash(train),
         "budget_epochs": epochs,
         "modes": list(modes),
         "class_weights": weights,
