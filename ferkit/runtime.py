@@ -33,19 +33,31 @@ def resolve_device(name: str) -> torch.device:
 
 PRECISIONS = ("auto", "fp32", "bf16")
 CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo flags of native bf16 arithmetic
-CPU_AMX_FLAGS = frozenset({"amx_bf16"})  # bf16 matrix tiles: where bf16 training pays on a CPU
+CPU_AMX_FLAGS = frozenset({"amx_bf16"})  # bf16 matrix tiles: where bf16 training pays on an Intel CPU
+BF16_VECTOR_VENDORS = frozenset({"AuthenticAMD"})  # AVX512-BF16 pays without AMX (Zen 4: 1.64x fp32)
 
 
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, as on macOS)."""
+def cpu_field(name: str) -> str:
+    """A field of the first processor in /proc/cpuinfo ("" where there is none, as on macOS)."""
     try:
         text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
     except OSError:
-        return frozenset()
+        return ""
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return ""
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    return frozenset(cpu_field("flags").split())
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id from /proc/cpuinfo ("GenuineIntel", "AuthenticAMD"; "" where there is none)."""
+    return cpu_field("vendor_id")
 
 
 def cpu_model() -> str:
@@ -70,17 +82,22 @@ def cpu_model() -> str:
 
 def bf16_pays(device: torch.device) -> bool:
     """Whether bf16 autocast trains faster than fp32 on `device`: a CUDA GPU of compute
-    capability 8 or later (A100, H100, RTX 30xx and on), or a CPU with AMX.
+    capability 8 or later (A100, H100, RTX 30xx and on), a CPU with AMX, or an AMD CPU with
+    AVX512-BF16 (Zen 4 and later).
 
-    Measured on 2 cores for the cpu model (docs/results.md): with AMX, bf16 ran 2.65x fp32; with
-    AVX512-BF16 but no AMX, 0.71x fp32 (the conversions cost more than the faster dot products
-    save); on AVX2 alone bf16 is emulated, 9x slower.
+    Measured on 2 cores for the cpu model (docs/results.md): with AMX, bf16 ran 2.65x fp32; on
+    an AMD EPYC (Zen 4) with AVX512-BF16, 1.64x; on an Intel Xeon with AVX512-BF16 but no AMX,
+    0.71x (the conversions cost more than the faster dot products save); on AVX2 alone bf16 is
+    emulated, 9x slower.
     """
     import torch
 
     if device.type == "cuda":  # Ampere (8.0) and later; torch's own check counts emulation too
         return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
-    return device.type == "cpu" and bool(cpu_flags() & CPU_AMX_FLAGS)
+    if device.type != "cpu":
+        return False
+    flags = cpu_flags()
+    return bool(flags & CPU_AMX_FLAGS) or ("avx512_bf16" in flags and cpu_vendor() in BF16_VECTOR_VENDORS)
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> str:

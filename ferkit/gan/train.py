@@ -45,7 +45,7 @@ class GANConfig(BaseModel):
     balanced: bool = True  # draw real batches class-balanced
     mirror: bool = True  # random horizontal flips before the discriminator
     seed: int = 0
-    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # bf16 autocast; auto: where it pays (AMX, recent GPUs)
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # bf16 autocast; auto: where it pays (bf16_pays)
     channels_last: bool = False  # NHWC memory layout, faster convolutions on CPU
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1)

@@ -108,7 +108,7 @@ class TrainConfig(BaseModel):
     max_batches_per_epoch: int | None = Field(None, ge=1)  # cap for smoke runs; None = whole split
     eval_batch_size: int = Field(512, ge=1)  # images per forward pass when predicting
     device: str = "auto"  # auto: cuda when available, else cpu
-    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 autocast where it pays (AMX, GPUs)
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 autocast where it pays (bf16_pays)
     channels_last: bool = False  # NHWC memory format, faster convolutions on CPU and GPU
     seed: int = 0  # seeds python, numpy and torch
     num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None = all cores

@@ -102,7 +102,7 @@ def main() -> int:
         checks,
         batches=args.batches,
         config=str(Path(args.config).relative_to(ROOT)),
-        native_bf16=bool(cpu_flags() & CPU_BF16_FLAGS),  # AVX512-BF16 or AMX; `auto` takes bf16 only with AMX
+        native_bf16=bool(cpu_flags() & CPU_BF16_FLAGS),  # AVX512-BF16 or AMX; `auto` takes bf16 with AMX or on AMD
         amx=bool(cpu_flags() & CPU_AMX_FLAGS),
     )
 
