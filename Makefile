@@ -93,10 +93,11 @@ bench: setup
 # The ablation: cpu.yaml with each hybrid part switched off, EPOCHS (default 16) of its budget, on
 # SEEDS (default 0,1), PublicTest beside PrivateTest. Six rows of two seeds take about 5 hours on
 # 2 cores that train at 350 images/s; a rerun continues with the runs not yet measured, and
-# ROWS=full,no_transformer runs a subset.
+# ROWS=full,no_transformer runs a subset. A table measured under another recipe, budget or
+# precision is kept and refused: OUT=<file> starts another.
 ablation: setup
 	$(BIN)/python tests/benchmarks/bench_ablation.py --epochs $(or $(EPOCHS),16) --seeds $(or $(SEEDS),0$(comma)1) \
-	  $(if $(ROWS),--rows $(ROWS)) --out tests/benchmarks/results/ablation-$(or $(EPOCHS),16)-epochs.json
+	  $(if $(ROWS),--rows $(ROWS)) --out $(or $(OUT),tests/benchmarks/results/ablation-$(or $(EPOCHS),16)-epochs.json)
 
 # The headline over training seeds: `make train` of CONFIG (default cpu.yaml) once per seed in SEEDS
 # (default 0,1,2), each in its own home under $(FERKIT_HOME)/seeds, scored on PublicTest and
@@ -136,10 +137,11 @@ tta: setup
 # PrivateTest. The without-GAN runs are the seeds `make seeds` trained (scored from their homes,
 # not trained again, when they are the same training); the other four runs take about 4 hours on
 # 2 cores that train at 350 images/s, about 7 on the AVX512 machine without AMX; a rerun continues.
+# A table measured under another recipe or precision is kept and refused: OUT=<file> starts another.
 gan-ablation: setup
 	$(BIN)/python tests/benchmarks/bench_gan.py --epochs $(or $(EPOCHS),36) --seeds $(or $(SEEDS),0$(comma)1) \
 	  --variants $(or $(VARIANTS),without_gan$(comma)with_gan$(comma)weights_matched) --trained-homes $(FERKIT_HOME)/seeds \
-	  --out tests/benchmarks/results/gan-$(or $(EPOCHS),36)-epochs.json
+	  --out $(or $(OUT),tests/benchmarks/results/gan-$(or $(EPOCHS),36)-epochs.json)
 
 # Cluster stacks: need `zenml login <server>`, kubectl access, a registry and object storage
 # (docs/scaling.md). The integrations' packages are installed into the venv first.

@@ -158,6 +158,8 @@ class TestAblation:
         (["ablation"], "--epochs 16 --seeds 0,1 "),
         (["gan-ablation"], "--variants without_gan,with_gan,weights_matched "),
         (["gan-ablation", "EPOCHS=10", "SEEDS=3"], "gan-10-epochs.json"),
+        (["gan-ablation", "OUT=/tmp/gan-bf16.json"], "--out /tmp/gan-bf16.json"),
+        (["ablation", "OUT=/tmp/a.json"], "--out /tmp/a.json"),
         (["class-offsets"], "--seeds 0,1,2 "),
     ],
 )
@@ -169,7 +171,7 @@ def test_the_makefile_passes_whole_comma_lists_as_defaults(target, expected):
 
     root = Path(__file__).resolve().parents[1]
     # What the test run itself was given (`make test SEEDS=3`, an exported EPOCHS) stays out.
-    given = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SEEDS", "EPOCHS", "ROWS", "VARIANTS", "CONFIG"}
+    given = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SEEDS", "EPOCHS", "ROWS", "VARIANTS", "CONFIG", "OUT"}
     env = {k: v for k, v in os.environ.items() if k not in given}
     shown = subprocess.run(["make", "-n", "-s", *target], cwd=root, capture_output=True, text=True, env=env)
     assert shown.returncode == 0, shown.stderr
