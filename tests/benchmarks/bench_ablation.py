@@ -67,9 +67,8 @@ def recipe_hash(train: dict) -> str:
 
 def table_key(config_file: str | Path, epochs: int, modes: tuple[str, ...], weights: dict, train: dict) -> dict:
     """What makes runs comparable within one file: the config and the recipe it held (a changed
-    config starts another table instead of replacing some of the rows), the budget, the views, the
-    class weights and the precision the training resolves to on this machine (bf16 and fp32
-    differ)."""
+    config is refused rather than replacing some of the rows), the budget, the views, the class
+    weights and the precision the training resolves to on this machine (bf16 and fp32 differ)."""
     from ferkit.training import TrainConfig
 
     return {
