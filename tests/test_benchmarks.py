@@ -441,3 +441,16 @@ def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would
     assert "trained_by" not in runs["with_gan"] and runs["with_gan"]["synthetic_images"] > 0
     assert results["gan"]["0"]["added"] == {"disgust": 12}  # smoke.yaml's 2x of 12 training faces
     assert "minus_without_gan" in results["summary"]["with_gan"]["val.flip.macro_f1"]
+
+
+def test_a_cached_generator_is_reused_only_where_it_trains_at_the_same_precision(monkeypatch, tmp_path):
+    from ferkit import runtime
+    from ferkit.gan.oversample import OversampleConfig
+
+    over = OversampleConfig(enabled=True, targets={"disgust": "3x"}, gan={"precision": "auto", "device": "cpu"})
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    monkeypatch.setattr(runtime, "cpu_vendor", lambda: "GenuineIntel")
+    fp32_here = bench_gan.generator_cache(tmp_path, over)
+    assert bench_gan.generator_cache(tmp_path, over) == fp32_here and fp32_here.parent == tmp_path
+    monkeypatch.setattr(runtime, "cpu_vendor", lambda: "AuthenticAMD")  # auto: bf16 there
+    assert bench_gan.generator_cache(tmp_path, over) != fp32_here

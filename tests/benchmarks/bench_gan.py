@@ -45,6 +45,16 @@ from tests.benchmarks.report import shown_path, write_report  # noqa: E402 (afte
 VARIANTS = ("without_gan", "with_gan", "weights_matched")
 
 
+def generator_cache(folder: Path, over) -> Path:
+    """Where the generator of `over` (an OversampleConfig) is cached: keyed on its settings and on
+    the precision `auto` resolves to here, so a generator trained in fp32 on another kind of
+    machine is not reused where this one trains in bf16."""
+    from ferkit.runtime import resolve_precision
+
+    trained_as = over.model_dump_json() + resolve_precision(over.gan.precision, over.gan.device)
+    return folder / f"generator-{hashlib.sha256(trained_as.encode()).hexdigest()[:16]}.pt"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="FER2013 archive (default: $FER2013_PATH)")
@@ -123,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         over = OversampleConfig(**{**over_params["config"], "enabled": True, "seed": seed})
         over.gan.seed = seed
         plan = plan_synthetic(real_training_faces(data).class_counts(), over)
-        cache = generators / f"generator-{hashlib.sha256(over.model_dump_json().encode()).hexdigest()[:16]}.pt"
+        cache = generator_cache(generators, over)
         if cache.is_file():
             generator = TrainedGenerator.load(cache)
         else:
