@@ -103,10 +103,11 @@ ablation: setup
 # (default 0,1,2), each in its own home under $(FERKIT_HOME)/seeds, scored on PublicTest and
 # PrivateTest with the config's TTA into tests/benchmarks/results/seeds_<TTA>.json; a seed already
 # there for the same training is not trained again, an interrupted one continues where it stopped.
+# A file of another training or precision is kept and refused: OUT=<file> starts another.
 # `nohup make seeds > seeds.log &`.
 seeds: setup
 	$(BIN)/python tests/benchmarks/bench_seeds.py --config $(or $(CONFIG),configs/cpu.yaml) \
-	  --seeds $(or $(SEEDS),0$(comma)1$(comma)2) --root $(FERKIT_HOME)/seeds
+	  --seeds $(or $(SEEDS),0$(comma)1$(comma)2) --root $(FERKIT_HOME)/seeds $(if $(OUT),--out $(OUT))
 
 # The backbone comparison (docs/results.md, "Backbones"): SPEC defaults to
 # configs/compare_backbones_gpu.yaml where CUDA is available, else configs/compare_backbones.yaml

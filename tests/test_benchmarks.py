@@ -160,6 +160,7 @@ class TestAblation:
         (["gan-ablation", "EPOCHS=10", "SEEDS=3"], "gan-10-epochs.json"),
         (["gan-ablation", "OUT=/tmp/gan-bf16.json"], "--out /tmp/gan-bf16.json"),
         (["ablation", "OUT=/tmp/a.json"], "--out /tmp/a.json"),
+        (["seeds", "OUT=/tmp/s.json"], "--out /tmp/s.json"),
         (["class-offsets"], "--seeds 0,1,2 "),
     ],
 )
@@ -257,7 +258,7 @@ class TestSeeds:
         assert out.read_bytes() == before
 
     def test_a_new_scoring_setting_keeps_the_trained_seeds_and_a_training_change_trains_again(
-        self, tmp_path, monkeypatch
+        self, tmp_path, monkeypatch, capsys
     ):
         from tests.benchmarks import bench_seeds
 
@@ -280,6 +281,7 @@ class TestSeeds:
         path.write_text(yaml.safe_dump(config))
         out.write_text(json.dumps({
             "training_sha256": bench_seeds.training_fingerprint(config),
+            "precision": bench_seeds.trained_precision(config),
             "results": {"tta": "multi_view", "rows": [{"seed": 0, "val": scored, "test": scored}]},
         }))  # fmt: skip
         argv = ["bench_seeds", "--config", str(path), "--seeds", "0", "--root", str(root), "--out", str(out)]
@@ -291,9 +293,17 @@ class TestSeeds:
         assert bench_seeds.main() == 0 and trained == []  # the gate's metric changes no weight
         assert json.loads(out.read_text())["results"]["test"]["macro_f1"]["mean"] == 0.7
 
+        # The same config on a machine where `auto` resolves to another precision trains other weights.
+        here = bench_seeds.trained_precision(config)
+        monkeypatch.setattr(bench_seeds, "trained_precision", lambda c: {"fp32": "bf16"}.get(here, "fp32"))
+        before = out.read_bytes()
+        assert bench_seeds.main() == 2 and trained == []
+        assert out.read_bytes() == before
+        assert "holds seeds trained in " + here in capsys.readouterr().err
+        monkeypatch.setattr(bench_seeds, "trained_precision", lambda c: here)
+
         config["steps"]["train_model"]["parameters"]["config"] = {**TINY_HYBRID, "batch_size": 32}
         path.write_text(yaml.safe_dump(config))
-        before = out.read_bytes()
         assert bench_seeds.main() == 2 and trained == []  # another training's seeds: refused, kept
         assert out.read_bytes() == before
         monkeypatch.setattr("sys.argv", [*argv[:-1], str(tmp_path / "seeds_other.json")])

@@ -60,6 +60,14 @@ def training_fingerprint(config: dict) -> str:
     return hashlib.sha256(json.dumps(trains, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def trained_precision(config: dict) -> str:
+    """The precision the config's training resolves to on this machine (`auto` is bf16 on some CPUs
+    and fp32 on others): seeds trained at one are not seeds of the other, as with another seed."""
+    from ferkit.training import TrainConfig
+
+    return TrainConfig(**config["steps"]["train_model"]["parameters"]["config"]).concrete_precision
+
+
 def seed_config(config: dict, seed: int) -> dict:
     """`config` with the training seed set to `seed` (the GAN's seed is left as written)."""
     out = json.loads(json.dumps(config))
@@ -223,6 +231,16 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    # Scoring trains nothing, so the file keeps the precision its seeds were trained at.
+    precision = previous.get("precision") if args.score_only else trained_precision(config)
+    if previous.get("results", {}).get("rows") and previous.get("precision") != precision:
+        print(
+            f"bench_seeds: {out} holds seeds trained in {previous.get('precision') or 'a precision not recorded'}; "
+            f"{args.config} trains in {precision} on this machine ({machine().get('cpu', 'its CPU')}); "
+            "give another --out to train them here",
+            file=sys.stderr,
+        )
+        return 2
     rows = list(previous.get("results", {}).get("rows", []))
     seeds = [int(s) for s in args.seeds.split(",")]
     root = Path(args.root).resolve()
@@ -233,7 +251,8 @@ def main() -> int:
         results["minutes"] = (
             {"mean": round(statistics.fmean(minutes), 1), "max": round(max(minutes), 1)} if minutes else {}
         )
-        write_report("seeds", out, {}, results, {}, config=args.config, training_sha256=fingerprint)
+        recorded = {"precision": precision} if precision else {}  # scored only, from a file without one: unknown
+        write_report("seeds", out, {}, results, {}, config=args.config, training_sha256=fingerprint, **recorded)
 
     bar = tqdm(seeds, desc="seeds", unit="seed")
     for seed in bar:
@@ -254,7 +273,7 @@ def main() -> int:
         bar.set_description(f"seed {seed}" + (" (resumed)" if resume else ""))
         code, minutes = train_seed(seeded, home, home / "train.log", bar, resume=resume)
         # Seeds may run in different sessions on different machines: each row says where it ran.
-        row: dict = {"seed": seed, "machine": machine(), "log": str(home / "train.log")}
+        row: dict = {"seed": seed, "machine": machine(), "precision": precision, "log": str(home / "train.log")}
         row |= (
             {"resumed": True, "minutes_after_resume": round(minutes, 1)} if resume else {"minutes": round(minutes, 1)}
         )
