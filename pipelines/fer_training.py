@@ -36,8 +36,11 @@ def fer_training(data_path: str | None = None) -> None:
     model = train_model(fer_dataset=training_dataset, class_weights=class_weights)
 
     # Evaluation on test (PrivateTest), touched once; drift of test against train.
-    test_metrics, _evaluation_report = evaluate_model(model=model, fer_dataset=validated_dataset)
+    test_metrics, _evaluation_report, val_probabilities = evaluate_model(model=model, fer_dataset=validated_dataset)
     report_drift(fer_dataset=validated_dataset, model=model)
 
-    # Registration in MLflow as `fer_emotion`, then champion/challenger promotion.
-    register_model(model=model, test_metrics=test_metrics, fer_dataset=validated_dataset)
+    # Registration in MLflow as `fer_emotion`, then champion/challenger promotion on val (PublicTest),
+    # taking the evaluation's val probabilities when they have the gate's views.
+    register_model(
+        model=model, test_metrics=test_metrics, fer_dataset=validated_dataset, val_probabilities=val_probabilities
+    )

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from typing import Any, ClassVar
 
+import numpy as np
 from zenml.enums import ArtifactType
 from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
 from ferkit.data.dataset import FERDataset
 from ferkit.gan.oversample import TrainedGenerator
+from ferkit.inference.evaluation import SplitProbabilities
 from ferkit.models.checkpoint import TrainedModel
 
 _DATASET_FILES = ("arrays.npz", "meta.json")
 _MODEL_FILE = "model.pt"
 _GENERATOR_FILE = "generator.pt"
+_PROBABILITIES_FILES = ("probs.npy", "meta.json")
 
 
 def _copy_dir(src: str, dst: str, names: tuple[str, ...]) -> None:
@@ -107,3 +111,30 @@ class GeneratorMaterializer(BaseMaterializer):
             "train_seconds": round(data.seconds, 1),
             "emotions": ",".join(data.emotions),
         }
+
+
+class SplitProbabilitiesMaterializer(BaseMaterializer):
+    """Stores `SplitProbabilities` as the raw array (.npy) plus what identifies it (JSON)."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (SplitProbabilities,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+
+    def load(self, data_type: type[Any]) -> SplitProbabilities:
+        with tempfile.TemporaryDirectory() as tmp:
+            _copy_dir(self.uri, tmp, _PROBABILITIES_FILES)
+            with open(os.path.join(tmp, "meta.json")) as f:
+                meta = json.load(f)
+            probs = np.load(os.path.join(tmp, "probs.npy"), allow_pickle=False)
+        return SplitProbabilities(meta["split"], meta["mode"], meta["fingerprint"], meta["weights_sha256"], probs)
+
+    def save(self, data: SplitProbabilities) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            np.save(os.path.join(tmp, "probs.npy"), np.asarray(data.probs), allow_pickle=False)
+            meta = {"split": data.split, "mode": data.mode, "fingerprint": data.fingerprint,
+                    "weights_sha256": data.weights_sha256}  # fmt: skip
+            with open(os.path.join(tmp, "meta.json"), "w") as f:
+                json.dump(meta, f)
+            _copy_dir(tmp, self.uri, _PROBABILITIES_FILES)
+
+    def extract_metadata(self, data: SplitProbabilities) -> dict[str, Any]:
+        return {"split": data.split, "views": data.mode, "images": int(len(data.probs))}

@@ -31,6 +31,31 @@ HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_los
 REPORTED_MODES = ("none", "flip", "ten_crop", "multi_scale")
 
 
+@dataclass(frozen=True)
+class SplitProbabilities:
+    """One model's probabilities on one split with one set of views, and what identifies them: the
+    champion gate takes them instead of scoring the same images with the same views again."""
+
+    split: str
+    mode: str  # the TTA views
+    fingerprint: str  # of the split's images and labels ("" when nothing was scored)
+    weights_sha256: str  # of the model that scored them
+    probs: np.ndarray  # (N, 7)
+
+    @classmethod
+    def nothing(cls, split: str = "val") -> SplitProbabilities:
+        """No probabilities: serves no request."""
+        return cls(split, "", "", "", np.zeros((0, len(EMOTIONS)), dtype=np.float32))
+
+    def serves(self, fingerprint: str, weights_sha256: str, mode: str) -> bool:
+        """True when these are the probabilities of those weights on those images with those views."""
+        return bool(self.fingerprint) and (self.fingerprint, self.weights_sha256, self.mode) == (
+            fingerprint,
+            weights_sha256,
+            mode,
+        )
+
+
 @dataclass
 class EvaluationResult:
     split: str
@@ -47,6 +72,7 @@ class EvaluationResult:
     classes_present: list[str] = field(default_factory=list)
     probs: np.ndarray | None = None
     labels: np.ndarray | None = None
+    held_out: SplitProbabilities | None = None  # the temperature's split, scored with the headline views
 
     def flat_metrics(self) -> dict[str, float]:
         """Everything numeric under stable dotted names: `macro_f1`, `tta.ten_crop.macro_f1`, ..."""
@@ -129,6 +155,9 @@ def evaluate(
         held_out = data.split(fit_temperature_on)
         held_out_probs = predict_proba(network, held_out.images, tta=headline_mode, bf16=bf16)
         _calibrate(result, fit_temperature(held_out.labels, held_out_probs))
+        result.held_out = SplitProbabilities(
+            fit_temperature_on, headline_mode, held_out.fingerprint, model.weights_sha256(), held_out_probs
+        )
     if leakage_mask is not None:
         keep = ~np.asarray(leakage_mask)[data.split_mask(split)]
         result.leakage_free_images = int(keep.sum())
@@ -276,10 +305,15 @@ def _markdown_tables_to_html(markdown: str) -> str:
     return "\n".join(html)
 
 
-def probabilities_for(model: TrainedModel, images: np.ndarray, metric: str) -> np.ndarray:
-    """(N, 7) probabilities with the views a gate metric names: `tta.<mode>.<figure>` that mode,
-    any other figure the recipe's headline mode (flip when it trained with flip), as `evaluate` scores."""
+def gate_views(model: TrainedModel, metric: str) -> str:
+    """The TTA mode a gate metric names: `tta.<mode>.<figure>` that mode, any other figure the
+    recipe's headline mode (flip when it trained with flip), as `evaluate` scores."""
     parts = metric.split(".")
-    mode = parts[1] if len(parts) == 3 and parts[0] == "tta" else ("flip" if model.recipe.get("tta_flip") else "none")
+    return parts[1] if len(parts) == 3 and parts[0] == "tta" else ("flip" if model.recipe.get("tta_flip") else "none")
+
+
+def probabilities_for(model: TrainedModel, images: np.ndarray, metric: str) -> np.ndarray:
+    """(N, 7) probabilities with the views a gate metric names (`gate_views`), at the recipe's precision."""
+    mode = gate_views(model, metric)
     bf16 = model.recipe.get("precision", "fp32") == "bf16"
     return predict_proba_modes(model.build(), images, (mode,), bf16=bf16)[mode]

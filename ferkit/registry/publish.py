@@ -31,7 +31,7 @@ from PIL import Image
 import ferkit
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import IMAGE_SIZE
-from ferkit.inference.evaluation import probabilities_for
+from ferkit.inference.evaluation import SplitProbabilities, gate_views, probabilities_for
 from ferkit.inference.faces import MIN_CONFIDENCE
 from ferkit.metrics.classification import classification_metrics
 from ferkit.metrics.paired import figure_of, paired_bootstrap
@@ -79,6 +79,7 @@ def register_and_promote(
     extra_tags: dict[str, str] | None = None,
     zenml_version_id: str | None = None,
     holdout: FERDataset | None = None,
+    scored: SplitProbabilities | None = None,
 ) -> str:
     """Register a new version of `gate.registered_model_name`, compare it with the `champion` on the
     gate's images (`gate.split`, plus `holdout`), and give it `champion` (it wins, or there is none)
@@ -87,7 +88,9 @@ def register_and_promote(
     `test_metrics` (PrivateTest) are tagged on the version for reporting and never read by the
     decision. Weights registered already (a cached or repeated run) are not registered again:
     that version is returned, the run is tagged `registry.duplicate_of`, and no alias moves.
-    `zenml_version_id` (the run's ZenML model version) gets the matching stage.
+    `zenml_version_id` (the run's ZenML model version) gets the matching stage. `scored` (the
+    evaluation's probabilities) stands in for scoring the new model on the gate's images when they
+    are this model's on these images with the gate's views; otherwise the gate scores it.
     """
     if not tracking.active():
         raise RuntimeError(
@@ -105,7 +108,11 @@ def register_and_promote(
         print(f"{name} v{existing} holds these weights already: nothing registered, no alias moved")
         return existing
     on = GateImages.of(fer_dataset, gate.split, holdout)
-    probs = probabilities_for(model, on.images, gate.primary_metric)
+    if scored is not None and scored.serves(on.fingerprint, weights, gate_views(model, gate.primary_metric)):
+        probs = scored.probs
+        print(f"gate: the new model's probabilities on {on.description} come from its evaluation (same views)")
+    else:
+        probs = probabilities_for(model, on.images, gate.primary_metric)
     new_score = classification_metrics(on.labels, probs)[figure_of(gate.primary_metric)]
     version = log_and_register(model, name)
     tags = {f"test.{k}": f"{v:.6f}" for k, v in test_metrics.items()}

@@ -7,14 +7,15 @@ from zenml.types import HTMLString
 
 from ferkit.data.dataset import FERDataset
 from ferkit.inference import evaluate, write_report
-from ferkit.inference.evaluation import REPORTED_MODES
+from ferkit.inference.evaluation import REPORTED_MODES, SplitProbabilities
 from ferkit.models import TrainedModel
 from ferkit.quality.checks import train_copy_mask
 from ferkit.registry import tracking
 from steps import context
+from steps.materializers import SplitProbabilitiesMaterializer
 
 
-@step(experiment_tracker=context.TRACKER)
+@step(output_materializers={"val_probabilities": SplitProbabilitiesMaterializer}, experiment_tracker=context.TRACKER)
 def evaluate_model(
     model: TrainedModel,
     fer_dataset: FERDataset,
@@ -23,12 +24,18 @@ def evaluate_model(
     tta_modes: list[str] | None = None,
     fit_temperature: bool = True,
     bootstrap_resamples: int = 1000,
-) -> tuple[Annotated[dict[str, float], "test_metrics"], Annotated[HTMLString, "evaluation_report"]]:
+) -> tuple[
+    Annotated[dict[str, float], "test_metrics"],
+    Annotated[HTMLString, "evaluation_report"],
+    Annotated[SplitProbabilities, "val_probabilities"],
+]:
     """Headline figures, bootstrap CIs, calibration, TTA modes, named confusions and the
     leakage-free figures (test images with a pixel-identical train copy left out).
 
     `tta` picks the headline views (default: the recipe's); `tta_modes` the modes reported beside
-    it (default: all four; a comparison of slow backbones reports fewer)."""
+    it (default: all four; a comparison of slow backbones reports fewer). `val_probabilities` are
+    the model's on val (PublicTest) with the headline views, scored for the temperature: the
+    champion gate takes them rather than scoring val again (none without `fit_temperature`)."""
     result = evaluate(
         model,
         fer_dataset,
@@ -47,7 +54,7 @@ def evaluate_model(
         html = paths["html"].read_text()
     if _in_model_context():
         log_metadata(metadata={split: metrics}, infer_model=True)
-    return metrics, HTMLString(html)
+    return metrics, HTMLString(html), result.held_out or SplitProbabilities.nothing()
 
 
 def _in_model_context() -> bool:

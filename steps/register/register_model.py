@@ -5,6 +5,7 @@ from typing import Annotated
 from zenml import step
 
 from ferkit.data.dataset import FERDataset
+from ferkit.inference.evaluation import SplitProbabilities
 from ferkit.models import TrainedModel
 from ferkit.registry.decision import Gate
 from ferkit.registry.names import DATA_ARTIFACT_TAG, REGISTERED_MODEL_NAME
@@ -22,11 +23,13 @@ def register_model(
     min_improvement: float = 0.0,
     split: str = "val",
     confidence: float = 0.95,
+    val_probabilities: SplitProbabilities | None = None,
 ) -> Annotated[str, "model_version"]:
     """Register a new version, compare it with the `champion` on the same val (PublicTest) images
     with a paired bootstrap, and give it `champion` (the lower bound of its gain clears
     `min_improvement`, or there is no champion) or `challenger`. `test_metrics` (PrivateTest) are
-    tagged for reporting only. A model whose weights are registered already (a cached or repeated
+    tagged for reporting only. `val_probabilities` (evaluate_model's) spare scoring the new model
+    again when they are its probabilities on the gate's images with the gate's views. A model whose weights are registered already (a cached or repeated
     run) is not registered again; that version is returned.
 
     Everything is logged and tagged before any alias moves, so a failure leaves the
@@ -35,7 +38,9 @@ def register_model(
     """
     gate = Gate(registered_model_name, primary_metric, min_improvement, split, confidence)
     tags = data_tags("fer_dataset", fer_dataset)
-    return register_and_promote(model, test_metrics, fer_dataset, gate, tags, context.model_version_id())
+    return register_and_promote(
+        model, test_metrics, fer_dataset, gate, tags, context.model_version_id(), scored=val_probabilities
+    )
 
 
 def data_tags(input_name: str, data: FERDataset) -> dict[str, str]:

@@ -29,8 +29,10 @@ def _run(args: list[str], data_path: Path, timeout: int = 600) -> subprocess.Com
     return result
 
 
-def run_smoke(data_path: Path) -> None:
-    _run([str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_training", "-c", "configs/smoke.yaml"], data_path)
+def run_smoke(data_path: Path) -> subprocess.CompletedProcess:
+    return _run(
+        [str(BIN / "zenml"), "pipeline", "run", "pipelines.fer_training", "-c", "configs/smoke.yaml"], data_path
+    )
 
 
 def latest_run_steps() -> dict[str, str]:
@@ -59,7 +61,7 @@ def smoke_data(tmp_path_factory, request) -> Path:
 
 
 def test_smoke_run_tracks_and_registers(stack, smoke_data):
-    run_smoke(smoke_data)
+    logs = run_smoke(smoke_data)
     steps = latest_run_steps()
     assert set(steps) == {
         "fingerprint_source",
@@ -117,6 +119,16 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     newest = max(versions, key=lambda v: int(v.version))
     assert newest.run_id == run.info.run_id
     assert float(newest.tags["test.macro_f1"]) == pytest.approx(run.data.metrics["test.macro_f1"], abs=1e-4)
+
+    # The gate took the evaluation's val probabilities (same views) rather than scoring val again.
+    from ferkit.metrics import classification_metrics
+
+    assert "probabilities on val" in logs.stdout + logs.stderr
+    assert "come from its evaluation" in logs.stdout + logs.stderr
+    val_probs = zenml_run.steps["evaluate_model"].outputs["val_probabilities"][0].load()
+    assert val_probs.serves(validated.split("val").fingerprint, newest.tags["model.weights_sha256"], val_probs.mode)
+    gate = classification_metrics(validated.split("val").labels, val_probs.probs)["macro_f1"]
+    assert float(newest.tags["gate.macro_f1"]) == pytest.approx(gate, abs=1e-6)
 
     # The first model of a fresh registry is the champion; the decision is on the version.
     assert client.get_model_version_by_alias("fer_emotion", "champion").version == newest.version

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import mlflow
 import numpy as np
 import pytest
@@ -127,6 +129,41 @@ class TestGate:
         register(skilled, 0.5, learnable, min_improvement=0.99)  # a real gain, but not that large
         assert alias(registry, "champion") == "1" and alias(registry, "challenger") == "2"
         assert "does not clear 0.9900" in registry.get_model_version(NAME, "2").tags["promotion.reason"]
+
+    def test_the_evaluations_val_probabilities_stand_in_for_scoring_again(self, registry, learnable, skilled,
+                                                                          monkeypatch, capsys):  # fmt: skip
+        from ferkit.inference import evaluate
+        from ferkit.metrics import classification_metrics
+        from ferkit.registry import publish
+
+        held_out = evaluate(skilled, learnable, tta="ten_crop", bootstrap_resamples=5).held_out
+        assert (held_out.split, held_out.mode, len(held_out.probs)) == ("val", "ten_crop", 200)
+        scored_again = publish.probabilities_for
+
+        def refuse(*_args, **_kwargs):
+            raise AssertionError("the new model was scored again")
+
+        monkeypatch.setattr(publish, "probabilities_for", refuse)
+        version = register(skilled, 0.5, learnable, primary_metric="tta.ten_crop.macro_f1", val_probabilities=held_out)
+        assert "come from its evaluation" in capsys.readouterr().out
+        gate = float(registry.get_model_version(NAME, version).tags["gate.tta.ten_crop.macro_f1"])
+        assert gate == pytest.approx(classification_metrics(learnable.split("val").labels, held_out.probs)["macro_f1"],
+                                     abs=1e-6)  # fmt: skip
+
+        # Probabilities of other weights, other views or other images are not taken: the gate scores.
+        calls = []
+        monkeypatch.setattr(
+            publish, "probabilities_for", lambda *a: calls.append((a[0].weights_sha256(), a[2])) or scored_again(*a)
+        )
+        first, second, third = (jittered(skilled, scale) for scale in (1e-5, 2e-5, 3e-5))
+        own = [evaluate(m, learnable, tta="ten_crop", bootstrap_resamples=5).held_out for m in (second, third)]
+        register(first, 0.5, learnable, primary_metric="tta.ten_crop.macro_f1", val_probabilities=held_out)
+        register(second, 0.5, learnable, primary_metric="tta.flip.macro_f1", val_probabilities=own[0])
+        elsewhere = replace(own[1], fingerprint=learnable.split("test").fingerprint)
+        register(third, 0.5, learnable, primary_metric="tta.ten_crop.macro_f1", val_probabilities=elsewhere)
+        wanted = [(first, "tta.ten_crop.macro_f1"), (second, "tta.flip.macro_f1"), (third, "tta.ten_crop.macro_f1")]
+        assert {(m.weights_sha256(), metric) for m, metric in wanted} <= set(calls)  # beside the champion's scoring
+        assert "come from its evaluation" not in capsys.readouterr().out
 
     def test_the_test_split_never_decides(self, registry, learnable):
         with pytest.raises(ValueError, match="never reads the test split"):

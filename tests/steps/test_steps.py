@@ -8,6 +8,7 @@ import pytest
 
 from ferkit.data import DataError, FERDataset, file_sha256
 from ferkit.models import TrainedModel
+from ferkit.models.predict import predict_proba
 from ferkit.training import TrainConfig
 from steps.drift.report_drift import report_drift
 from steps.evaluate.evaluate_model import evaluate_model
@@ -67,7 +68,7 @@ def test_train_then_evaluate(ingested):
     config = TrainConfig(epochs=1, batch_size=16, architecture_kwargs={"widths": [8, 8, 8, 8]})
     model = train_model.entrypoint(fer_dataset=data, class_weights=weights, config=config)
     assert isinstance(model, TrainedModel) and model.recipe["epochs"] == 1 and len(model.history) == 1
-    metrics, report = evaluate_model.entrypoint(model=model, fer_dataset=data, bootstrap_resamples=20)
+    metrics, report, val_probs = evaluate_model.entrypoint(model=model, fer_dataset=data, bootstrap_resamples=20)
     assert {
         "accuracy",
         "balanced_accuracy",
@@ -82,6 +83,16 @@ def test_train_then_evaluate(ingested):
     } <= set(metrics)
     assert 0 <= metrics["accuracy"] <= 1 and metrics["log_loss"] > 0 and metrics["images"] == 42
     assert "Named confusions" in str(report)
+    # The val probabilities the temperature was fitted on, for the champion gate: the model's, on val.
+    val = data.split("val")
+    views = "flip" if model.recipe["tta_flip"] else "none"
+    assert (val_probs.split, val_probs.mode, val_probs.probs.shape) == ("val", views, (len(val), 7))
+    assert val_probs.serves(val.fingerprint, model.weights_sha256(), views)
+    np.testing.assert_allclose(val_probs.probs, predict_proba(model.build(), val.images, tta=views), atol=1e-6)
+    _, _, nothing = evaluate_model.entrypoint(
+        model=model, fer_dataset=data, bootstrap_resamples=5, fit_temperature=False
+    )
+    assert not nothing.serves(val.fingerprint, model.weights_sha256(), views) and len(nothing.probs) == 0
     html, drift = report_drift.entrypoint(fer_dataset=data, model=model, sample_size=30)
     assert "<html" in str(html).lower()
     assert {"drift_share", "p_value.mean", "p_value.emb_pc1"} <= set(drift)
@@ -103,3 +114,21 @@ def test_register_without_mlflow_run_says_what_is_missing(ingested):
     model = TrainedModel("plain_cnn", {}, {})
     with pytest.raises(RuntimeError, match="needs an active MLflow run"):
         register_model.entrypoint(model=model, test_metrics={}, fer_dataset=ingested[0])
+
+
+def test_split_probabilities_survive_their_materializer(tmp_path):
+    from ferkit.inference.evaluation import SplitProbabilities
+    from steps.materializers import SplitProbabilitiesMaterializer
+
+    probs = np.random.default_rng(0).dirichlet(np.ones(7), size=5).astype(np.float32)
+    saved = SplitProbabilities("val", "multi_view", "f" * 64, "w" * 64, probs)
+    SplitProbabilitiesMaterializer(str(tmp_path / "a")).save(saved)
+    loaded = SplitProbabilitiesMaterializer(str(tmp_path / "a")).load(SplitProbabilities)
+    assert (loaded.split, loaded.mode, loaded.fingerprint, loaded.weights_sha256) == (
+        "val",
+        "multi_view",
+        "f" * 64,
+        "w" * 64,
+    )
+    assert loaded.probs.dtype == np.float32 and np.array_equal(loaded.probs, probs)
+    assert loaded.serves("f" * 64, "w" * 64, "multi_view") and not loaded.serves("f" * 64, "w" * 64, "flip")
