@@ -5,7 +5,8 @@
 `ZENML_CONFIG_PATH` when set, else `<home>/zenml`. So does ZenML's repository (`.zen`, which
 records the active stack): the checkout's own for the checkout's home, `<home>/repo` for any
 other home, so that a run in another home (`make seeds`, a test) never switches the stack of
-the checkout's.
+the checkout's. ZenML's source root (what step sources are named against, and the code a
+Kubeflow or Kubernetes run uploads) is the checkout for every home, not that repository folder.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 HOME_ENV = "FERKIT_HOME"
 ZENML_ENV = "ZENML_CONFIG_PATH"
 REPOSITORY_ENV = "ZENML_REPOSITORY_PATH"
+SOURCE_ROOT_ENV = "ZENML_CUSTOM_SOURCE_ROOT"
 
 
 def project_root() -> Path | None:
@@ -62,4 +64,7 @@ def apply_defaults(environ: MutableMapping[str, str] = os.environ) -> None:
     repository = zenml_repository_path(environ)
     if repository is not None:
         environ.setdefault(REPOSITORY_ENV, str(repository))
+    root = project_root()
+    if root is not None:  # else ZenML takes the repository folder, which holds no code, as the source root
+        environ.setdefault(SOURCE_ROOT_ENV, str(root))
     environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
