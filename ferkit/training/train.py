@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from ferkit.training.config import TrainConfig
 from ferkit.training.loop import EpochCallback, FitResult, fit
 
 RESUME_DIR_ENV = "FERKIT_RESUME_DIR"  # where trainings keep their resumable state when no folder is given
+ABANDONED_AFTER_DAYS = 30  # another config's resume state untouched this long belongs to no live training
 
 
 @dataclass
@@ -125,6 +127,24 @@ def remove_resume_states(folder: str | os.PathLike, config: TrainConfig, keep: P
     return removed
 
 
+def remove_abandoned_states(
+    folder: str | os.PathLike, keep: Path | None = None, days: float = ABANDONED_AFTER_DAYS, now: float | None = None
+) -> list[Path]:
+    """Delete the resume states (and temporary files of killed writes) in `folder` that nothing wrote
+    for `days` days, except `keep`: configs tried once and dropped. A training rewrites its state
+    after every epoch, so a live one is never among them. Returns what was removed."""
+    cutoff = (time.time() if now is None else now) - days * 86400
+    removed = []
+    for path in sorted([*Path(folder).glob("train-*.pt"), *Path(folder).glob(".train-*.tmp")]):
+        try:
+            if path != keep and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # another training removed or renamed it meanwhile
+            continue
+    return removed
+
+
 def train_resumable(
     config: TrainConfig,
     data: FERDataset,
@@ -137,11 +157,16 @@ def train_resumable(
 
     The finished state stays until this config trains again, so a run that fails after training
     (materializing, evaluating) loses nothing; this config's older states (other data or class
-    weights) go when it starts. Trainings of other configs sharing the folder keep theirs.
+    weights) go when it starts. Trainings of other configs sharing the folder keep theirs, unless
+    nothing wrote them for `ABANDONED_AFTER_DAYS` days.
     """
     checkpoint = resume_path(resume_dir, config, data, class_weights)
     if checkpoint is not None:
         remove_resume_states(checkpoint.parent, config, keep=checkpoint)
+        abandoned = remove_abandoned_states(checkpoint.parent, keep=checkpoint)
+        if abandoned:
+            print(f"removed {len(abandoned)} resume state(s) untouched for {ABANDONED_AFTER_DAYS} days from "
+                  f"{checkpoint.parent}: {', '.join(p.name for p in abandoned)}")  # fmt: skip
     return train(config, data, class_weights, callbacks=callbacks, checkpoint_path=checkpoint)
 
 

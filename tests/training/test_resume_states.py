@@ -17,7 +17,7 @@ from ferkit.models import build_model
 from ferkit.training import Phase, TrainConfig, fit, seed_everything
 from ferkit.training import state as state_module
 from ferkit.training.state import load_resume_state
-from ferkit.training.train import remove_resume_states
+from ferkit.training.train import remove_abandoned_states, remove_resume_states, train_resumable
 from tests.factories import TINY_HYBRID
 from tests.training.test_training import two_class_faces
 
@@ -186,3 +186,35 @@ def test_a_training_removes_only_its_own_config_states(tmp_path):
     assert [p.name for p in removed] == [f".train-{mine.fingerprint()}-aaaa.pt.x1.tmp", names[0]]
     assert (tmp_path / f".train-{other.fingerprint()}-aaaa.pt.x2.tmp").exists()
     assert states(tmp_path) == sorted(names[1:])
+
+
+def test_states_untouched_for_a_month_go_and_live_ones_stay(tmp_path, capsys):
+    import time
+
+    import numpy as np
+
+    from ferkit.data.dataset import FERDataset
+
+    now, day = time.time(), 86400
+    ages = {"train-old-config-aaaa.pt": 31, ".train-old-config-aaaa.pt.x1.tmp": 40, "train-recent-bbbb.pt": 29,
+            ".train-live-cccc.pt.x2.tmp": 0, "train-kept-dddd.pt": 90, "notes.txt": 365}  # fmt: skip
+    for name, age in ages.items():
+        (tmp_path / name).write_bytes(b"state")
+        os.utime(tmp_path / name, (now - age * day, now - age * day))
+    removed = remove_abandoned_states(tmp_path, keep=tmp_path / "train-kept-dddd.pt", now=now)
+    assert [p.name for p in removed] == [".train-old-config-aaaa.pt.x1.tmp", "train-old-config-aaaa.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".train-live-cccc.pt.x2.tmp", "notes.txt", "train-kept-dddd.pt", "train-recent-bbbb.pt"]
+    )
+
+    # A training starting in the folder clears them out, and says so; its own state stays.
+    old = tmp_path / "train-kept-dddd.pt"
+    x, y = two_class_faces(32, seed=0)
+    data = FERDataset(np.concatenate([x, x[:8]]), np.concatenate([y, y[:8]]), np.array([0] * 32 + [1] * 8),
+                      [f"f{i}" for i in range(40)])  # fmt: skip
+    config = TrainConfig(architecture="plain_cnn", architecture_kwargs={"widths": [4, 4, 8, 8]}, batch_size=16,
+                         epochs=1, use_class_weights=False, tta_flip=False, num_threads=2)  # fmt: skip
+    train_resumable(config, data, [1.0] * 7, tmp_path)
+    assert "removed 1 resume state(s) untouched for 30 days" in capsys.readouterr().out and not old.exists()
+    assert len([p for p in tmp_path.glob(f"train-{config.fingerprint()}-*.pt")]) == 1
+    assert (tmp_path / "train-recent-bbbb.pt").exists() and (tmp_path / ".train-live-cccc.pt.x2.tmp").exists()
