@@ -31,7 +31,7 @@ comma := ,
 .PHONY: setup stack train test lint format bench ablation gan-ablation seeds class-offsets compare tta ui clean help stack-kubernetes stack-kubeflow run-cluster
 
 help:
-	@echo "make train [CONFIG=configs/<name>.yaml] [FRESH=1]  set up, register the stack, run fer_training"
+	@echo "make train [CONFIG=configs/<name>.yaml] [FRESH=1] [BUDGET=<minutes>]  set up, register the stack, run fer_training"
 	@echo "make test                                run the test suite"
 	@echo "make lint | format                       ruff check and format --check | apply both"
 	@echo "make setup | stack | bench | ablation | gan-ablation | seeds [SEEDS=0,1,2] | class-offsets | compare [SPEC=...] | tta [MODEL=URI] | ui | clean"
@@ -54,7 +54,8 @@ stack: setup
 
 # CONFIG defaults to configs/paper.yaml where CUDA is available and that config
 # exists, else configs/cpu.yaml. FRESH=1 trains from scratch: no step from the cache,
-# no resume state (`ferkit fresh-config`).
+# no resume state (`ferkit fresh-config`). BUDGET=<minutes> fits the training into that
+# many minutes, with fewer epochs where not all fit (`ferkit budget-config`).
 train: stack
 	@config="$(CONFIG)"; \
 	if [ -z "$$config" ]; then \
@@ -64,9 +65,14 @@ train: stack
 	  echo "make train: using $$config ($$why; pick another with CONFIG=...)"; \
 	else echo "make train: using $$config"; fi; \
 	run_config="$$config"; \
+	if [ -n "$(BUDGET)" ]; then \
+	  run_config="$(FERKIT_HOME)/budget/$$(basename "$$config")"; \
+	  $(BIN)/ferkit budget-config "$$config" --minutes "$(BUDGET)" -o "$$run_config" || exit 2; \
+	fi; \
 	if [ -n "$(FRESH)" ]; then \
-	  run_config="$(FERKIT_HOME)/fresh/$$(basename "$$config")"; \
-	  $(BIN)/ferkit fresh-config "$$config" -o "$$run_config" || exit 2; \
+	  fresh_config="$(FERKIT_HOME)/fresh/$$(basename "$$config")"; \
+	  $(BIN)/ferkit fresh-config "$$run_config" -o "$$fresh_config" || exit 2; \
+	  run_config="$$fresh_config"; \
 	fi; \
 	FERKIT_CONFIG_FILE="$$config" $(BIN)/zenml pipeline run pipelines.fer_training -c "$$run_config"
 

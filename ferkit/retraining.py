@@ -216,5 +216,7 @@ def retrain_config(champion: TrainedModel, overrides: dict | None = None) -> Tra
                 f"retraining warm-starts from the champion, so `{key}` cannot change "
                 f"({champion.recipe.get(key)!r} -> {overrides[key]!r}); train anew with fer_training"
             )
-    recipe = {k: v for k, v in champion.recipe.items() if k in TrainConfig.model_fields}
+    # The champion's time budget was for its whole training (its phases already shortened to it);
+    # a fine-tune runs on its own schedule unless the overrides give it a budget.
+    recipe = {k: v for k, v in champion.recipe.items() if k in TrainConfig.model_fields and k != "time_budget_minutes"}
     return TrainConfig(**{**recipe, **overrides})

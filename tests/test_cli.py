@@ -85,7 +85,7 @@ def test_fresh_config_turns_caching_off_and_clears_the_resume_states(tmp_path):
     (resume / "notes.txt").write_text("kept")
     result = run_cli("fresh-config", str(cpu), "-o", str(out), env={**os.environ, "FERKIT_RESUME_DIR": str(resume)})
     assert result.returncode == 0, result.stderr
-    assert "2 resume state(s) removed" in result.stdout
+    assert "2 resume file(s) removed" in result.stdout
     assert sorted(p.name for p in resume.iterdir()) == ["notes.txt", "train-0000000000000000-0123abcd.pt"]
     fresh, original = yaml.safe_load(out.read_text()), yaml.safe_load(cpu.read_text())
     assert fresh.pop("enable_cache") is False and fresh == original

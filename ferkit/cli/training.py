@@ -1,4 +1,5 @@
-"""ferkit train | fresh-config | compare: training outside a pipeline, from scratch, or per backbone."""
+"""ferkit train | fresh-config | budget-config | compare: training outside a pipeline, from scratch,
+within a time budget, or per backbone."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fr.add_argument("-o", "--out", required=True, help="where to write the config with caching off")
     fr.add_argument("--resume-dir", help="resume folder to clear (default: the config's, else $FERKIT_RESUME_DIR)")
     fr.set_defaults(func=_fresh_config)
+    bu = sub.add_parser("budget-config", help="a run config whose training fits a time budget: fewer epochs if need be")
+    bu.add_argument("config", help="run config, e.g. configs/cpu.yaml")
+    bu.add_argument("--minutes", type=float, required=True, help="wall-clock minutes the training step may take")
+    bu.add_argument("-o", "--out", required=True, help="where to write the config with the budget")
+    bu.set_defaults(func=_budget_config)
     cmp_ = sub.add_parser("compare", help="train several backbones, one fer_training run each, one experiment")
     cmp_.add_argument("spec", help="comparison YAML, e.g. configs/compare_backbones.yaml")
     cmp_.add_argument("--only", nargs="+", help="run just these rows (backbones, baselines) of the spec")
@@ -78,8 +84,25 @@ def _fresh_config(args: argparse.Namespace) -> int:
     from ferkit.training.train import fresh_run_config
 
     out, removed, folder = fresh_run_config(read_yaml(args.config), args.out, args.resume_dir)
-    where = f"{len(removed)} resume state(s) removed from {folder}" if folder else "no resume folder set"
+    where = f"{len(removed)} resume file(s) removed from {folder}" if folder else "no resume folder set"
     print(f"wrote {out} ({args.config} with caching off); {where}")
+    return 0
+
+
+def _budget_config(args: argparse.Namespace) -> int:
+    """`config` with `time_budget_minutes` set in its train_model step: the training measures this
+    machine's speed first and trains the configured epochs, or as many as fit."""
+    import yaml
+
+    from ferkit.files import atomic_write_text
+    from ferkit.training import TrainConfig
+
+    raw = read_yaml(args.config)
+    section = {**_train_section(raw, args.config), "time_budget_minutes": args.minutes}
+    validated(TrainConfig, section, f"--minutes {args.minutes:g}: {args.config}: steps.train_model.parameters.config")
+    raw["steps"]["train_model"]["parameters"]["config"] = section
+    out = atomic_write_text(args.out, yaml.safe_dump(raw, sort_keys=False))
+    print(f"wrote {out} ({args.config} with its training within {args.minutes:g} minutes: fewer epochs if not all fit)")
     return 0
 
 

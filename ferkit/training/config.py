@@ -112,6 +112,7 @@ class TrainConfig(BaseModel):
     channels_last: bool = False  # NHWC memory format, faster convolutions on CPU and GPU
     seed: int = 0  # seeds python, numpy and torch
     num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None = all cores
+    time_budget_minutes: float | None = Field(None, gt=0)  # wall-clock budget: fewer epochs where not all fit
 
     @field_validator("class_repeats")
     @classmethod
@@ -160,7 +161,8 @@ class TrainConfig(BaseModel):
     def recipe(self) -> dict:
         """The config as it trains here (precision resolved): what a checkpoint records."""
         recipe = {**self.model_dump(mode="json"), "precision": self.concrete_precision}
-        for added in ("mix", "progressive"):  # recipes and fingerprints from before these existed stay as they were
+        # recipes and fingerprints from before these existed stay as they were
+        for added in ("mix", "progressive", "time_budget_minutes"):
             if recipe[added] is None:
                 del recipe[added]
         return recipe

@@ -26,6 +26,7 @@ from ferkit.models.ema import model_ema
 from ferkit.models.predict import predict_proba
 from ferkit.runtime import keep_freed_memory, progress_disabled, resolve_device, seed_everything
 from ferkit.training import distributed
+from ferkit.training.budget import duration
 from ferkit.training.config import TrainConfig
 from ferkit.training.epoch import EpochSetup, class_repeats, make_optimizer, set_trainable, train_one_epoch
 from ferkit.training.state import (
@@ -188,12 +189,25 @@ class _Run:
                 done = stopping.should_stop or last_of_phase
                 self._save(index, 0 if done else epoch_in_phase + 1, done, stopping, optimizer, scheduler)
             self.bar.update(1)
+            if epoch_in_phase == first_epoch and index == self.start_phase:
+                self._say_pace(time.perf_counter() - epoch_start)
             val_f1 = f"{metrics['val.macro_f1']:.3f}" if "val.macro_f1" in metrics else "-"
             self.bar.set_postfix(phase=phase.name, val_f1=val_f1, best=self.best.epoch)
             for callback in self.callbacks:
                 callback(len(self.history), metrics)
             if stopping.should_stop:
                 break
+
+    def _say_pace(self, seconds: float) -> None:
+        """After the first epoch this run trains: how long the rest will take at its pace."""
+        left = self.config.total_epochs - len(self.history)
+        if not self.workers.is_main or left <= 0:
+            return
+        message = (f"training: epoch {len(self.history)} took {duration(seconds)}; the {left} left take about "
+                   f"{duration(seconds * left)} at this pace")  # fmt: skip
+        if self.config.time_budget_minutes is None and seconds * left > 3600:
+            message += " (time_budget_minutes fits the training into a budget with fewer epochs)"
+        self.bar.write(message)
 
     def _end_epoch(
         self,

@@ -21,6 +21,17 @@ from ferkit.metrics import apply_temperature, classification_metrics, fit_temper
 from ferkit.models import TrainedModel, build_model
 from ferkit.models.predict import predict_proba
 from ferkit.runtime import resolve_device, seed_everything
+from ferkit.training import distributed
+from ferkit.training.budget import (
+    PLAN_SUFFIX,
+    BudgetPlan,
+    budgeted_config,
+    plan_budget,
+    plan_path,
+    read_plan,
+    state_of_plan,
+    write_plan,
+)
 from ferkit.training.config import TrainConfig
 from ferkit.training.loop import EpochCallback, FitResult, fit
 
@@ -35,6 +46,7 @@ class Training:
     model: TrainedModel
     result: FitResult
     parameters: int  # trainable and frozen parameters of the network
+    budget: BudgetPlan | None = None  # how many epochs fitted the config's time budget, and why
 
 
 def train(
@@ -49,8 +61,14 @@ def train(
 
     Without `init` the config's architecture is built from scratch after seeding; with it,
     training starts from `init`'s weights and architecture (a warm start, marked in the recipe).
+    With `time_budget_minutes` the epochs are first fitted to the budget (`ferkit.training.budget`);
+    a resumed training keeps the plan it started with.
     """
     train_split, val_split = data.split("train"), data.split("val")
+    checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
+    plan = None
+    if config.time_budget_minutes is not None:
+        config, plan = _fit_budget(config, train_split, val_split, checkpoint)
     seed_everything(config.seed)  # the initial weights belong to the seeded run too
     network = init.build() if init is not None else build_model(config.architecture, **config.architecture_kwargs)
     parameters = sum(p.numel() for p in network.parameters())
@@ -74,7 +92,47 @@ def train(
         history=result.history,
     )
     model.calibration = fit_calibration(model, val_split.images, val_split.labels, config)
-    return Training(model=model, result=result, parameters=parameters)
+    return Training(model=model, result=result, parameters=parameters, budget=plan)
+
+
+def _fit_budget(
+    config: TrainConfig, train_split: FERDataset, val_split: FERDataset, checkpoint: Path | None
+) -> tuple[TrainConfig, BudgetPlan]:
+    """The config shortened to its time budget. A resumed training takes the plan kept beside its
+    state; otherwise rank 0 rehearses (alone, under torchrun: a conservative plan for all ranks) and
+    keeps its plan there. Every rank trains rank 0's plan, or raises rank 0's error."""
+    workers = distributed.current()
+    outcome = None
+    if workers.is_main:
+        try:
+            outcome = (_plan_here(config, train_split, val_split, checkpoint), None)
+        except ValueError as exc:
+            outcome = (None, str(exc))
+    plan, error = distributed.from_main(outcome, workers)
+    if error is not None:
+        raise ValueError(error)
+    return budgeted_config(config, plan), plan
+
+
+def _plan_here(
+    config: TrainConfig, train_split: FERDataset, val_split: FERDataset, checkpoint: Path | None
+) -> BudgetPlan:
+    resumed = checkpoint is not None and checkpoint.is_file()
+    plan = read_plan(checkpoint) if resumed else None
+    if resumed and plan is None:
+        raise ValueError(
+            f"{checkpoint}: a resume state of a budgeted training without its plan {plan_path(checkpoint).name}: "
+            f"its epochs are unknown; delete the state to start over (`make train FRESH=1`)"
+        )
+    if plan is not None:
+        print(f"{plan.describe()} (the plan this training started with, kept in {plan_path(checkpoint)})", flush=True)
+        return plan
+    state_folder = checkpoint.parent if checkpoint is not None else None
+    plan = plan_budget(config, train_split.images, train_split.labels, val_split.images, state_folder)
+    if checkpoint is not None:
+        write_plan(checkpoint, plan)
+    print(plan.describe(), flush=True)
+    return plan
 
 
 TEMPERATURE_RANGE = (0.05, 20.0)
@@ -116,11 +174,12 @@ def resume_path(
 
 
 def remove_resume_states(folder: str | os.PathLike, config: TrainConfig, keep: Path | None = None) -> list[Path]:
-    """Delete `config`'s resume states in `folder` (other data or weights), except `keep`, and the
-    temporary files its killed writes left; other configs' states are never touched. Returns what
-    was removed."""
+    """Delete `config`'s resume states in `folder` (other data or weights) with their budget plans,
+    except `keep` and its plan, and the temporary files its killed writes left; other configs'
+    states are never touched. Returns what was removed."""
     prefix = f"train-{config.fingerprint()}-"
-    states = [p for p in Path(folder).glob(f"{prefix}*.pt") if p != keep]
+    kept = {keep, plan_path(keep)} if keep is not None else set()
+    states = [p for pattern in ("*.pt", "*.budget.json") for p in Path(folder).glob(prefix + pattern) if p not in kept]
     removed = sorted(states + list(Path(folder).glob(f".{prefix}*.tmp")))
     for state in removed:
         state.unlink(missing_ok=True)
@@ -130,14 +189,19 @@ def remove_resume_states(folder: str | os.PathLike, config: TrainConfig, keep: P
 def remove_abandoned_states(
     folder: str | os.PathLike, keep: Path | None = None, days: float = ABANDONED_AFTER_DAYS, now: float | None = None
 ) -> list[Path]:
-    """Delete the resume states (and temporary files of killed writes) in `folder` that nothing wrote
-    for `days` days, except `keep`: configs tried once and dropped. A training rewrites its state
-    after every epoch, so a live one is never among them. Returns what was removed."""
+    """Delete the resume states, budget plans and temporary files of killed writes in `folder` that
+    nothing wrote for `days` days, except `keep` and its plan: configs tried once and dropped. A
+    training rewrites its state after every epoch, so a live one is never among them, nor its plan.
+    Returns what was removed."""
     cutoff = (time.time() if now is None else now) - days * 86400
+    kept = {keep, plan_path(keep)} if keep is not None else set()
     removed = []
-    for path in sorted([*Path(folder).glob("train-*.pt"), *Path(folder).glob(".train-*.tmp")]):
+    for path in sorted([*Path(folder).glob("train-*.pt"), *Path(folder).glob("train-*.budget.json"),
+                        *Path(folder).glob(".train-*.tmp")]):  # fmt: skip
+        # A plan is written once, when its training starts: it is as old as its state, which every epoch rewrites.
+        aged = state_of_plan(path) if path.name.endswith(PLAN_SUFFIX) and state_of_plan(path).is_file() else path
         try:
-            if path != keep and path.stat().st_mtime < cutoff:
+            if path not in kept and aged.stat().st_mtime < cutoff:
                 path.unlink()
                 removed.append(path)
         except FileNotFoundError:  # another training removed or renamed it meanwhile
@@ -165,7 +229,7 @@ def train_resumable(
         remove_resume_states(checkpoint.parent, config, keep=checkpoint)
         abandoned = remove_abandoned_states(checkpoint.parent, keep=checkpoint)
         if abandoned:
-            print(f"removed {len(abandoned)} resume state(s) untouched for {ABANDONED_AFTER_DAYS} days from "
+            print(f"removed {len(abandoned)} resume file(s) untouched for {ABANDONED_AFTER_DAYS} days from "
                   f"{checkpoint.parent}: {', '.join(p.name for p in abandoned)}")  # fmt: skip
     return train(config, data, class_weights, callbacks=callbacks, checkpoint_path=checkpoint)
 

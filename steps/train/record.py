@@ -16,12 +16,15 @@ def log_train_config(config: TrainConfig) -> None:
 
 
 def log_training(training: Training) -> None:
-    """The chosen epoch, its val macro-F1 and the time as `train.*` metrics; the curves as a PNG."""
+    """The chosen epoch, its val macro-F1 and the time as `train.*` metrics, the time budget's plan
+    as `train.budget.*` params; the curves as a PNG."""
     result = training.result
     tracking.log_metrics(
         {"best_epoch": result.best_epoch, "best_val_macro_f1": result.best_val_macro_f1, "seconds": result.seconds},
         prefix="train",
     )
+    if training.budget is not None:  # the epochs the time budget allowed, and the speeds measured
+        tracking.log_params(training.budget.as_dict(), prefix="train.budget")
     with tracking.ArtifactDir("training") as folder:
         training_curves_png(result.history, folder / "training_curves.png")
 

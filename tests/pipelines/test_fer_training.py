@@ -371,3 +371,41 @@ def test_compare_trains_each_row_once_and_reports_the_table(stack, smoke_data, t
     again = _run(command, smoke_data)
     assert again.stdout.count("done already") == 2  # a finished row is not trained again
     assert len(mlflow.MlflowClient().search_model_versions("name='fer_backbones_test'")) == 2
+
+
+def test_make_train_with_a_budget_trains_the_epochs_that_fit(tmp_path):
+    """`make train BUDGET=<minutes>` as typed, in its own home: the rehearsal's plan is printed, the
+    100,000 configured epochs (far more than 0.2 minutes hold anywhere) shrink to what fits, that
+    many train and the plan is kept beside the resume state."""
+    import re
+
+    import yaml
+
+    smoke = yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
+    smoke["parameters"]["data_path"] = str(write_zip(tmp_path / "fer.zip", image_tree(12)))
+    smoke["steps"]["oversample_minority"]["parameters"]["config"]["enabled"] = False
+    train_config = smoke["steps"]["train_model"]["parameters"]["config"]
+    train_config.update(epochs=100_000, architecture_kwargs={"widths": [8, 8, 16, 16]})
+    config = tmp_path / "long_smoke.yaml"
+    config.write_text(yaml.safe_dump(smoke))
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "FERKIT_", "MLFLOW_", "MAKE"))}
+    command = ["make", "train", f"CONFIG={config}", "BUDGET=0.2", f"FERKIT_HOME={home}"]
+    done = subprocess.run(command, cwd=ROOT, env={**env, "FERKIT_NO_PROGRESS": "1"}, capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-5000:]
+    planned = re.search(r"^time budget 0\.2 min: (\d+) of 100000 epochs fit here", log, re.MULTILINE)
+    assert planned, log[-5000:]
+    epochs = int(planned.group(1))
+    assert 1 <= epochs < 100_000
+    written = yaml.safe_load((home / "budget" / "long_smoke.yaml").read_text())
+    assert written["steps"]["train_model"]["parameters"]["config"]["time_budget_minutes"] == 0.2
+    (plan,) = (home / "resume").glob("train-*.budget.json")
+    assert json.loads(plan.read_text())["epochs"] == epochs
+
+    (store,) = home.glob("zenml/local_stores/*/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    (run,) = mlflow.search_runs(experiment_names=["fer_training"], output_format="list")
+    assert run.data.params["train.budget.epochs"] == str(epochs) and run.data.params["train.epochs"] == "100000"
+    assert len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "train.loss")) == epochs

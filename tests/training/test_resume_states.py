@@ -215,6 +215,6 @@ def test_states_untouched_for_a_month_go_and_live_ones_stay(tmp_path, capsys):
     config = TrainConfig(architecture="plain_cnn", architecture_kwargs={"widths": [4, 4, 8, 8]}, batch_size=16,
                          epochs=1, use_class_weights=False, tta_flip=False, num_threads=2)  # fmt: skip
     train_resumable(config, data, [1.0] * 7, tmp_path)
-    assert "removed 1 resume state(s) untouched for 30 days" in capsys.readouterr().out and not old.exists()
+    assert "removed 1 resume file(s) untouched for 30 days" in capsys.readouterr().out and not old.exists()
     assert len([p for p in tmp_path.glob(f"train-{config.fingerprint()}-*.pt")]) == 1
     assert (tmp_path / "train-recent-bbbb.pt").exists() and (tmp_path / ".train-live-cccc.pt.x2.tmp").exists()

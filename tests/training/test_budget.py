@@ -1,0 +1,285 @@
+"""A time budget: the rehearsal's speeds set how many epochs train, the phases shrink in proportion
+(their schedules anneal over what runs), a resumed training keeps its plan, and a budget that holds
+not one epoch stops before training with the figures that say why."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ferkit.data.dataset import FERDataset
+from ferkit.training import Phase, TrainConfig, train
+from ferkit.training import budget as budget_module
+from ferkit.training.budget import (
+    MARGIN,
+    BudgetPlan,
+    Rehearsal,
+    budgeted_config,
+    measure,
+    plan_budget,
+    plan_path,
+    share_epochs,
+    steps_per_epoch,
+    validations,
+)
+from ferkit.training.config import ProgressiveSettings
+from ferkit.training.train import remove_abandoned_states, remove_resume_states, resume_path, train_resumable
+from tests.training.test_training import two_class_faces
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SMALL = dict(
+    architecture="plain_cnn",
+    architecture_kwargs={"widths": [8, 16, 16, 32]},
+    batch_size=32,
+    early_stopping_patience=None,
+    use_class_weights=False,
+    num_threads=2,
+    tta_flip=True,
+    ema_decay=0.99,
+)
+
+
+def faces(n: int = 256) -> FERDataset:
+    x, y = two_class_faces(n, seed=0)
+    val = n // 4
+    return FERDataset(np.concatenate([x, x[:val]]), np.concatenate([y, y[:val]]),
+                      np.array([0] * n + [1] * val), [f"f{i}" for i in range(n + val)])  # fmt: skip
+
+
+def known_speeds(images_per_second: float, val_faces_per_second: float, save_seconds: float = 0.0):
+    """A machine of these speeds, as a rehearsal would find it."""
+
+    def rehearse(config, train_images, train_labels, val_images, state_folder=None):
+        return Rehearsal(images_per_second, val_faces_per_second, save_seconds)
+
+    return rehearse
+
+
+def plan_of(minutes: float, config: TrainConfig, speeds=None) -> BudgetPlan:
+    data = faces()
+    train_split, val_split = data.split("train"), data.split("val")
+    config = config.model_copy(update={"time_budget_minutes": minutes})
+    return plan_budget(config, train_split.images, train_split.labels, val_split.images,
+                       rehearse=speeds or known_speeds(256, 64))  # fmt: skip
+
+
+class TestPlan:
+    # 256 faces in batches of 32: 8 steps an epoch; at 256 images/s an epoch takes 1 s, and 64 val
+    # faces at 64 faces/s take 1 s to score.
+    config = TrainConfig(
+        **SMALL, validate_every=2, phases=[Phase(name="train", epochs=20, lr=3e-3, schedule="onecycle")]
+    )
+
+    def test_val_is_scored_every_nth_epoch_each_phases_last_and_for_the_temperature(self):
+        assert validations([5], validate_every=2) == 3 + 1  # epochs 2, 4, 5
+        assert validations([3, 3], validate_every=3) == 2 + 1  # epochs 3 and 6, each a phase's last
+        assert validations([2, 2], validate_every=3) == 3 + 1  # 2 (last of a), 3, 4 (last of b)
+        assert validations([4], validate_every=1) == 4 + 1
+
+    def test_the_most_epochs_whose_projection_fits_the_budget(self):
+        # 5 epochs: 5 s of training, validations after epochs 2, 4, 5 and the temperature fit: 9 s.
+        plan = plan_of(9.5 / 60 / MARGIN, self.config)
+        assert (plan.epochs, plan.phase_epochs, plan.configured_epochs) == (5, [5], 20)
+        assert (plan.epoch_seconds, plan.validation_seconds, plan.projected_seconds) == (1.0, 1.0, 9.0)
+        assert "5 of 20 epochs fit" in plan.describe()
+
+    def test_state_writes_count_against_the_budget(self):
+        plan = plan_of(9.5 / 60 / MARGIN, self.config, known_speeds(256, 64, save_seconds=1.0))
+        assert (plan.epochs, plan.projected_seconds) == (3, 9.0)  # 3 x (1 + 1) s and 3 scorings
+
+    def test_a_budget_never_adds_epochs(self):
+        plan = plan_of(600, self.config)
+        assert (plan.epochs, plan.phase_epochs) == (20, [20])
+        assert budgeted_config(self.config, plan) is self.config
+        assert "all 20 epochs fit" in plan.describe()
+
+    def test_a_budget_without_one_epoch_stops_before_training_and_says_why(self):
+        with pytest.raises(ValueError, match=r"time_budget_minutes 0\.01: not even 1 epoch.*256 training images/s"):
+            plan_of(0.01, self.config)
+
+    def test_each_phase_keeps_an_epoch(self):
+        phased = TrainConfig(**SMALL, phases=[Phase(name=n, epochs=4, lr=1e-3) for n in "abc"])
+        # Two epochs would fit (2 s and 3 scorings), but three phases need three (3 s and 4 scorings).
+        with pytest.raises(ValueError, match="not even 3 epoch"):
+            plan_of(6.5 / 60 / MARGIN, phased)
+        assert plan_of(7.5 / 60 / MARGIN, phased).phase_epochs == [1, 1, 1]
+
+    def test_a_real_rehearsal_times_this_machine(self, tmp_path):
+        data = faces()
+        config = self.config.model_copy(update={"time_budget_minutes": 5.0})
+        train_split, val_split = data.split("train"), data.split("val")
+        measured = measure(config, train_split.images, train_split.labels, val_split.images, tmp_path / "resume")
+        assert measured.images_per_second > 0 and measured.val_faces_per_second > 0 and measured.save_seconds > 0
+        assert list((tmp_path / "resume").iterdir()) == []  # the timed state write leaves nothing behind
+        assert steps_per_epoch(config, train_split.labels) == 8
+
+
+class TestShortening:
+    def test_phases_share_the_epochs_in_proportion(self):
+        assert share_epochs([2, 8, 10], 10) == [1, 4, 5]
+        assert share_epochs([2, 8, 10], 3) == [1, 1, 1]
+        assert share_epochs([2, 8, 10], 30) == [2, 8, 10]
+        for epochs in range(3, 21):
+            shares = share_epochs([2, 8, 10], epochs)
+            assert sum(shares) == epochs and all(1 <= s <= c for s, c in zip(shares, [2, 8, 10]))
+
+    def test_a_shortened_config_keeps_its_form(self):
+        plan = BudgetPlan(5, 20, 10, [1, 4, 5], 100.0, 100.0, 1.0, 1.0, 0.0, 20.0, 0.0)
+        phased = TrainConfig(**SMALL, phases=[Phase(name="a", epochs=2, lr=1e-3), Phase(name="b", epochs=8, lr=1e-3),
+                                              Phase(name="c", epochs=10, lr=1e-4)])  # fmt: skip
+        short = budgeted_config(phased, plan)
+        assert [(p.name, p.epochs, p.lr) for p in short.phases] == [("a", 1, 1e-3), ("b", 4, 1e-3), ("c", 5, 1e-4)]
+        single = budgeted_config(TrainConfig(**SMALL, epochs=20), plan)
+        assert (single.epochs, single.phases) == (10, [])
+
+    def test_progressive_resizing_keeps_its_share_and_a_last_full_size_epoch(self):
+        config = TrainConfig(**SMALL, epochs=20, progressive=ProgressiveSettings(size=32, epochs=8))
+        assert (
+            budgeted_config(config, BudgetPlan(5, 20, 10, [10], 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0)).progressive.epochs
+            == 4
+        )
+        assert (
+            budgeted_config(config, BudgetPlan(5, 20, 2, [2], 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0)).progressive.epochs
+            == 1
+        )
+        assert budgeted_config(config, BudgetPlan(5, 20, 1, [1], 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0)).progressive is None
+
+    def test_the_budget_changes_no_fingerprint_of_a_config_without_one(self):
+        config = TrainConfig(**SMALL)
+        assert "time_budget_minutes" not in config.recipe()
+        assert config.fingerprint() != config.model_copy(update={"time_budget_minutes": 30.0}).fingerprint()
+
+
+def test_a_budgeted_training_trains_the_planned_epochs_with_the_schedule_annealed(monkeypatch):
+    data = faces()
+    phases = [Phase(name="warm", epochs=4, lr=3e-3, schedule="onecycle"),
+              Phase(name="tune", epochs=8, lr=1e-3, schedule="cosine")]  # fmt: skip
+    config = TrainConfig(**SMALL, phases=phases, time_budget_minutes=1.0)
+    # The machine as the rehearsal would find it slow: 40 images/s (6.4 s an epoch), 64 val faces in 1 s.
+    monkeypatch.setattr(budget_module, "measure", known_speeds(40, 64))
+    training = train(config, data, [1.0] * 7)
+    plan = training.budget
+    assert plan is not None and 2 <= plan.epochs < 12 and sum(plan.phase_epochs) == plan.epochs
+    history = training.result.history
+    assert len(history) == plan.epochs
+    recipe_phases = training.model.recipe["phases"]
+    assert [p["epochs"] for p in recipe_phases] == plan.phase_epochs and training.model.recipe[
+        "time_budget_minutes"
+    ] == 1.0
+    for phase, peak in enumerate([3e-3, 1e-3]):
+        lrs = [h["train.lr"] for h in history if h["train.phase"] == phase]
+        assert len(lrs) == plan.phase_epochs[phase]
+        assert lrs[-1] < 0.01 * peak  # annealed over the epochs that ran, not cut off half way
+
+
+def test_a_resumed_training_keeps_the_plan_it_started_with(tmp_path, monkeypatch):
+    data = faces()
+    config = TrainConfig(**SMALL, phases=[Phase(name="train", epochs=10, lr=3e-3, schedule="onecycle")],
+                         time_budget_minutes=0.5)  # fmt: skip
+    monkeypatch.setattr(budget_module, "measure", known_speeds(60, 64))  # 4.3 s an epoch: 5 fit
+
+    class Stopped(Exception):
+        pass
+
+    def stop_after_two(epoch, metrics):
+        if epoch == 2:
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        train_resumable(config, data, [1.0] * 7, tmp_path, callbacks=[stop_after_two])
+    state = resume_path(tmp_path, config, data, [1.0] * 7)
+    plan = BudgetPlan.from_dict(json.loads(plan_path(state).read_text()))
+    assert state.is_file() and plan.epochs == 5
+
+    # Now the machine is ten times faster: a new rehearsal would plan all ten epochs. The resumed
+    # training does not rehearse; it finishes the five it planned.
+    def no_rehearsal(*args):
+        raise AssertionError("a resumed training rehearsed again")
+
+    monkeypatch.setattr(budget_module, "measure", no_rehearsal)
+    epochs = []
+    resumed = train_resumable(config, data, [1.0] * 7, tmp_path, callbacks=[lambda e, m: epochs.append(e)])
+    assert resumed.budget == plan and len(resumed.result.history) == 5 and epochs == [1, 2, 3, 4, 5]
+
+    assert sorted(p.name for p in remove_resume_states(tmp_path, config)) == sorted([state.name, plan_path(state).name])
+
+
+class TestPlanBesideTheState:
+    config = TrainConfig(**SMALL, phases=[Phase(name="train", epochs=10, lr=3e-3, schedule="onecycle")],
+                         time_budget_minutes=0.5)  # fmt: skip
+
+    def state(self, folder: Path) -> Path:
+        return resume_path(folder, self.config, faces(), [1.0] * 7)
+
+    def test_a_plan_without_its_state_is_made_again(self, tmp_path, monkeypatch):
+        """A kill in the first epoch leaves a plan and no state: the next start rehearses afresh."""
+        monkeypatch.setattr(budget_module, "measure", known_speeds(60, 64))
+        state = self.state(tmp_path)
+        state.parent.mkdir(parents=True, exist_ok=True)
+        plan_path(state).write_text(
+            json.dumps({**plan_of(0.5, self.config).as_dict(), "epochs": 1, "phase_epochs": [1]})
+        )
+        training = train_resumable(self.config, faces(), [1.0] * 7, tmp_path)
+        assert training.budget.epochs == 5 and len(training.result.history) == 5
+        assert json.loads(plan_path(state).read_text())["epochs"] == 5
+
+    def test_a_state_without_its_plan_is_refused_by_name(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(budget_module, "measure", known_speeds(60, 64))
+        train_resumable(self.config, faces(), [1.0] * 7, tmp_path)
+        state = self.state(tmp_path)
+        plan_path(state).unlink()
+        with pytest.raises(ValueError, match=rf"{state.name}: a resume state of a budgeted training without its plan"):
+            train_resumable(self.config, faces(), [1.0] * 7, tmp_path)
+
+    def test_a_malformed_plan_is_named(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(budget_module, "measure", known_speeds(60, 64))
+        train_resumable(self.config, faces(), [1.0] * 7, tmp_path)
+        plan_path(self.state(tmp_path)).write_text('{"epochs": "many"')
+        with pytest.raises(ValueError, match=r"budget\.json: not a budget plan .*delete it and train-"):
+            train_resumable(self.config, faces(), [1.0] * 7, tmp_path)
+
+    def test_a_plan_ages_with_its_state(self, tmp_path):
+        """A plan is written once; a state every epoch. An old plan beside a fresh state stays."""
+        import os
+        import time
+
+        live, dropped = tmp_path / "train-aaaa-1.pt", tmp_path / "train-bbbb-2.pt"
+        for state in (live, dropped):
+            state.write_bytes(b"state")
+            plan_path(state).write_text("{}")
+        old = time.time() - 40 * 86400
+        for path in (plan_path(live), dropped, plan_path(dropped)):
+            os.utime(path, (old, old))
+        removed = remove_abandoned_states(tmp_path)
+        assert sorted(p.name for p in removed) == ["train-bbbb-2.budget.json", "train-bbbb-2.pt"]
+        assert live.is_file() and plan_path(live).is_file()
+
+
+def budget_config(minutes: str, out: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "ferkit.cli", "budget-config", "configs/cpu.yaml", "--minutes", minutes]
+    return subprocess.run([*command, "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_budget_config_writes_the_budget_into_the_train_step(tmp_path):
+    out = tmp_path / "cpu_42.yaml"
+    done = budget_config("42", out)
+    assert done.returncode == 0, done.stderr
+    written, shipped = yaml.safe_load(out.read_text()), yaml.safe_load((ROOT / "configs/cpu.yaml").read_text())
+    train_config = written["steps"]["train_model"]["parameters"]["config"]
+    assert train_config.pop("time_budget_minutes") == 42
+    assert written == shipped  # nothing else changed
+
+
+def test_budget_config_refuses_a_budget_that_is_no_time(tmp_path):
+    out = tmp_path / "never.yaml"
+    done = budget_config("0", out)
+    assert done.returncode == 2 and not out.exists()
+    assert "--minutes 0" in done.stderr and "time_budget_minutes" in done.stderr and "greater than 0" in done.stderr
+    assert "Traceback" not in done.stderr
