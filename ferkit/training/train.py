@@ -128,6 +128,8 @@ def _plan_here(
         print(f"{plan.describe()} (the plan this training started with, kept in {plan_path(checkpoint)})", flush=True)
         return plan
     state_folder = checkpoint.parent if checkpoint is not None else None
+    print(f"time budget {config.time_budget_minutes:.3g} min: timing a few training steps and a scoring of val "
+          f"here first", flush=True)  # fmt: skip
     plan = plan_budget(config, train_split.images, train_split.labels, val_split.images, state_folder)
     if checkpoint is not None:
         write_plan(checkpoint, plan)
