@@ -25,6 +25,8 @@ endif
 STAMP := $(VENV)/.installed
 UI_PORT ?= 5000
 PYTEST_ARGS ?=
+# Test processes: each test file runs whole in one of them (its fixtures and order kept). TEST_JOBS=0: one process.
+TEST_JOBS ?= 2
 # A literal comma for defaults inside $(or ...), whose arguments commas separate.
 comma := ,
 
@@ -32,7 +34,7 @@ comma := ,
 
 help:
 	@echo "make train [CONFIG=configs/<name>.yaml] [FRESH=1] [BUDGET=<minutes>]  set up, register the stack, run fer_training"
-	@echo "make test                                run the test suite"
+	@echo "make test [TEST_JOBS=2]                  run the test suite (in TEST_JOBS processes; 0: one)"
 	@echo "make lint | format                       ruff check and format --check | apply both"
 	@echo "make setup | stack | bench | ablation | gan-ablation | seeds [SEEDS=0,1,2] | class-offsets | compare [SPEC=...] | tta [MODEL=URI] | ui | clean"
 	@echo "make stack-kubernetes | stack-kubeflow       register a cluster stack (needs a ZenML server, see docs/scaling.md)"
@@ -77,7 +79,7 @@ train: stack
 	FERKIT_CONFIG_FILE="$$config" $(BIN)/zenml pipeline run pipelines.fer_training -c "$$run_config"
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile) $(PYTEST_ARGS)
 
 # Lint: the rules are in pyproject.toml; CI runs this before the tests.
 lint: setup

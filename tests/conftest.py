@@ -20,6 +20,10 @@ os.environ["ZENML_LOGGING_VERBOSITY"] = "WARN"
 os.environ["AUTO_OPEN_DASHBOARD"] = "false"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ["FERKIT_NO_PROGRESS"] = "1"
+# Under `make test` two test processes share the cores: torch's idle OpenMP threads sleep rather
+# than spin, so one process's training does not burn the cycles the other's needs.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from tests.factories import image_tree, write_zip  # noqa: E402 (after the environment is set)
 
