@@ -9,8 +9,13 @@ from ferkit.training import TrainConfig, Training
 
 def log_train_config(config: TrainConfig) -> None:
     """The resolved config (precision as it trains here) as `train.*` params, one `train.phase<i>.*`
-    group per phase."""
-    tracking.log_params({k: v for k, v in config.recipe().items() if k != "phases"}, prefix="train")
+    group per phase. `train.epochs` is the epochs configured over all phases; with phases the
+    single-phase fields (`optimizer`, `lr`) are left out: each phase's group says its own."""
+    params = {k: v for k, v in config.recipe().items() if k != "phases"}
+    if config.phases:
+        del params["optimizer"], params["lr"]
+    params["epochs"] = config.total_epochs
+    tracking.log_params(params, prefix="train")
     for i, phase in enumerate(config.resolved_phases()):
         tracking.log_params(phase.model_dump(), prefix=f"train.phase{i}")
 

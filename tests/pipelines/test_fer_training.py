@@ -292,6 +292,7 @@ def test_paper_config_runs_end_to_end_with_tiny_epochs(stack, smoke_data, tmp_pa
     mlflow.set_tracking_uri(stack)
     run = mlflow.search_runs(experiment_names=["fer_training"], output_format="list", order_by=["start_time DESC"])[0]
     assert run.data.params["model.backbone"] == "resnet50"
+    assert run.data.params["train.epochs"] == "5" and "train.optimizer" not in run.data.params  # the phases'
     assert [run.data.params[f"train.phase{i}.name"] for i in range(5)] == [
         "frozen_backbone",
         "unfreeze_160_175",
