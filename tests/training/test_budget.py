@@ -179,6 +179,27 @@ def test_a_budgeted_training_trains_the_planned_epochs_with_the_schedule_anneale
         assert lrs[-1] < 0.01 * peak  # annealed over the epochs that ran, not cut off half way
 
 
+def test_a_budgeted_training_trains_what_the_config_with_the_planned_epochs_trains(monkeypatch):
+    """The rehearsal builds and trains throwaway models before the training: the training is still
+    the seeded run of the shortened config, weight for weight, as if no rehearsal had run."""
+    data = faces()
+    phases = [Phase(name="train", epochs=12, lr=3e-3, schedule="onecycle")]
+    config = TrainConfig(**SMALL, phases=phases, time_budget_minutes=1.0)
+    real_measure = budget_module.measure
+
+    def slow_machine(*args, **kwargs):
+        real_measure(*args, **kwargs)  # the real rehearsal, with what it draws from the generators
+        return Rehearsal(40, 64, 0.0)
+
+    monkeypatch.setattr(budget_module, "measure", slow_machine)
+    budgeted = train(config, data, [1.0] * 7)
+    assert budgeted.budget is not None and budgeted.budget.epochs < 12
+    shortened = TrainConfig(**SMALL, phases=[phases[0].model_copy(update={"epochs": budgeted.budget.epochs})])
+    plain = train(shortened, data, [1.0] * 7)
+    assert plain.budget is None and plain.result.best_epoch == budgeted.result.best_epoch
+    assert plain.model.weights_sha256() == budgeted.model.weights_sha256()
+
+
 def test_a_resumed_training_keeps_the_plan_it_started_with(tmp_path, monkeypatch):
     data = faces()
     config = TrainConfig(**SMALL, phases=[Phase(name="train", epochs=10, lr=3e-3, schedule="onecycle")],
