@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.fx._symbolic_trace import is_fx_tracing
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
 from ferkit.models.backbones import build_backbone
@@ -107,7 +107,7 @@ class HybridFER(nn.Module):
         x = (x - self.mean) / self.std  # (B, 1, 48, 48)
         if self.input_size != IMAGE_SIZE:  # a static choice, so FX (int8 quantization) can trace the model
             # Smaller faces (progressive resizing) are scaled by the same factor.
-            native = is_fx_tracing() or x.shape[-1] == IMAGE_SIZE
+            native = is_fx_symbolic_tracing() or x.shape[-1] == IMAGE_SIZE
             side = self.input_size if native else round(self.input_size * x.shape[-1] / IMAGE_SIZE)
             x = F.interpolate(x, size=(side, side), mode="bicubic", align_corners=False)
         x = self.attention(self.backbone(self.adapter(x)))  # (B, C, H, W)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.fx._symbolic_trace import is_fx_tracing
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 
 class SqueezeExcite(nn.Module):
@@ -78,7 +78,7 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         position = self.position  # (1, N, D)
         # FX (int8 quantization) traces at the native size, so its graph keeps the plain sum.
-        if not is_fx_tracing() and x.shape[-2] * x.shape[-1] != self.position.shape[1]:
+        if not is_fx_symbolic_tracing() and x.shape[-2] * x.shape[-1] != self.position.shape[1]:
             position = self._resized_position(tuple(x.shape[-2:]))
         t = self.proj(x.flatten(2).transpose(1, 2)) + position  # (B, H*W, D)
         q = self.norm1(t)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.error
 
@@ -128,6 +129,24 @@ class TestParts:
         with torch.no_grad():
             upscaled(torch.rand(1, 1, 48, 48)), upscaled(torch.rand(1, 1, 36, 36))
         assert seen == [64, 48]  # smaller faces reach the trunk scaled by the same factor
+
+    def test_a_forward_pass_logs_no_fx_tracing_warning(self):
+        # Asking torch whether FX traces with the deprecated question logs a warning into every
+        # training log; the model asks the symbolic-tracing one (int8 quantization: below).
+        from torch.fx import _symbolic_trace
+
+        _symbolic_trace.is_fx_tracing_warning.cache_clear()  # torch logs it once a process
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append
+        logger = logging.getLogger(_symbolic_trace.__name__)
+        logger.addHandler(handler)
+        try:
+            # input_size 64 takes the hybrid's resize, the transformer block its position check.
+            forward(build_model("hybrid", **{**TINY, "input_size": 64}))
+        finally:
+            logger.removeHandler(handler)
+        assert [r.getMessage() for r in records] == []
 
     def test_branches_write_logits_in_canonical_order(self):
         branches = GroupBranches(dim=4, hidden=4).eval()
