@@ -2,7 +2,9 @@
 many of the config's epochs fit, and the phases shrink in proportion before training starts
 (the one-cycle and cosine schedules then anneal over the epochs that run, not over ones cut off).
 
-The same config trains the same number of epochs on a fast machine and fewer on a slow one; the
+The same config trains the same number of epochs on a fast machine and fewer on a slow one. A
+config's `short_budget` lightens its augmentation and dropout when the plan keeps few epochs: an
+underfit model gains from less regularisation (docs/results.md, "Within a time budget"). The
 plan (the measured speeds and the epochs they allow) is printed, logged and kept beside a resume
 state, so a resumed training keeps the epochs it started with.
 """
@@ -14,7 +16,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +59,17 @@ class BudgetPlan:
     save_seconds: float  # projected seconds of one epoch's resume state write
     projected_seconds: float  # the planned epochs with their validations and state writes
     rehearsal_seconds: float  # what measuring took, out of the budget
+    lightened: dict[str, float] = field(default_factory=dict)  # the short_budget settings applied; {}: none
 
     def describe(self) -> str:
         fit = "all" if self.epochs == self.configured_epochs else f"{self.epochs} of"
         total = self.rehearsal_seconds + self.projected_seconds
+        lighter = ", ".join(f"{k} {v:g}" for k, v in self.lightened.items())
         return (
             f"time budget {self.minutes:.3g} min: {fit} {self.configured_epochs} epochs fit here "
             f"({duration(self.epoch_seconds)} an epoch at {self.images_per_second:.0f} images/s, "
             f"{duration(self.validation_seconds)} to score val; about {duration(total)} in all)"
+            + (f"; so few epochs train with short_budget's lighter regularisation: {lighter}" if lighter else "")
         )
 
     def as_dict(self) -> dict:
@@ -156,7 +161,8 @@ def plan_budget(
     state_folder: Path | None = None,
     rehearse: Callable[..., Rehearsal] | None = None,
 ) -> BudgetPlan:
-    """The epochs of `config` that fit its `time_budget_minutes` here, the rehearsal's time included.
+    """The epochs of `config` that fit its `time_budget_minutes` here, the rehearsal's time included,
+    and the config's `short_budget` settings where it applies to that share of the epochs.
 
     `rehearse` (default `measure`) times this machine. It trains every parameter at the full face
     size, so frozen phases and progressive resizing's small faces only shorten the real run.
@@ -190,6 +196,8 @@ def plan_budget(
             f"rehearsal {duration(rehearsal_seconds)}): raise the budget, or make an epoch cheaper "
             f"(max_batches_per_epoch, fewer phases)"
         )
+    short = config.short_budget
+    lightened = short.changes() if short is not None and short.applies(sum(phase_epochs), sum(configured)) else {}
     return BudgetPlan(
         minutes=config.time_budget_minutes,
         configured_epochs=sum(configured),
@@ -202,6 +210,7 @@ def plan_budget(
         save_seconds=measured.save_seconds,
         projected_seconds=seconds(phase_epochs),
         rehearsal_seconds=rehearsal_seconds,
+        lightened=lightened,
     )
 
 
@@ -224,10 +233,15 @@ def share_epochs(configured: list[int], epochs: int) -> list[int]:
 
 def budgeted_config(config: TrainConfig, plan: BudgetPlan) -> TrainConfig:
     """`config` with the plan's epochs: each phase shortened, progressive resizing's small-face
-    epochs in proportion (none when only one epoch is left)."""
+    epochs in proportion (none when only one epoch is left), and the augmentation strength and
+    dropout the plan lightened."""
     if plan.epochs == config.total_epochs:
         return config
     update: dict = {}
+    if "augment_strength" in plan.lightened:
+        update["augment"] = config.augment.model_copy(update={"strength": plan.lightened["augment_strength"]})
+    if "dropout" in plan.lightened:
+        update["architecture_kwargs"] = {**config.architecture_kwargs, "dropout": plan.lightened["dropout"]}
     if config.phases:
         update["phases"] = [p.model_copy(update={"epochs": n}) for p, n in zip(config.phases, plan.phase_epochs)]
     else:

@@ -6,6 +6,7 @@ configs/*.yaml set these under the train step; unknown fields are refused.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from typing import Literal
 
@@ -68,6 +69,25 @@ class ProgressiveSettings(BaseModel):
     epochs: int = Field(ge=1)  # how many epochs, counted over all phases, train at `size`
 
 
+class ShortBudgetSettings(BaseModel):
+    """Lighter regularisation for a time budget that keeps few of the configured epochs: a model
+    trained that briefly underfits, and the augmentation and dropout sized for the whole schedule
+    then cost more than they give (docs/results.md, "Within a time budget")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_share: float = Field(gt=0, lt=1)  # applies when the plan keeps at most this share of the epochs
+    augment_strength: float | None = Field(None, ge=0)  # replaces augment.strength; None keeps it
+    dropout: float | None = Field(None, ge=0, lt=1)  # replaces architecture_kwargs' dropout; None keeps it
+
+    def applies(self, epochs: int, configured_epochs: int) -> bool:
+        return epochs <= self.max_share * configured_epochs
+
+    def changes(self) -> dict[str, float]:
+        """What it sets, by field name: logged with the plan that applied it."""
+        return {k: v for k, v in self.model_dump().items() if k != "max_share" and v is not None}
+
+
 class Phase(BaseModel):
     """One stage of training: how long, how fast, and which parameters may change."""
 
@@ -113,6 +133,7 @@ class TrainConfig(BaseModel):
     seed: int = 0  # seeds python, numpy and torch
     num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None = all cores
     time_budget_minutes: float | None = Field(None, gt=0)  # wall-clock budget: fewer epochs where not all fit
+    short_budget: ShortBudgetSettings | None = None  # lighter regularisation when the budget keeps few epochs
 
     @field_validator("class_repeats")
     @classmethod
@@ -130,6 +151,22 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 f"progressive.epochs is {self.progressive.epochs} of {self.total_epochs} epochs in all: "
                 f"at least the last epoch must train on {IMAGE_SIZE} px faces"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_short_budget_dropout(self) -> TrainConfig:
+        if self.short_budget is None or self.short_budget.dropout is None:
+            return self
+        from ferkit.models.registry import MODELS  # torch models: only for a config that sets this
+
+        builder = MODELS.builders.get(self.architecture) if self.architecture in MODELS.names() else None
+        parameters = inspect.signature(builder).parameters.values() if builder is not None else ()
+        named = {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD}
+        if builder is not None and "dropout" not in named and len(named) == len(parameters):
+            raise ValueError(
+                f"short_budget.dropout: architecture {self.architecture!r} takes no dropout argument; "
+                f"leave short_budget.dropout out"
             )
         return self
 
@@ -162,9 +199,11 @@ class TrainConfig(BaseModel):
         """The config as it trains here (precision resolved): what a checkpoint records."""
         recipe = {**self.model_dump(mode="json"), "precision": self.concrete_precision}
         # recipes and fingerprints from before these existed stay as they were
-        for added in ("mix", "progressive", "time_budget_minutes"):
+        for added in ("mix", "progressive", "time_budget_minutes", "short_budget"):
             if recipe[added] is None:
                 del recipe[added]
+        if self.time_budget_minutes is None:  # short_budget shapes nothing without a budget
+            recipe.pop("short_budget", None)
         return recipe
 
     def fingerprint(self) -> str:

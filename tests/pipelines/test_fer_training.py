@@ -377,7 +377,8 @@ def test_compare_trains_each_row_once_and_reports_the_table(stack, smoke_data, t
 def test_make_train_with_a_budget_trains_the_epochs_that_fit(tmp_path):
     """`make train BUDGET=<minutes>` as typed, in its own home: the rehearsal's plan is printed, the
     100,000 configured epochs (far more than 0.2 minutes hold anywhere) shrink to what fits, that
-    many train and the plan is kept beside the resume state."""
+    many train with the config's lighter regularisation for so short a plan, and the plan is kept
+    beside the resume state."""
     import re
 
     import yaml
@@ -386,7 +387,8 @@ def test_make_train_with_a_budget_trains_the_epochs_that_fit(tmp_path):
     smoke["parameters"]["data_path"] = str(write_zip(tmp_path / "fer.zip", image_tree(12)))
     smoke["steps"]["oversample_minority"]["parameters"]["config"]["enabled"] = False
     train_config = smoke["steps"]["train_model"]["parameters"]["config"]
-    train_config.update(epochs=100_000, architecture_kwargs={"widths": [8, 8, 16, 16]})
+    train_config.update(epochs=100_000, architecture_kwargs={"widths": [8, 8, 16, 16]},
+                        short_budget={"max_share": 0.25, "augment_strength": 0.5, "dropout": 0.05})  # fmt: skip
     config = tmp_path / "long_smoke.yaml"
     config.write_text(yaml.safe_dump(smoke))
     home = tmp_path / "home"
@@ -396,7 +398,8 @@ def test_make_train_with_a_budget_trains_the_epochs_that_fit(tmp_path):
                           timeout=900)  # fmt: skip
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-5000:]
-    planned = re.search(r"^time budget 0\.2 min: (\d+) of 100000 epochs fit here", log, re.MULTILINE)
+    planned = re.search(r"^time budget 0\.2 min: (\d+) of 100000 epochs fit here.*"
+                        r"lighter regularisation: augment_strength 0\.5, dropout 0\.05$", log, re.MULTILINE)  # fmt: skip
     assert planned, log[-5000:]
     epochs = int(planned.group(1))
     assert 1 <= epochs < 100_000
@@ -404,9 +407,12 @@ def test_make_train_with_a_budget_trains_the_epochs_that_fit(tmp_path):
     assert written["steps"]["train_model"]["parameters"]["config"]["time_budget_minutes"] == 0.2
     (plan,) = (home / "resume").glob("train-*.budget.json")
     assert json.loads(plan.read_text())["epochs"] == epochs
+    assert json.loads(plan.read_text())["lightened"] == {"augment_strength": 0.5, "dropout": 0.05}
 
     (store,) = home.glob("zenml/local_stores/*/mlflow.db")
     mlflow.set_tracking_uri(f"sqlite:///{store}")
     (run,) = mlflow.search_runs(experiment_names=["fer_training"], output_format="list")
     assert run.data.params["train.budget.epochs"] == str(epochs) and run.data.params["train.epochs"] == "100000"
+    assert run.data.params["train.budget.lightened.augment_strength"] == "0.5"
+    assert run.data.params["train.budget.lightened.dropout"] == "0.05"
     assert len(mlflow.MlflowClient().get_metric_history(run.info.run_id, "train.loss")) == epochs

@@ -28,7 +28,7 @@ from ferkit.training.budget import (
     steps_per_epoch,
     validations,
 )
-from ferkit.training.config import ProgressiveSettings
+from ferkit.training.config import ProgressiveSettings, ShortBudgetSettings
 from ferkit.training.train import remove_abandoned_states, remove_resume_states, resume_path, train_resumable
 from tests.training.test_training import two_class_faces
 
@@ -111,6 +111,53 @@ class TestPlan:
             plan_of(6.5 / 60 / MARGIN, phased)
         assert plan_of(7.5 / 60 / MARGIN, phased).phase_epochs == [1, 1, 1]
 
+    def test_a_short_budget_lightens_a_plan_that_keeps_few_epochs_and_no_other(self):
+        lighter = ShortBudgetSettings(max_share=0.25, augment_strength=0.25, dropout=0.0)
+        config = self.config.model_copy(update={"short_budget": lighter})
+        few = plan_of(9.5 / 60 / MARGIN, config)  # 5 of 20 epochs: a quarter
+        assert (few.epochs, few.lightened) == (5, {"augment_strength": 0.25, "dropout": 0.0})
+        assert "lighter regularisation: augment_strength 0.25, dropout 0" in few.describe()
+        short = budgeted_config(config, few)
+        assert (short.total_epochs, short.augment.strength, short.architecture_kwargs) == (
+            5, 0.25, {"widths": [8, 16, 16, 32], "dropout": 0.0})  # fmt: skip
+        assert short.augment.rotation_deg == config.augment.rotation_deg  # strength scales the ranges
+
+        more = plan_of(11.5 / 60 / MARGIN, config)  # 6 of 20 epochs: over a quarter
+        assert (more.epochs, more.lightened) == (6, {})
+        assert "lighter" not in more.describe()
+        kept = budgeted_config(config, more)
+        assert (kept.augment, kept.architecture_kwargs) == (config.augment, config.architecture_kwargs)
+        assert plan_of(600, config).lightened == {}  # all epochs fit
+        assert plan_of(9.5 / 60 / MARGIN, self.config).lightened == {}  # no short_budget: nothing lightened
+
+    def test_a_short_budget_changes_only_what_it_sets(self):
+        config = self.config.model_copy(update={"short_budget": ShortBudgetSettings(max_share=0.5, dropout=0.1)})
+        plan = plan_of(9.5 / 60 / MARGIN, config)
+        short = budgeted_config(config, plan)
+        assert plan.lightened == {"dropout": 0.1} and short.architecture_kwargs["dropout"] == 0.1
+        assert short.augment == config.augment
+
+    def test_a_short_budget_dropout_needs_an_architecture_that_takes_one(self):
+        from ferkit.models.registry import MODELS
+
+        @MODELS.register("no_dropout_test")
+        def no_dropout(*, widths=(8,)):
+            raise AssertionError("never built")
+
+        try:
+            with pytest.raises(ValueError, match=r"short_budget\.dropout: architecture 'no_dropout_test' takes no"):
+                TrainConfig(architecture="no_dropout_test", short_budget={"max_share": 0.3, "dropout": 0.1})
+            TrainConfig(architecture="no_dropout_test", short_budget={"max_share": 0.3, "augment_strength": 0.5})
+        finally:
+            del MODELS.builders["no_dropout_test"]
+        with pytest.raises(ValueError, match="max_share"):
+            TrainConfig(**SMALL, short_budget={"max_share": 1.0, "dropout": 0.1})
+
+    def test_a_plan_written_before_short_budgets_reads_as_lightening_nothing(self):
+        written = plan_of(9.5 / 60 / MARGIN, self.config).as_dict()
+        del written["lightened"]
+        assert BudgetPlan.from_dict(written).lightened == {}
+
     def test_a_real_rehearsal_times_this_machine(self, tmp_path):
         data = faces()
         config = self.config.model_copy(update={"time_budget_minutes": 5.0})
@@ -153,8 +200,17 @@ class TestShortening:
 
     def test_the_budget_changes_no_fingerprint_of_a_config_without_one(self):
         config = TrainConfig(**SMALL)
-        assert "time_budget_minutes" not in config.recipe()
+        assert "time_budget_minutes" not in config.recipe() and "short_budget" not in config.recipe()
         assert config.fingerprint() != config.model_copy(update={"time_budget_minutes": 30.0}).fingerprint()
+
+    def test_a_short_budget_changes_the_fingerprint_only_beside_a_budget(self):
+        """Without a budget it shapes nothing: resume states and cached steps of the config stay."""
+        config, lighter = TrainConfig(**SMALL), ShortBudgetSettings(max_share=0.3, dropout=0.0)
+        assert config.model_copy(update={"short_budget": lighter}).fingerprint() == config.fingerprint()
+        budgeted = config.model_copy(update={"time_budget_minutes": 30.0})
+        with_lighter = budgeted.model_copy(update={"short_budget": lighter})
+        assert with_lighter.fingerprint() != budgeted.fingerprint()
+        assert with_lighter.recipe()["short_budget"] == {"max_share": 0.3, "augment_strength": None, "dropout": 0.0}
 
 
 def test_a_budgeted_training_trains_the_planned_epochs_with_the_schedule_annealed(monkeypatch):
@@ -179,12 +235,14 @@ def test_a_budgeted_training_trains_the_planned_epochs_with_the_schedule_anneale
         assert lrs[-1] < 0.01 * peak  # annealed over the epochs that ran, not cut off half way
 
 
-def test_a_budgeted_training_trains_what_the_config_with_the_planned_epochs_trains(monkeypatch):
+@pytest.mark.parametrize("lighter", [None, ShortBudgetSettings(max_share=0.9, augment_strength=0.25, dropout=0.0)])
+def test_a_budgeted_training_trains_what_the_config_with_the_planned_epochs_trains(monkeypatch, lighter):
     """The rehearsal builds and trains throwaway models before the training: the training is still
-    the seeded run of the shortened config, weight for weight, as if no rehearsal had run."""
+    the seeded run of the shortened config, weight for weight, as if no rehearsal had run; with a
+    short budget's lighter settings, of the shortened and lightened config."""
     data = faces()
     phases = [Phase(name="train", epochs=12, lr=3e-3, schedule="onecycle")]
-    config = TrainConfig(**SMALL, phases=phases, time_budget_minutes=1.0)
+    config = TrainConfig(**SMALL, phases=phases, time_budget_minutes=1.0, short_budget=lighter)
     real_measure = budget_module.measure
 
     def slow_machine(*args, **kwargs):
@@ -195,6 +253,13 @@ def test_a_budgeted_training_trains_what_the_config_with_the_planned_epochs_trai
     budgeted = train(config, data, [1.0] * 7)
     assert budgeted.budget is not None and budgeted.budget.epochs < 12
     shortened = TrainConfig(**SMALL, phases=[phases[0].model_copy(update={"epochs": budgeted.budget.epochs})])
+    if lighter is not None:
+        assert budgeted.budget.lightened == {"augment_strength": 0.25, "dropout": 0.0}
+        shortened = shortened.model_copy(update={"augment": shortened.augment.model_copy(update={"strength": 0.25}),
+                                                 "architecture_kwargs": {**SMALL["architecture_kwargs"], "dropout": 0.0}})  # fmt: skip
+        recipe = budgeted.model.recipe
+        assert recipe["augment"]["strength"] == 0.25 and recipe["architecture_kwargs"]["dropout"] == 0.0
+        assert budgeted.model.architecture_kwargs["dropout"] == 0.0  # the model it registers is built so
     plain = train(shortened, data, [1.0] * 7)
     assert plain.budget is None and plain.result.best_epoch == budgeted.result.best_epoch
     assert plain.model.weights_sha256() == budgeted.model.weights_sha256()
