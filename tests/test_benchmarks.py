@@ -162,6 +162,8 @@ class TestAblation:
         (["ablation", "OUT=/tmp/a.json"], "--out /tmp/a.json"),
         (["seeds", "OUT=/tmp/s.json"], "--out /tmp/s.json"),
         (["class-offsets"], "--seeds 0,1,2 "),
+        (["ablation-full"], "epochs=36; seeds=0,1; "),
+        (["ablation-full", "ROWS=full,no_branches"], "for row in full no_branches; do "),
     ],
 )
 def test_the_makefile_passes_whole_comma_lists_as_defaults(target, expected):
@@ -464,3 +466,82 @@ def test_a_cached_generator_is_reused_only_where_it_trains_at_the_same_precision
     assert bench_gan.generator_cache(tmp_path, over) == fp32_here and fp32_here.parent == tmp_path
     monkeypatch.setattr(runtime, "cpu_vendor", lambda: "AuthenticAMD")  # auto: bf16 there
     assert bench_gan.generator_cache(tmp_path, over) != fp32_here
+
+
+class TestAblationAtTheWholeBudget:
+    """`make ablation-full`: each row a `make train` of its own config, gathered into one table."""
+
+    def test_the_full_rows_config_is_cpu_yaml_itself_and_each_row_switches_off_one_part(self):
+        from tests.benchmarks import bench_seeds
+
+        cpu = bench_ablation.ROOT / "configs/cpu.yaml"
+        shipped = yaml.safe_load(cpu.read_text())
+        full = bench_ablation.row_config(cpu, 36, "full")
+        # The headline seeds (`make seeds` of cpu.yaml) are the full row's runs.
+        assert bench_seeds.training_fingerprint(full) == bench_seeds.training_fingerprint(shipped)
+        plain = bench_ablation.row_config(cpu, 36, "no_transformer")
+        plain["steps"]["train_model"]["parameters"]["config"]["architecture_kwargs"]["transformer"] = True
+        assert plain == full
+        short = bench_ablation.row_config(cpu, 12, "full")["steps"]["train_model"]["parameters"]["config"]
+        assert short["phases"][0]["epochs"] == 12
+        with pytest.raises(SystemExit, match="unknown row 'no_head'"):
+            bench_ablation.row_config(cpu, 36, "no_head")
+
+    def test_a_short_budget_counts_in_what_a_seed_trains_only_under_a_time_budget(self):
+        from tests.benchmarks import bench_seeds
+
+        config = {"steps": {"train_model": {"parameters": {"config": dict(TINY_HYBRID)}}}}
+        plain = bench_seeds.training_fingerprint(config)
+        train = config["steps"]["train_model"]["parameters"]["config"]
+        train["short_budget"] = {"max_share": 0.34, "augment_strength": 0.25, "dropout": 0.0}
+        assert bench_seeds.training_fingerprint(config) == plain  # no budget: it shapes nothing
+        train["time_budget_minutes"] = 30
+        budgeted = bench_seeds.training_fingerprint(config)
+        del train["short_budget"]
+        assert budgeted not in {plain, bench_seeds.training_fingerprint(config)}
+
+    def test_the_table_gathers_each_rows_seeds_and_refuses_a_file_of_another_training(
+        self, setup, tmp_path, monkeypatch, capsys
+    ):
+        from ferkit.data.labels import EMOTIONS
+        from tests.benchmarks import bench_seeds
+
+        _, config, out = setup
+        folder = tmp_path / "ablation-3-epochs"
+
+        def scored(home, data, split, tta):  # what `ferkit evaluate` says of each home's champion
+            row, seed = home.parent.name, int(home.name.removeprefix("seed"))
+            value = round((0.70 if row == "full" else 0.68) + 0.01 * seed + (0.005 if split == "test" else 0), 4)
+            figures = {"accuracy": value, "balanced_accuracy": value, "macro_f1": value, "log_loss": 0.8}
+            return {**figures, "recall": dict.fromkeys(EMOTIONS, value), "leakage_free": figures}
+
+        monkeypatch.setattr(bench_seeds, "train_seed", lambda *args, **kwargs: (0, 1.0))
+        monkeypatch.setattr(bench_seeds, "score", scored)
+        for row, seeds in (("full", "0,1,2"), ("no_transformer", "0,1")):
+            row_file = tmp_path / f"{row}.yaml"
+            argv = ["--config", str(config), "--epochs", "3", "--write-config", row, "--out", str(row_file)]
+            assert bench_ablation.main(argv) == 0
+            argv = ["bench_seeds", "--config", str(row_file), "--seeds", seeds, "--root", str(tmp_path / "homes" / row)]
+            monkeypatch.setattr("sys.argv", [*argv, "--out", str(folder / f"{row}.json")])
+            assert bench_seeds.main() == 0
+
+        argv = ["--config", str(config), "--epochs", "3", "--seeds", "0,1", "--out", str(out)]
+        argv += ["--from-seeds", str(folder)]
+        assert bench_ablation.main(argv) == 0
+        results = json.loads(out.read_text())["results"]
+        assert [(r["row"], r["seed"]) for r in results["runs"]] == [
+            ("full", 0), ("full", 1), ("no_transformer", 0), ("no_transformer", 1)
+        ]  # fmt: skip
+        assert results["modes"] == ["multi_scale"] and results["table"]["budget_epochs"] == 3
+        gap = results["summary"]["no_transformer"]["val.multi_scale.macro_f1"]
+        assert gap["mean"] == pytest.approx(0.685) and gap["minus_full"] == pytest.approx(-0.02)
+        test_side = results["summary"]["full"]["test.multi_scale.fear_recall"]
+        assert test_side["mean"] == pytest.approx(0.71)  # PrivateTest reported beside, per class too
+        assert "no_attention.json: not trained yet; row no_attention left out" in capsys.readouterr().out
+
+        # A row's file holding another row's training is refused, named, and the table is kept.
+        before = out.read_bytes()
+        (folder / "no_attention.json").write_text((folder / "no_transformer.json").read_text())
+        with pytest.raises(SystemExit, match="no_attention.json: its seeds trained .* not row no_attention"):
+            bench_ablation.main(argv)
+        assert out.read_bytes() == before

@@ -2,6 +2,8 @@
 
     python tests/benchmarks/bench_ablation.py [--data PATH] [--epochs 16] [--seeds 0,1]
         [--rows full,no_attention,...] [--out tests/benchmarks/results/ablation.json]
+    python tests/benchmarks/bench_ablation.py --epochs 36 --write-config ROW --out ROW.yaml
+    python tests/benchmarks/bench_ablation.py --epochs 36 --from-seeds FOLDER [--seeds 0,1] [--out ...]
 
 Every row trains with the same shortened budget (the cpu config's phase shortened to
 `--epochs`, its one-cycle schedule compressed to match) from each seed, with the class weights
@@ -12,6 +14,11 @@ seeds and its difference from the full design. Runs are independent: an interrup
 keeps the runs already written to the JSON, and a rerun trains only what is missing. A file
 holds one table: runs measured alike (budget, views, class weights, config, precision as
 resolved on the machine); a rerun that would measure otherwise is refused and the file kept.
+
+At the config's whole budget a run is a `make train` (`make ablation-full`): `--write-config ROW`
+writes the row's whole pipeline config, `bench_seeds` trains it on each seed into
+`FOLDER/<row>.json`, and `--from-seeds FOLDER` gathers those files into one table, each file checked
+to hold its row's training (the full row's is the config itself, so the headline seeds count).
 """
 
 from __future__ import annotations
@@ -79,6 +86,80 @@ def table_key(config_file: str | Path, epochs: int, modes: tuple[str, ...], weig
         "class_weights": weights,
         "precision": TrainConfig(**train).concrete_precision,
     }
+
+
+def shortened(train: dict, epochs: int, config_file: str | Path) -> dict:
+    """The config's train config with its single phase at `epochs` and every hybrid part on: each
+    part is measured against the full design, whichever parts the config itself switches off."""
+    base = copy.deepcopy(train)
+    if len(base.get("phases", [])) != 1:
+        raise SystemExit(f"{config_file}: the ablation shortens a single-phase config")
+    base["phases"][0]["epochs"] = epochs
+    base.setdefault("architecture_kwargs", {}).update(attention=True, transformer=True, branches=True)
+    return base
+
+
+def row_config(config_file: str | Path, epochs: int, name: str) -> dict:
+    """The whole pipeline config that trains row `name` with `make train`: `config_file` with the
+    row's train config (the full row at the config's own epochs is the config itself)."""
+    if name not in ROWS:
+        raise SystemExit(f"unknown row {name!r}; expected one of {list(ROWS)}")
+    config = yaml.safe_load(Path(config_file).read_text())
+    train, _, _ = settings(config_file)
+    config["steps"]["train_model"]["parameters"]["config"] = merge(shortened(train, epochs, config_file), ROWS[name][1])
+    return config
+
+
+def _seed_figures(scored: dict) -> dict:
+    """A `bench_seeds` split score as `scores` writes one: the figures, disgust and fear recall, and
+    the figures on the test faces without a pixel-identical training copy."""
+    figures = {k: scored[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")}
+    figures |= {f"{emotion}_recall": scored["recall"][emotion] for emotion in ("disgust", "fear")}
+    figures |= {f"leakage_free_{k}": v for k, v in (scored.get("leakage_free") or {}).items()}
+    return figures
+
+
+def seeds_runs(folder: Path, config_file: str | Path, epochs: int, names: list[str], seeds: list[int]) -> tuple:
+    """The runs `bench_seeds` trained into `folder/<row>.json` for `names` and `seeds`, as `run_row`
+    writes runs, with the TTA and precision they share. A file must hold its row's training (the
+    config `row_config` writes) scored with one TTA at one precision; a row without a file is left
+    out, saying so."""
+    from tests.benchmarks.bench_seeds import training_fingerprint
+
+    runs: list[dict] = []
+    shared: dict[str, set] = {"tta": set(), "precision": set()}
+    for name in names:
+        file = folder / f"{name}.json"
+        if not file.is_file():
+            print(f"{shown_path(file)}: not trained yet; row {name} left out", flush=True)
+            continue
+        report = json.loads(file.read_text())
+        expected = training_fingerprint(row_config(config_file, epochs, name))
+        if report.get("training_sha256") != expected:
+            raise SystemExit(
+                f"{shown_path(file)}: its seeds trained {report.get('training_sha256', 'a training not recorded')}, "
+                f"not row {name} of {shown_path(config_file)} at {epochs} epochs ({expected})"
+            )
+        shared["tta"].add(report["results"]["tta"])
+        shared["precision"].add(report.get("precision"))
+        for row in report["results"]["rows"]:
+            if row["seed"] not in seeds or "test" not in row:
+                continue
+            runs.append({
+                "row": name,
+                "seed": row["seed"],
+                "epochs": epochs,
+                **({"minutes": row["minutes"]} if "minutes" in row else {}),
+                "trained_by": f"make train (bench_seeds) into {shown_path(file)}",
+                "switched_off": ROWS[name][0],
+                "scores": {split: {report["results"]["tta"]: _seed_figures(row[split])} for split in ("val", "test")},
+                "machine": row.get("machine"),
+            })  # fmt: skip
+    for what, values in shared.items():
+        if len(values) > 1:
+            raise SystemExit(f"{shown_path(folder)}: the rows' files differ in {what} ({sorted(map(str, values))})")
+    runs.sort(key=lambda r: (list(ROWS).index(r["row"]), r["seed"]))
+    return runs, next(iter(shared["tta"]), None), next(iter(shared["precision"]), None)
 
 
 def open_table(out: Path, key: dict) -> list[dict]:
@@ -331,11 +412,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1", help="comma-separated training seeds; every row runs on each")
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {list(ROWS)}")
     parser.add_argument("--out", default=None, help="default tests/benchmarks/results/ablation-<epochs>-epochs.json")
+    parser.add_argument("--write-config", metavar="ROW", help="write ROW's pipeline config to --out, train nothing")
+    parser.add_argument("--from-seeds", metavar="FOLDER", help="the table from bench_seeds' FOLDER/<row>.json files")
     for child in ("--score-champion-to", "--expect", "--modes"):  # trained_row's child
         parser.add_argument(child, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.score_champion_to:
         score_champion(Path(args.score_champion_to), args.data, args.expect, tuple(args.modes.split(",")))
+        return 0
+
+    if args.write_config:
+        if not args.out:
+            raise SystemExit("--write-config needs --out: the file to write the row's config to")
+        text = yaml.safe_dump(row_config(args.config, args.epochs, args.write_config), sort_keys=False)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
         return 0
 
     from tqdm.auto import tqdm
@@ -345,17 +436,14 @@ def main(argv: list[str] | None = None) -> int:
 
     raw, weight_params, tta = settings(args.config)
     modes = tuple(dict.fromkeys(("flip", tta)))
-    base = copy.deepcopy(raw)
-    if len(base.get("phases", [])) != 1:
-        raise SystemExit(f"{args.config}: the ablation shortens a single-phase config")
-    base["phases"][0]["epochs"] = args.epochs
-    # Each part is measured against the full design, whichever parts the config itself switches off.
-    base.setdefault("architecture_kwargs", {}).update(attention=True, transformer=True, branches=True)
+    base = shortened(raw, args.epochs, args.config)
     names = args.rows.split(",")
     for name in names:
         if name not in ROWS:
             raise SystemExit(f"unknown row {name!r}; expected one of {list(ROWS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.from_seeds:
+        return gather(Path(args.from_seeds), args, names, seeds)
     data = read_fer2013(args.data, progress=False)
     weights = class_weights(data.split("train").labels, **weight_params).as_list()
 
@@ -392,6 +480,33 @@ def main(argv: list[str] | None = None) -> int:
                 f"decides, PrivateTest is reported; views: {', '.join(modes)}"
             ),
         )
+    return 0
+
+
+def gather(folder: Path, args: argparse.Namespace, names: list[str], seeds: list[int]) -> int:
+    """`--from-seeds`: the table of the runs `make train` trained for each row (`bench_seeds`)."""
+    runs, tta, precision = seeds_runs(folder, args.config, args.epochs, names, seeds)
+    if not runs:
+        raise SystemExit(f"{shown_path(folder)}: no row's seeds {seeds} trained yet")
+    out = Path(args.out or ROOT / f"tests/benchmarks/results/ablation-{args.epochs}-epochs.json")
+    table = {"config": shown_path(args.config), "budget_epochs": args.epochs, "modes": [tta], "precision": precision,
+             "trained_by": f"make train, per row and seed (bench_seeds): {shown_path(folder)}"}  # fmt: skip
+    write_report(
+        "ablation",
+        out,
+        targets={},
+        checks={},
+        results={
+            "table": table,
+            "budget_epochs": args.epochs,
+            "modes": [tta],
+            "runs": runs,
+            "summary": summarise(runs, "row", (tta,), baseline="full"),
+        },
+        config=shown_path(args.config),
+        note=f"each run is make train of the row's config ({args.epochs} epochs); PublicTest decides, "
+        f"PrivateTest is reported; views: {tta}",
+    )
     return 0
 
 

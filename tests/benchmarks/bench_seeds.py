@@ -53,10 +53,14 @@ SCORING_STEPS = ("evaluate_model", "report_drift", "register_model")
 
 def training_fingerprint(config: dict) -> str:
     """What a seed trains, hashed: the run config without its scoring steps (a new TTA mode or gate
-    metric scores the same weights, so the seeds already trained stand)."""
+    metric scores the same weights, so the seeds already trained stand), and without a `short_budget`
+    that shapes nothing because no time budget is set (as the trained recipe leaves it out)."""
     trains = json.loads(json.dumps(config))
     for step in SCORING_STEPS:
         (trains.get("steps") or {}).pop(step, None)
+    train = (((trains.get("steps") or {}).get("train_model") or {}).get("parameters") or {}).get("config")
+    if isinstance(train, dict) and train.get("time_budget_minutes") is None:
+        train.pop("short_budget", None)
     return hashlib.sha256(json.dumps(trains, sort_keys=True).encode()).hexdigest()[:16]
 
 
