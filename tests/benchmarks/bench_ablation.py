@@ -461,26 +461,17 @@ def main(argv: list[str] | None = None) -> int:
         row = {**run_row(name, config_dict, data, weights, modes), "switched_off": off, "config": config_dict}
         runs = [r for r in runs if not (r["row"] == name and r["seed"] == seed)] + [row]
         runs.sort(key=lambda r: (list(ROWS).index(r["row"]), r["seed"]))
-        write_report(
-            "ablation",
-            out,
-            targets={},
-            checks={},
-            results={
-                "table": table,
-                "budget_epochs": args.epochs,
-                "modes": list(modes),
-                "class_weights": weight_params,
-                "runs": runs,
-                "summary": summarise(runs, "row", modes, baseline="full"),
-            },
-            config=shown_path(args.config),
-            note=(
-                f"each run trains {args.epochs} epochs of the config (schedule compressed); PublicTest "
-                f"decides, PrivateTest is reported; views: {', '.join(modes)}"
-            ),
-        )
+        note = f"each run trains {args.epochs} epochs of the config (schedule compressed)"
+        write_table(out, table, args, modes, runs, note, class_weights=weight_params)
     return 0
+
+
+def write_table(out: Path, table: dict, args, modes: tuple[str, ...], runs: list[dict], note: str, **more) -> None:
+    """The ablation's file: its runs, and each row's mean over seeds and difference from the full design."""
+    results = {"table": table, "budget_epochs": args.epochs, "modes": list(modes), **more, "runs": runs}
+    results["summary"] = summarise(runs, "row", modes, baseline="full")
+    note += f"; PublicTest decides, PrivateTest is reported; views: {', '.join(modes)}"
+    write_report("ablation", out, targets={}, checks={}, results=results, config=shown_path(args.config), note=note)
 
 
 def gather(folder: Path, args: argparse.Namespace, names: list[str], seeds: list[int]) -> int:
@@ -491,22 +482,7 @@ def gather(folder: Path, args: argparse.Namespace, names: list[str], seeds: list
     out = Path(args.out or ROOT / f"tests/benchmarks/results/ablation-{args.epochs}-epochs.json")
     table = {"config": shown_path(args.config), "budget_epochs": args.epochs, "modes": [tta], "precision": precision,
              "trained_by": f"make train, per row and seed (bench_seeds): {shown_path(folder)}"}  # fmt: skip
-    write_report(
-        "ablation",
-        out,
-        targets={},
-        checks={},
-        results={
-            "table": table,
-            "budget_epochs": args.epochs,
-            "modes": [tta],
-            "runs": runs,
-            "summary": summarise(runs, "row", (tta,), baseline="full"),
-        },
-        config=shown_path(args.config),
-        note=f"each run is make train of the row's config ({args.epochs} epochs); PublicTest decides, "
-        f"PrivateTest is reported; views: {tta}",
-    )
+    write_table(out, table, args, (tta,), runs, f"each run is make train of the row's config ({args.epochs} epochs)")
     return 0
 
 
