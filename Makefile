@@ -111,14 +111,17 @@ ablation: setup
 # every row's config is written to $(FERKIT_HOME)/ablation-full/<row>.yaml, `bench_seeds` trains it
 # on SEEDS (default 0,1) in homes under $(FERKIT_HOME)/ablation-full/<row> and scores PublicTest and
 # PrivateTest into tests/benchmarks/results/ablation-<EPOCHS>-epochs/<row>.json, then one table
-# gathers them (ablation-<EPOCHS>-epochs.json). The full row is cpu.yaml itself, so its seeds are
-# the headline's. About an hour a run on 2 native-bf16 cores; a rerun trains only what is missing.
+# gathers them (ablation-<EPOCHS>-epochs.json). The full row is cpu.yaml itself (the same training
+# hash as `make seeds` of it). The table holds one precision: a row this machine would train in
+# another is refused before training. About an hour a run on 2 native-bf16 cores; a rerun trains
+# only what is missing.
 ABLATION_ROWS = full no_attention no_transformer no_branches no_class_weights no_class_balanced_augmentation
 ablation-full: setup
 	@set -e; epochs=$(or $(EPOCHS),36); seeds=$(or $(SEEDS),0$(comma)1); \
 	folder=tests/benchmarks/results/ablation-$$epochs-epochs; homes=$(FERKIT_HOME)/ablation-full; \
 	for row in $(or $(subst $(comma), ,$(ROWS)),$(ABLATION_ROWS)); do \
-	  $(BIN)/python tests/benchmarks/bench_ablation.py --epochs $$epochs --write-config $$row --out $$homes/$$row.yaml; \
+	  $(BIN)/python tests/benchmarks/bench_ablation.py --epochs $$epochs --write-config $$row --out $$homes/$$row.yaml \
+	    --from-seeds $$folder; \
 	  $(BIN)/python tests/benchmarks/bench_seeds.py --config $$homes/$$row.yaml --seeds $$seeds \
 	    --root $$homes/$$row --out $$folder/$$row.json; \
 	done; \

@@ -164,6 +164,7 @@ class TestAblation:
         (["class-offsets"], "--seeds 0,1,2 "),
         (["ablation-full"], "epochs=36; seeds=0,1; "),
         (["ablation-full", "ROWS=full,no_branches"], "for row in full no_branches; do "),
+        (["ablation-full"], "--write-config $row --out $homes/$row.yaml --from-seeds $folder; "),
     ],
 )
 def test_the_makefile_passes_whole_comma_lists_as_defaults(target, expected):
@@ -363,13 +364,15 @@ class TestClassOffsets:
 
 
 @pytest.mark.slow
-def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would_train_it(tmp_path, capsys):
+def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would_train_it(
+    tmp_path, capsys, monkeypatch
+):
     """`make gan-ablation` takes its without-GAN runs from the `make seeds` homes: the real `make train`
     in a home, scored there, gives the row the benchmark's own training gives; another seed, other
     data, other class weights, another recipe, GAN faces or a home without a champion are not taken."""
     from tqdm.auto import tqdm
 
-    from ferkit.data import read_fer2013
+    from ferkit.data import EMOTIONS, read_fer2013
     from ferkit.data.weights import class_weights
     from tests.benchmarks import bench_seeds
 
@@ -454,6 +457,30 @@ def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would
     assert results["gan"]["0"]["added"] == {"disgust": 12}  # smoke.yaml's 2x of 12 training faces
     assert "minus_without_gan" in results["summary"]["with_gan"]["val.flip.macro_f1"]
 
+    # The weight-matched control: the real faces with the with_gan run's class weights. It needs
+    # the counts the GAN adds, not the GAN: nothing trains or loads a generator for it.
+    from ferkit.gan import oversample
+
+    def no_generator(*args, **kwargs):
+        raise AssertionError("the weight-matched control reached for a generator")
+
+    monkeypatch.setattr(oversample, "fit_generator", no_generator)
+    monkeypatch.setattr(oversample.TrainedGenerator, "load", no_generator)
+    table = json.loads(out.read_text())
+    del table["results"]["gan"]["0"]  # not even to score the GAN's faces, which go with the with_gan run
+    out.write_text(json.dumps(table))
+    assert bench_gan.main([*argv, "--variants", "weights_matched"]) == 0
+    results = json.loads(out.read_text())["results"]
+    runs = {r["variant"]: r for r in results["runs"]}
+    assert set(runs) == {"without_gan", "with_gan", "weights_matched"} and "0" not in results["gan"]
+    matched, gan, real = (runs[v]["class_weights"] for v in ("weights_matched", "with_gan", "without_gan"))
+    twelve_more = np.concatenate([data.split("train").labels, np.full(12, EMOTIONS.index("disgust"))])
+    assert list(gan.values()) == class_weights(twelve_more, **weight_params).as_list()
+    assert matched == gan and matched["disgust"] < real["disgust"]
+    assert list(real.values()) == weights
+    assert runs["weights_matched"]["synthetic_images"] == 0
+    assert runs["weights_matched"]["train_images"] == runs["with_gan"]["train_images"] - 12
+
 
 def test_a_cached_generator_is_reused_only_where_it_trains_at_the_same_precision(monkeypatch, tmp_path):
     from ferkit import runtime
@@ -500,6 +527,17 @@ class TestAblationAtTheWholeBudget:
         del train["short_budget"]
         assert budgeted not in {plain, bench_seeds.training_fingerprint(config)}
 
+        # The ablation and GAN tables: their recipe hash, and a run recorded before the config
+        # gained a short_budget, match as the seeds' hash does.
+        lean = dict(TINY_HYBRID)
+        short = {**lean, "short_budget": {"max_share": 0.34, "augment_strength": 0.25, "dropout": 0.0}}
+        assert bench_ablation.recipe_hash(short) == bench_ablation.recipe_hash(lean)
+        assert bench_ablation.same_training(lean, short) and bench_ablation.same_training(short, lean)
+        budgeted_short, budgeted_lean = ({**c, "time_budget_minutes": 30} for c in (short, lean))
+        assert bench_ablation.recipe_hash(budgeted_short) != bench_ablation.recipe_hash(budgeted_lean)
+        assert not bench_ablation.same_training(budgeted_short, budgeted_lean)
+        assert not bench_ablation.same_training(lean, {**lean, "lr": 0.5})
+
     def test_the_table_gathers_each_rows_seeds_and_refuses_a_file_of_another_training(
         self, setup, tmp_path, monkeypatch, capsys
     ):
@@ -545,3 +583,27 @@ class TestAblationAtTheWholeBudget:
         with pytest.raises(SystemExit, match="no_attention.json: its seeds trained .* not row no_attention"):
             bench_ablation.main(argv)
         assert out.read_bytes() == before
+        (folder / "no_attention.json").unlink()
+
+        # A row this machine would train in another precision than the table's is refused before
+        # any training: `make ablation-full` writes no config for it, so bench_seeds never runs.
+        here = bench_seeds.trained_precision(bench_ablation.row_config(config, 3, "no_branches"))
+        other = "bf16" if here == "fp32" else "fp32"
+        report = json.loads((folder / "full.json").read_text())
+        (folder / "full.json").write_text(json.dumps({**report, "precision": other}))
+        row_file = tmp_path / "no_branches.yaml"
+        write = ["--config", str(config), "--epochs", "3", "--write-config", "no_branches", "--out", str(row_file)]
+        with pytest.raises(
+            SystemExit, match=f"full.json: its seeds trained in {other}; row no_branches would train in {here}"
+        ):
+            bench_ablation.main([*write, "--from-seeds", str(folder)])
+        assert not row_file.exists()
+        (folder / "full.json").write_text(json.dumps(report))
+
+        # An ablation trained in one process (`make ablation`) is not overwritten by a gathered one.
+        in_process = tmp_path / "in-process.json"
+        in_process.write_text(json.dumps({"results": {"table": {"config": str(config), "budget_epochs": 3}}}))
+        kept = in_process.read_bytes()
+        with pytest.raises(SystemExit, match="in-process.json: holds an ablation `make ablation` trained in one"):
+            bench_ablation.main([*argv[:-2], "--from-seeds", str(folder), "--out", str(in_process)])
+        assert in_process.read_bytes() == kept

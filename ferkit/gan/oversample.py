@@ -168,11 +168,16 @@ def add_synthetic(dataset: FERDataset, images: np.ndarray, labels: np.ndarray) -
     )
 
 
-def synthesize(generator: TrainedGenerator, plan: dict[str, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 faces and labels for the plan, deterministic for a seed."""
-    labels = np.concatenate(
+def synthetic_labels(plan: dict[str, int]) -> np.ndarray:
+    """The labels of the plan's synthetic faces, in the order `synthesize` makes them."""
+    return np.concatenate(
         [np.full(n, EMOTIONS.index(e), dtype=np.int64) for e, n in plan.items()] or [np.zeros(0, dtype=np.int64)]
     )
+
+
+def synthesize(generator: TrainedGenerator, plan: dict[str, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 faces and labels for the plan, deterministic for a seed."""
+    labels = synthetic_labels(plan)
     return generate(generator.build(), labels, seed=seed), labels
 
 

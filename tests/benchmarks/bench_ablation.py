@@ -67,9 +67,20 @@ def settings(config_file: str | Path) -> tuple[dict, dict, str]:
 
 
 def recipe_hash(train: dict) -> str:
-    """The training config as written, less its seed, hashed: what a table's rows share."""
-    recipe = {key: value for key, value in train.items() if key != "seed"}
+    """The training config as written, less its seed and what shapes nothing (an inert
+    `short_budget`, as in `bench_seeds.training_fingerprint`), hashed: what a table's rows share."""
+    from tests.benchmarks.bench_seeds import without_inert
+
+    recipe = {key: value for key, value in without_inert(train).items() if key != "seed"}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def same_training(recorded: dict, config: dict) -> bool:
+    """Whether a run recorded with train config `recorded` trained what `config` trains: equal but
+    for an inert part (a config that gained a `short_budget` since still trains the same)."""
+    from tests.benchmarks.bench_seeds import without_inert
+
+    return without_inert(recorded) == without_inert(config)
 
 
 def table_key(config_file: str | Path, epochs: int, modes: tuple[str, ...], weights: dict, train: dict) -> dict:
@@ -424,7 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_config:
         if not args.out:
             raise SystemExit("--write-config needs --out: the file to write the row's config to")
-        text = yaml.safe_dump(row_config(args.config, args.epochs, args.write_config), sort_keys=False)
+        config = row_config(args.config, args.epochs, args.write_config)
+        if args.from_seeds:
+            same_precision(Path(args.from_seeds), args.write_config, config)
+        text = yaml.safe_dump(config, sort_keys=False)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
         return 0
@@ -455,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, seed in bar:
         off, edit = ROWS[name]
         config_dict = {**merge(base, edit), "seed": seed}
-        if any(r["row"] == name and r["seed"] == seed and r["config"] == config_dict for r in runs):
+        if any(r["row"] == name and r["seed"] == seed and same_training(r["config"], config_dict) for r in runs):
             continue  # already measured with this exact config
         bar.set_description(f"{name}, seed {seed}")
         row = {**run_row(name, config_dict, data, weights, modes), "switched_off": off, "config": config_dict}
@@ -474,15 +488,41 @@ def write_table(out: Path, table: dict, args, modes: tuple[str, ...], runs: list
     write_report("ablation", out, targets={}, checks={}, results=results, config=shown_path(args.config), note=note)
 
 
+def same_precision(folder: Path, name: str, config: dict) -> None:
+    """Refuse, before any training, a row this machine would train in another precision than the
+    rows already in `folder` (`auto` is bf16 on some CPUs, fp32 on others): the table could not
+    gather it."""
+    from tests.benchmarks.bench_seeds import trained_precision
+
+    here = trained_precision(config)
+    for file in sorted(folder.glob("*.json")):
+        there = json.loads(file.read_text()).get("precision")
+        if there and there != here:
+            raise SystemExit(
+                f"{shown_path(file)}: its seeds trained in {there}; row {name} would train in {here} on this "
+                f"machine ({machine().get('cpu', 'its CPU')}), and one table holds one precision: train it "
+                f"where `precision: auto` resolves to {there}"
+            )
+
+
 def gather(folder: Path, args: argparse.Namespace, names: list[str], seeds: list[int]) -> int:
     """`--from-seeds`: the table of the runs `make train` trained for each row (`bench_seeds`)."""
     runs, tta, precision = seeds_runs(folder, args.config, args.epochs, names, seeds)
     if not runs:
         raise SystemExit(f"{shown_path(folder)}: no row's seeds {seeds} trained yet")
     out = Path(args.out or ROOT / f"tests/benchmarks/results/ablation-{args.epochs}-epochs.json")
+    if out.is_file() and "trained_by" not in json.loads(out.read_text()).get("results", {}).get("table", {}):
+        raise SystemExit(
+            f"{shown_path(out)}: holds an ablation `make ablation` trained in one process; the file is kept: "
+            "give another --out (OUT=)"
+        )
     table = {"config": shown_path(args.config), "budget_epochs": args.epochs, "modes": [tta], "precision": precision,
              "trained_by": f"make train, per row and seed (bench_seeds): {shown_path(folder)}"}  # fmt: skip
-    write_table(out, table, args, (tta,), runs, f"each run is make train of the row's config ({args.epochs} epochs)")
+    note = (
+        f"each run is make train of the row's config ({args.epochs} epochs) on the machine its row names; "
+        "the file's machine is the one that gathered them"
+    )
+    write_table(out, table, args, (tta,), runs, note)
     return 0
 
 

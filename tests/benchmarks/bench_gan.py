@@ -11,9 +11,11 @@ budget: on the real training faces, and on them plus the synthetic ones. Class
 weights follow the config's `compute_class_weights` step on the training faces each run
 sees, as in the pipeline, so oversampling also lowers the weight of the oversampled class;
 the optional `weights_matched` variant (`--variants without_gan,with_gan,weights_matched`)
-trains on the real faces with the with_gan run's weights, to tell the two apart. Each run is
-scored on PublicTest, which decides, and on PrivateTest, which is reported, with flip views
-and the config's headline TTA. Runs are written as they finish; a rerun
+trains on the real faces with the with_gan run's weights, to tell the two apart (it needs the
+counts the GAN adds, not its faces, so alone it neither trains nor scores a generator: the GAN's
+figures come with the with_gan run). Each run records its class
+weights and is scored on PublicTest, which decides, and on PrivateTest, which is reported, with
+flip views and the config's headline TTA. Runs are written as they finish; a rerun
 skips the ones already measured with the same config, and a run cut short (a session ending)
 continues from its last finished epoch. Generators are cached under
 `<ferkit home>/bench/` (derived from FER2013: never committed).
@@ -39,7 +41,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.bench_ablation import open_table, run_row, settings, summarise, table_key, trained_row  # noqa: E402 (after the sys.path line)
+from tests.benchmarks.bench_ablation import (  # noqa: E402 (after the sys.path line)
+    open_table,
+    run_row,
+    same_training,
+    settings,
+    summarise,
+    table_key,
+    trained_row,
+)
 from tests.benchmarks.report import shown_path, write_report  # noqa: E402 (after the sys.path line)
 
 VARIANTS = ("without_gan", "with_gan", "weights_matched")
@@ -71,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from ferkit.data import read_fer2013
+    import numpy as np
+
+    from ferkit.data import EMOTIONS, read_fer2013
     from ferkit.data.readers import resolve_data_path
     from ferkit.data.weights import class_weights
     from ferkit.gan.oversample import (
@@ -82,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         plan_synthetic,
         real_training_faces,
         synthesize,
+        synthetic_labels,
     )
     from ferkit.gan.quality import QualityConfig, assess, train_judge
     from ferkit.home import ferkit_home
@@ -129,52 +142,69 @@ def main(argv: list[str] | None = None) -> int:
             ),
         )
 
+    wanted = args.variants.split(",")
+    for variant in wanted:
+        if variant not in VARIANTS:
+            raise SystemExit(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     for seed in [int(s) for s in args.seeds.split(",")]:
         over = OversampleConfig(**{**over_params["config"], "enabled": True, "seed": seed})
         over.gan.seed = seed
         plan = plan_synthetic(real_training_faces(data).class_counts(), over)
-        cache = generator_cache(generators, over)
-        if cache.is_file():
-            generator = TrainedGenerator.load(cache)
-        else:
-            print(f"== GAN, seed {seed}", flush=True)
-            generator = fit_generator(data, over.gan)
-            generators.mkdir(parents=True, exist_ok=True)
-            generator.save(cache)
-        if str(seed) not in quality:
-            judge = judge or train_judge(data, quality_config)
-            result = assess(generator, data, quality_config, emotions=tuple(plan), judge=judge)
-            quality[str(seed)] = {
-                "train_seconds": round(generator.seconds, 1),
-                "steps": over.gan.steps,
-                "added": plan,
-                **result.report,
-            }
-            save(plan)
-        images, labels = synthesize(generator, plan, seed=over.seed)
-        oversampled = add_synthetic(data, images, labels)
-        # weights_matched: the real faces with the with_gan run's class weights, so the synthetic
-        # faces are the only difference (oversampling also lowers the class weight of disgust).
-        variants = {
-            "without_gan": (data, data),
-            "with_gan": (oversampled, oversampled),
-            "weights_matched": (data, oversampled),
-        }
-        for variant in args.variants.split(","):
-            if variant not in variants:
-                raise SystemExit(f"unknown variant {variant!r}; expected one of {VARIANTS}")
-            dataset, weighted_by = variants[variant]
-            config_dict = {**copy.deepcopy(train_raw), "seed": seed}
-            key = {
+        config_dict = {**copy.deepcopy(train_raw), "seed": seed}
+        keys = {
+            variant: {
                 "variant": variant,
                 "seed": seed,
                 "config": config_dict,
                 "gan": over.model_dump(mode="json") if variant != "without_gan" else None,
             }
-            if any(all(r.get(k) == v for k, v in key.items()) for r in runs):
-                continue
+            for variant in wanted
+        }
+        todo = [
+            v
+            for v in wanted
+            if not any(
+                same_training(r["config"], config_dict)
+                and all(r.get(k) == x for k, x in keys[v].items() if k != "config")
+                for r in runs
+            )
+        ]
+        # The generator makes the with_gan run's faces and is scored with it, once per seed; the
+        # weight-matched control needs only the counts its plan adds, so alone it trains no GAN.
+        generator = None
+        if "with_gan" in todo or ("with_gan" in wanted and str(seed) not in quality):
+            cache = generator_cache(generators, over)
+            if cache.is_file():
+                generator = TrainedGenerator.load(cache)
+            else:
+                print(f"== GAN, seed {seed}", flush=True)
+                generator = fit_generator(data, over.gan)
+                generators.mkdir(parents=True, exist_ok=True)
+                generator.save(cache)
+            if str(seed) not in quality:
+                judge = judge or train_judge(data, quality_config)
+                result = assess(generator, data, quality_config, emotions=tuple(plan), judge=judge)
+                quality[str(seed)] = {
+                    "train_seconds": round(generator.seconds, 1),
+                    "steps": over.gan.steps,
+                    "added": plan,
+                    **result.report,
+                }
+                save(plan)
+        real = data.split("train").labels
+        oversampled_labels = np.concatenate([real, synthetic_labels(plan)])
+        # weights_matched: the real faces with the with_gan run's class weights, so the synthetic
+        # faces are the only difference (oversampling also lowers the class weight of disgust).
+        oversampled = add_synthetic(data, *synthesize(generator, plan, seed=over.seed)) if "with_gan" in todo else None
+        variants = {
+            "without_gan": (data, real),
+            "with_gan": (oversampled, oversampled_labels),
+            "weights_matched": (data, oversampled_labels),
+        }
+        for variant in todo:
+            dataset, weighted_by = variants[variant]
+            weights = class_weights(weighted_by, **weight_params).as_list()
             print(f"== {variant}, seed {seed}, {args.epochs} epochs", flush=True)
-            weights = class_weights(weighted_by.split("train").labels, **weight_params).as_list()
             start = time.perf_counter()
             row = None
             if variant == "without_gan" and args.trained_homes:
@@ -182,10 +212,11 @@ def main(argv: list[str] | None = None) -> int:
                 row = trained_row(variant, home, config_dict, data, weights, modes, data_path)
             row = row or run_row(variant, config_dict, dataset, weights, modes)
             row.update(
-                key,
+                keys[variant],
                 wall_seconds=round(time.perf_counter() - start, 1),
                 train_images=int(dataset.split_mask("train").sum()),
                 synthetic_images=int(dataset.synthetic.sum()),
+                class_weights=dict(zip(EMOTIONS, weights)),
             )
             runs = [r for r in runs if not (r["variant"] == variant and r["seed"] == seed)] + [row]
             runs.sort(key=lambda r: (r["seed"], VARIANTS.index(r["variant"])))

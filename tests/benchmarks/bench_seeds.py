@@ -58,10 +58,18 @@ def training_fingerprint(config: dict) -> str:
     trains = json.loads(json.dumps(config))
     for step in SCORING_STEPS:
         (trains.get("steps") or {}).pop(step, None)
-    train = (((trains.get("steps") or {}).get("train_model") or {}).get("parameters") or {}).get("config")
-    if isinstance(train, dict) and train.get("time_budget_minutes") is None:
-        train.pop("short_budget", None)
+    parameters = ((trains.get("steps") or {}).get("train_model") or {}).get("parameters") or {}
+    if isinstance(parameters.get("config"), dict):
+        parameters["config"] = without_inert(parameters["config"])
     return hashlib.sha256(json.dumps(trains, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def without_inert(train: dict) -> dict:
+    """A train config less what shapes nothing: a `short_budget` with no time budget to apply it
+    (the recipe trained is the same with or without it)."""
+    if train.get("time_budget_minutes") is None:
+        return {key: value for key, value in train.items() if key != "short_budget"}
+    return train
 
 
 def trained_precision(config: dict) -> str:
