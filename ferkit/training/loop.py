@@ -51,6 +51,16 @@ class FitResult:
     seconds: float = 0.0  # training time, including time before a resume
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """The wall-clock training seconds a time budget leaves (a resumed training's earlier ones
+    count), and what one scoring of val is expected to take, until the run has timed one."""
+
+    seconds: float
+    validation_seconds: float = 0.0
+    save_seconds: float = 0.0
+
+
 def loss_weights(
     class_weights: Sequence[float] | None, repeats: np.ndarray, config: TrainConfig, device: torch.device
 ) -> torch.Tensor | None:
@@ -101,8 +111,11 @@ class _Run:
         val_labels: np.ndarray,
         callbacks: Sequence[EpochCallback],
         checkpoint: Path | None,
+        deadline: Deadline | None = None,
     ):
         self.setup, self.config, self.workers = setup, setup.config, setup.workers
+        self.deadline, self.out_of_time = deadline, False
+        self.validation_seconds = deadline.validation_seconds if deadline is not None else 0.0
         self.val_images, self.val_labels = val_images, val_labels
         self.callbacks = list(callbacks) if self.workers.is_main else []
         self.checkpoint = checkpoint
@@ -145,6 +158,8 @@ class _Run:
         for index in range(self.start_phase, len(self.phases)):
             self._phase(index)
             self.state = None  # only the phase a resume starts in takes its optimizer state
+            if self.out_of_time:
+                break
         self.bar.close()
         return FitResult(
             state_dict=copy.deepcopy(self.best.state),
@@ -173,9 +188,10 @@ class _Run:
             desc += f" at {size} px" if size is not None else ""
             metrics = train_one_epoch(self.setup, optimizer, scheduler, desc, net, size)
             last_of_phase = epoch_in_phase + 1 == phase.epochs
+            self.out_of_time = self._no_time_for_another(epoch_start)
             self._end_epoch(
                 metrics,
-                last_of_phase,
+                last_of_phase or self.out_of_time,  # the last epoch trained is always scored
                 stopping,
                 epoch_start,
                 {
@@ -183,20 +199,49 @@ class _Run:
                     "train.phase": float(index),
                     "train.trainable_parameters": float(sum(p.numel() for p in params)),
                     **({"train.image_size": float(size or IMAGE_SIZE)} if self.config.progressive else {}),
+                    **({"train.stopped_by_time_budget": 1.0} if self.out_of_time else {}),
                 },
             )
+            if self.out_of_time:
+                self._say_out_of_time(epoch_start)
             if self.checkpoint is not None and self.workers.is_main:
-                done = stopping.should_stop or last_of_phase
-                self._save(index, 0 if done else epoch_in_phase + 1, done, stopping, optimizer, scheduler)
+                done = stopping.should_stop or last_of_phase or self.out_of_time
+                # Out of time, every phase is done: a resume of the state trains nothing more.
+                ended = len(self.phases) - 1 if self.out_of_time else index
+                self._save(ended, 0 if done else epoch_in_phase + 1, done, stopping, optimizer, scheduler)
             self.bar.update(1)
-            if epoch_in_phase == first_epoch and index == self.start_phase:
+            if epoch_in_phase == first_epoch and index == self.start_phase and not self.out_of_time:
                 self._say_pace(time.perf_counter() - epoch_start)
             val_f1 = f"{metrics['val.macro_f1']:.3f}" if "val.macro_f1" in metrics else "-"
             self.bar.set_postfix(phase=phase.name, val_f1=val_f1, best=self.best.epoch)
             for callback in self.callbacks:
                 callback(len(self.history), metrics)
-            if stopping.should_stop:
+            if stopping.should_stop or self.out_of_time:
                 break
+
+    def _no_time_for_another(self, epoch_start: float) -> bool:
+        """Whether the deadline leaves no room, after the epoch just trained and its scoring of val,
+        for another epoch, its scoring and its state write (a machine slower than its rehearsal)."""
+        if self.deadline is None or len(self.history) + 1 >= self.config.total_epochs:
+            return False
+        now = time.perf_counter()
+        spent = self.elapsed + now - self.start
+        another = (now - epoch_start) + self.deadline.save_seconds + self.validation_seconds
+        # Rank 0's clock decides for every rank, so all stop after the same epoch.
+        return bool(
+            distributed.from_main(spent + self.validation_seconds + another > self.deadline.seconds, self.workers)
+        )
+
+    def _say_out_of_time(self, epoch_start: float) -> None:
+        if not self.workers.is_main:
+            return
+        spent = self.elapsed + time.perf_counter() - self.start
+        self.bar.write(
+            f"time budget: training ends after epoch {len(self.history)} of {self.config.total_epochs}: "
+            f"{duration(spent)} of its {duration(self.deadline.seconds)} spent, and an epoch takes "
+            f"{duration(time.perf_counter() - epoch_start)} here now (slower than the rehearsal found); "
+            f"the best epoch so far is kept"
+        )
 
     def _say_pace(self, seconds: float) -> None:
         """After the first epoch this run trains: how long the rest will take at its pace."""
@@ -222,6 +267,7 @@ class _Run:
         scored = self.setup.ema.module if self.setup.ema is not None else self.setup.model
         validate = last_of_phase or epoch % self.config.validate_every == 0
         if validate:
+            scoring_start = time.perf_counter()
             probs = predict_proba(
                 scored,
                 self.val_images,
@@ -231,6 +277,7 @@ class _Run:
             )
             val = distributed.from_main(classification_metrics(self.val_labels, probs), self.workers)
             metrics.update({f"val.{k}": v for k, v in val.items()})
+            self.validation_seconds = max(self.validation_seconds, time.perf_counter() - scoring_start)
         metrics.update(extra)
         metrics["train.epoch_seconds"] = time.perf_counter() - epoch_start
         self.history.append({"epoch": epoch, **metrics})
@@ -279,6 +326,7 @@ def fit(
     class_weights: Sequence[float] | None = None,
     callbacks: Sequence[EpochCallback] = (),
     checkpoint_path: str | Path | None = None,
+    deadline: Deadline | None = None,
 ) -> FitResult:
     """Train through the config's phases, keep the weights of the best validation macro-F1.
 
@@ -286,6 +334,11 @@ def fit(
     never enters here. With `checkpoint_path`, the full state is saved after every epoch
     and a run started again with the same config resumes where it stopped and ends with
     the same weights as an uninterrupted run.
+
+    With `deadline` (a time budget's), training ends early where the machine runs slower than its
+    rehearsal said: after the epoch past which another would end beyond the deadline. That epoch
+    is scored on val, the best epoch so far is kept, and its metrics carry
+    `train.stopped_by_time_budget`. A machine as fast as its rehearsal never meets the deadline.
 
     Inside an initialised process group (torchrun, see `ferkit.training.distributed`) each
     rank trains on its slice of every global batch; only rank 0 calls the callbacks and
@@ -298,4 +351,4 @@ def fit(
     keep_freed_memory()  # no page faults on every step's fresh activations
     setup = prepare_epochs(model, train_images, train_labels, config, class_weights)
     checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
-    return _Run(setup, val_images, val_labels, callbacks, checkpoint).run()
+    return _Run(setup, val_images, val_labels, callbacks, checkpoint, deadline).run()

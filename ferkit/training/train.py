@@ -33,7 +33,7 @@ from ferkit.training.budget import (
     write_plan,
 )
 from ferkit.training.config import TrainConfig
-from ferkit.training.loop import EpochCallback, FitResult, fit
+from ferkit.training.loop import Deadline, EpochCallback, FitResult, fit
 
 RESUME_DIR_ENV = "FERKIT_RESUME_DIR"  # where trainings keep their resumable state when no folder is given
 ABANDONED_AFTER_DAYS = 30  # another config's resume state untouched this long belongs to no live training
@@ -82,6 +82,7 @@ def train(
         class_weights=class_weights,
         callbacks=callbacks,
         checkpoint_path=checkpoint_path,
+        deadline=deadline_of(plan) if plan is not None else None,
     )
     model = TrainedModel(
         architecture=init.architecture if init else config.architecture,
@@ -93,6 +94,13 @@ def train(
     )
     model.calibration = fit_calibration(model, val_split.images, val_split.labels, config)
     return Training(model=model, result=result, parameters=parameters, budget=plan)
+
+
+def deadline_of(plan: BudgetPlan) -> Deadline:
+    """The training seconds a budget leaves after its rehearsal and the temperature fit (one more
+    scoring of val after training): past them no epoch starts that would not end in time."""
+    seconds = plan.minutes * 60 - plan.rehearsal_seconds - plan.validation_seconds
+    return Deadline(seconds, plan.validation_seconds, plan.save_seconds)
 
 
 def _fit_budget(
