@@ -59,6 +59,7 @@ class Deadline:
     seconds: float
     validation_seconds: float = 0.0
     save_seconds: float = 0.0
+    epoch_seconds: float = 0.0  # the plan's epoch (every parameter, full-size faces): the least one is taken to cost
 
 
 def loss_weights(
@@ -116,6 +117,7 @@ class _Run:
         self.setup, self.config, self.workers = setup, setup.config, setup.workers
         self.deadline, self.out_of_time = deadline, False
         self.validation_seconds = deadline.validation_seconds if deadline is not None else 0.0
+        self.save_seconds = deadline.save_seconds if deadline is not None else 0.0
         self.val_images, self.val_labels = val_images, val_labels
         self.callbacks = list(callbacks) if self.workers.is_main else []
         self.checkpoint = checkpoint
@@ -188,7 +190,8 @@ class _Run:
             desc += f" at {size} px" if size is not None else ""
             metrics = train_one_epoch(self.setup, optimizer, scheduler, desc, net, size)
             last_of_phase = epoch_in_phase + 1 == phase.epochs
-            self.out_of_time = self._no_time_for_another(epoch_start)
+            final = index == len(self.phases) - 1 and last_of_phase
+            self.out_of_time = not final and self._no_time_for_another(epoch_start)
             self._end_epoch(
                 metrics,
                 last_of_phase or self.out_of_time,  # the last epoch trained is always scored
@@ -199,16 +202,20 @@ class _Run:
                     "train.phase": float(index),
                     "train.trainable_parameters": float(sum(p.numel() for p in params)),
                     **({"train.image_size": float(size or IMAGE_SIZE)} if self.config.progressive else {}),
-                    **({"train.stopped_by_time_budget": 1.0} if self.out_of_time else {}),
                 },
             )
+            # Early stopping that ends the last phase ends the training anyway: not the budget's doing.
+            self.out_of_time = self.out_of_time and not (stopping.should_stop and index == len(self.phases) - 1)
             if self.out_of_time:
+                metrics["train.stopped_by_time_budget"] = self.history[-1]["train.stopped_by_time_budget"] = 1.0
                 self._say_out_of_time(epoch_start)
             if self.checkpoint is not None and self.workers.is_main:
                 done = stopping.should_stop or last_of_phase or self.out_of_time
                 # Out of time, every phase is done: a resume of the state trains nothing more.
                 ended = len(self.phases) - 1 if self.out_of_time else index
+                save_start = time.perf_counter()
                 self._save(ended, 0 if done else epoch_in_phase + 1, done, stopping, optimizer, scheduler)
+                self.save_seconds = max(self.save_seconds, time.perf_counter() - save_start)
             self.bar.update(1)
             if epoch_in_phase == first_epoch and index == self.start_phase and not self.out_of_time:
                 self._say_pace(time.perf_counter() - epoch_start)
@@ -220,17 +227,16 @@ class _Run:
                 break
 
     def _no_time_for_another(self, epoch_start: float) -> bool:
-        """Whether the deadline leaves no room, after the epoch just trained and its scoring of val,
-        for another epoch, its scoring and its state write (a machine slower than its rehearsal)."""
-        if self.deadline is None or len(self.history) + 1 >= self.config.total_epochs:
+        """Whether the deadline leaves no room, after the epoch just trained with its scoring of val
+        and state write, for another epoch with its own (a machine slower than its rehearsal). The
+        next epoch costs at least the plan's: a frozen phase or small faces may have been cheaper."""
+        if self.deadline is None:
             return False
         now = time.perf_counter()
-        spent = self.elapsed + now - self.start
-        another = (now - epoch_start) + self.deadline.save_seconds + self.validation_seconds
+        spent = self.elapsed + now - self.start + self.validation_seconds + self.save_seconds
+        another = max(now - epoch_start, self.deadline.epoch_seconds) + self.validation_seconds + self.save_seconds
         # Rank 0's clock decides for every rank, so all stop after the same epoch.
-        return bool(
-            distributed.from_main(spent + self.validation_seconds + another > self.deadline.seconds, self.workers)
-        )
+        return bool(distributed.from_main(spent + another > self.deadline.seconds, self.workers))
 
     def _say_out_of_time(self, epoch_start: float) -> None:
         if not self.workers.is_main:
@@ -338,7 +344,8 @@ def fit(
     With `deadline` (a time budget's), training ends early where the machine runs slower than its
     rehearsal said: after the epoch past which another would end beyond the deadline. That epoch
     is scored on val, the best epoch so far is kept, and its metrics carry
-    `train.stopped_by_time_budget`. A machine as fast as its rehearsal never meets the deadline.
+    `train.stopped_by_time_budget`. A machine as fast as its rehearsal found ends where the plan
+    said, unless what the plan does not time (logging, warm-up) outgrows its 5% spare.
 
     Inside an initialised process group (torchrun, see `ferkit.training.distributed`) each
     rank trains on its slice of every global batch; only rank 0 calls the callbacks and

@@ -100,7 +100,7 @@ def deadline_of(plan: BudgetPlan) -> Deadline:
     """The training seconds a budget leaves after its rehearsal and the temperature fit (one more
     scoring of val after training): past them no epoch starts that would not end in time."""
     seconds = plan.minutes * 60 - plan.rehearsal_seconds - plan.validation_seconds
-    return Deadline(seconds, plan.validation_seconds, plan.save_seconds)
+    return Deadline(seconds, plan.validation_seconds, plan.save_seconds, plan.epoch_seconds)
 
 
 def _fit_budget(

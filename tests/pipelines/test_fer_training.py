@@ -377,8 +377,9 @@ def test_compare_trains_each_row_once_and_reports_the_table(stack, smoke_data, t
 def test_make_train_with_a_budget_trains_the_epochs_that_fit(tmp_path):
     """`make train BUDGET=<minutes>` as typed, in its own home: the rehearsal's plan is printed, the
     100,000 configured epochs (far more than 0.2 minutes hold anywhere) shrink to what fits, that
-    many train with the config's lighter regularisation for so short a plan, and the plan is kept
-    beside the resume state."""
+    many train with the config's lighter regularisation for so short a plan (or fewer where the
+    budget's deadline comes first, which the run then says), and the plan is kept beside the
+    resume state."""
     import re
 
     import yaml

@@ -269,7 +269,7 @@ def test_a_budgeted_training_trains_what_the_config_with_the_planned_epochs_trai
 
 def test_a_machine_slower_than_its_rehearsal_ends_the_training_at_the_budget(tmp_path, monkeypatch, capsys):
     """The rehearsal can catch a host in a quiet moment (on a shared 2-core machine it once found
-    140 images/s where the epochs then ran at 108): the plan's epochs would overrun the budget. The
+    140 images/s where the epochs then ran at about 110): the plan's epochs would overrun the budget. The
     training ends instead after the last epoch that leaves no room for another, scores it, keeps
     the best epoch so far, and says so; its resume state trains nothing more."""
     from ferkit.training import loop
