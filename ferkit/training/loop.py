@@ -50,6 +50,18 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0  # training time, including time before a resume
 
+    @property
+    def epochs_trained(self) -> int:
+        """Epochs trained over all phases, a resumed training's earlier ones included."""
+        return int(self.history[-1]["epoch"]) if self.history else 0
+
+    def ended_by(self, planned_epochs: int) -> str:
+        """Why the training ended: `time budget` (the deadline came first), `early stopping` (a phase
+        ended before its epochs ran out) or `all epochs`."""
+        if any(h.get("train.stopped_by_time_budget") for h in self.history):
+            return "time budget"
+        return "early stopping" if self.epochs_trained < planned_epochs else "all epochs"
+
 
 @dataclass(frozen=True)
 class Deadline:

@@ -81,6 +81,7 @@ def test_smoke_run_tracks_and_registers(stack, smoke_data):
     for name in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss"):
         assert 0 <= run.data.metrics[f"test.{name}"] <= (1 if name != "log_loss" else 50)
     assert "val.macro_f1" in run.data.metrics and run.data.params["train.epochs"] == "2"
+    assert run.data.metrics["train.epochs_trained"] == 2 and run.data.params["train.ended_by"] == "all epochs"
     client = mlflow.MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {
@@ -421,8 +422,10 @@ def test_make_train_with_a_budget_trains_the_epochs_that_fit(tmp_path):
     # All the planned epochs, unless the machine ran slower than its rehearsal and the budget's
     # deadline ended the training early, which the last epoch's metrics and the log then say.
     stopped = client.get_metric_history(run.info.run_id, "train.stopped_by_time_budget")
+    assert run.data.metrics["train.epochs_trained"] == trained
     if trained < epochs:
         assert [(m.step, m.value) for m in stopped] == [(trained, 1.0)], log[-5000:]
         assert f"time budget: training ends after epoch {trained} of {epochs}" in log
+        assert run.data.params["train.ended_by"] == "time budget"
     else:
-        assert trained == epochs and not stopped
+        assert trained == epochs and not stopped and run.data.params["train.ended_by"] == "all epochs"

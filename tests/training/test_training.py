@@ -48,6 +48,7 @@ class TestFit:
         accuracy = (predict_proba(model, vx).argmax(1) == vy).mean()
         assert accuracy > 0.9
         assert len(result.history) == 4 and 1 <= result.best_epoch <= 4
+        assert result.epochs_trained == 4 and result.ended_by(config.total_epochs) == "all epochs"
         assert {"train.loss", "val.macro_f1", "val.log_loss", "train.lr"} <= set(result.history[0])
 
     def test_bf16_channels_last_on_the_cpu_learns_too(self):
@@ -105,6 +106,7 @@ class TestFit:
         result = fit(build_model("plain_cnn", widths=[8, 8, 8, 8]), x, y, x[:16], y[:16], config)
         # The first validation (epoch 3) sets the best; the next (epoch 6) cannot beat it at lr 1e-9.
         assert len(result.history) == 6
+        assert result.epochs_trained == 6 and result.ended_by(config.total_epochs) == "early stopping"
 
     def test_early_stopping_stops(self):
         x, y = two_class_faces(64, seed=0)
