@@ -14,6 +14,7 @@ import re
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from functools import cache
 from pathlib import Path
@@ -33,31 +34,48 @@ _OPTION = re.compile(r"^(--?[A-Za-z][\w-]*)")
 
 
 def _shell_lines(text: str) -> list[str]:
-    """The lines of fenced shell blocks (a trailing backslash joins the next), and inline code spans
-    (one line each, wherever the paragraph wraps them)."""
-    lines = []
-    for block in re.finditer(r"^```(?:sh|bash|console|shell)?\n(.*?)^```", text, re.S | re.M):
-        lines += re.sub(r"\\\n\s*", " ", block.group(1)).splitlines()
-    prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
-    spans = re.findall(r"(?<!`)`([^`]+)`(?!`)", prose)  # a span may wrap, within its paragraph
+    """The lines of fenced shell blocks (`sh`, `bash`, `shell`, no language; of a `console` block only
+    its `$ ` lines; a fence may be indented, as in a list; a trailing backslash joins the next line),
+    and the inline code spans of the prose (one line each, wherever the paragraph wraps them)."""
+    lines, prose, block, fence = [], [], None, None
+    for line in text.splitlines():
+        opening = re.match(r"^(\s*)```\s*([\w-]*)", line)
+        if fence is None and opening:
+            fence, language, block = opening.group(1), opening.group(2), []
+        elif fence is not None and re.match(r"^\s*```\s*$", line):
+            if language in ("", "sh", "bash", "shell", "console"):
+                joined = re.sub(r"\\\n\s*", " ", "\n".join(block)).splitlines()
+                lines += [x for x in joined if language != "console" or x.lstrip().startswith("$ ")]
+            fence = None
+        elif fence is not None:
+            block.append(line.removeprefix(fence))
+        else:
+            prose.append(line)
+    spans = re.findall(r"(?<!`)`([^`]+)`(?!`)", "\n".join(prose))  # a span may wrap, within its paragraph
     return lines + [" ".join(span.split()) for span in spans if "\n\n" not in span]
 
 
 def _commands(line: str) -> list[list[str]]:
-    """The commands of one line, each as words from its program on: prompts, comments, environment
-    assignments and wrappers (nohup, setsid, time, .venv/bin/) taken off, `<placeholders>` kept
-    as one word, the alternatives of a usage line (`a \\| b`) kept as words."""
+    """The commands of one line, each as words from its program on: prompts, comments, redirections,
+    environment assignments and wrappers (env, nohup, setsid, time, .venv/bin/) taken off;
+    `python -m ferkit.cli` and `torchrun ... -m ferkit.cli` read as `ferkit`; `<placeholders>` kept
+    as one word; the alternatives of a usage line (`a \\| b`) kept as words."""
     line = re.sub(r"<[^>]*>", "PLACEHOLDER", line.replace("\\|", " ")).split(" #")[0]
+    line = re.sub(r"\d*>>?(&\d+|\s*\S+)", " ", line)  # > file, 2>&1, >> log
     commands = []
-    for part in re.split(r"&&|\|\||;|\||\(|\)|>", line):
+    for part in re.split(r"&&|\|\||;|\||&|\(|\)", line):
         try:
             words = shlex.split(part.strip().removeprefix("$ "))
         except ValueError:  # an unbalanced quote in prose
             words = part.strip().removeprefix("$ ").split()
-        while words and (re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]) or words[0] in ("nohup", "setsid", "time")):
+        while words and (re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]) or words[0] in ("env", "nohup", "setsid", "time")):
             words.pop(0)
         if words:
             words[0] = re.sub(r"^(\./)?\.venv/bin/", "", words[0])
+        if words and words[0] in ("python", "python3", "torchrun") and "-m" in words:
+            module = words.index("-m") + 1
+            if module < len(words) and words[module] in ("ferkit", "ferkit.cli"):
+                words = ["ferkit", *words[module + 1 :]]
         if words and words[0] in _PROGRAMS and len(words) > 1:
             commands.append(words)
     return commands
@@ -107,28 +125,62 @@ def check_ferkit(words: list[str]) -> list[str]:
     return [f"`{' '.join(path)}` has no option {option}" for option in _options(rest) if option not in known]
 
 
+@dataclass(frozen=True)
+class Rule:
+    prerequisites: tuple[str, ...]
+    recipe: str
+
+
 @cache
-def _makefile() -> tuple[list[str], str]:
-    """The Makefile's targets (`%` patterns as fnmatch `*`) and its text."""
-    text = (ROOT / "Makefile").read_text()
-    targets = []
-    for match in re.finditer(r"^([\w.%$() -]+?)\s*:(?![=:])", text, re.M):
-        targets += [name.replace("%", "*") for name in match.group(1).split()]
-    return targets, text
+def _makefile() -> tuple[dict[str, Rule], str]:
+    """The Makefile's rules by target (`%` patterns as fnmatch `*`) and its text outside recipes
+    (assignments, conditionals: what every target reads)."""
+    rules: dict[str, tuple[tuple[str, ...], list[str]]] = {}
+    outside: list[str] = []
+    recipe: list[str] | None = None
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        rule = re.match(r"^([^\s#:=][^:=]*?)\s*:(?![=:])(.*)$", line)
+        if line.startswith("\t") and recipe is not None:
+            recipe.append(line)
+        elif rule:
+            prerequisites = tuple(rule.group(2).rsplit(":", 1)[-1].split())  # `a b: a-%: setup`: static pattern
+            recipe = []
+            rules.update({target.replace("%", "*"): (prerequisites, recipe) for target in rule.group(1).split()})
+        else:
+            outside.append(line)
+            recipe = recipe if not line.strip() else None
+    return {t: Rule(pre, "\n".join(lines)) for t, (pre, lines) in rules.items()}, "\n".join(outside)
+
+
+def _reads(target: str, variable: str, rules: dict[str, Rule], seen: frozenset = frozenset()) -> bool:
+    """Whether `target`'s recipe, or that of a prerequisite it makes first, reads `$(variable)`."""
+    rule = next((r for t, r in rules.items() if fnmatch(target, t)), None)
+    if rule is None or target in seen:
+        return False
+    return f"$({variable})" in rule.recipe or any(
+        _reads(p, variable, rules, seen | {target}) for p in rule.prerequisites
+    )
+
+
+@cache
+def _read_from_the_environment(variable: str) -> bool:
+    """Whether ferkit's own code reads `variable` (make hands command-line variables to its recipes'
+    environment: `make train FER2013_PATH=...` reaches the pipeline)."""
+    sources = (
+        path.read_text() for folder in ("ferkit", "steps", "pipelines") for path in (ROOT / folder).rglob("*.py")
+    )
+    return any(re.search(rf"[\"']{variable}[\"']", source) for source in sources)
 
 
 def check_make(words: list[str]) -> list[str]:
-    targets, text = _makefile()
-    problems = []
-    for word in (w.strip("[]") for w in words[1:]):  # `make seeds [SEEDS=0,1,2]`: optional
-        if word.startswith("-") or word in ("PLACEHOLDER", "..."):
-            continue
-        if "=" in word:
-            variable = word.split("=", 1)[0]
-            if f"$({variable})" not in text:
-                problems.append(f"the Makefile never reads {variable} (`make {' '.join(words[1:])}`)")
-        elif not any(fnmatch(word, target) for target in targets):
-            problems.append(f"the Makefile has no target {word!r}")
+    rules, everywhere = _makefile()
+    targets = [w for w in words[1:] if "=" not in w and not w.startswith(("-", "[", "PLACEHOLDER", "..."))] or ["help"]
+    problems = [f"the Makefile has no target {t!r}" for t in targets if not any(fnmatch(t, r) for r in rules)]
+    for word in (w.strip("[]") for w in words[1:] if "=" in w):  # `make seeds [SEEDS=0,1,2]`: optional
+        variable = word.split("=", 1)[0]
+        read = f"$({variable})" in everywhere or any(_reads(t, variable, rules) for t in targets)
+        if not (read or _read_from_the_environment(variable)):
+            problems.append(f"`make {' '.join(targets)}` never reads {variable}")
     return problems
 
 
@@ -145,6 +197,8 @@ def check_python(words: list[str]) -> list[str]:
         return []
     if not (ROOT / script).is_file():
         return [f"no script {script}"]
+    if not _options(words[2:]):
+        return []
     usage = _script_help(script)
     named = set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", usage))  # whole options: --seeds is not --seeds-file
     return [f"{script} has no option {option}" for option in _options(words[2:]) if option not in named]
@@ -168,7 +222,7 @@ def missing_configs(words: list[str]) -> list[str]:
     """The configs a command reads (`CONFIG=configs/x.yaml`, `-c configs/x.yaml`) that do not exist."""
     paths = (word.split("=", 1)[-1] for word in words)
     return [f"no config {path}" for path in paths if re.fullmatch(r"configs/[\w./-]+\.yaml", path)
-            and not (ROOT / path).is_file()]  # fmt: skip
+            and "PLACEHOLDER" not in path and not (ROOT / path).is_file()]  # fmt: skip
 
 
 def problems_of(command: str) -> list[str]:
@@ -199,6 +253,7 @@ def test_a_documented_command_exists_as_written(where, command):
         ("ferkit schedule install --cron EXPR --every 5", "`ferkit schedule install` has no option --every"),
         ("make trian", "no target 'trian'"),
         ("make train BUDGT=42", "never reads BUDGT"),
+        ("make train SEEDS=0", "`make train` never reads SEEDS"),  # `make seeds` does
         ("python tests/benchmarks/bench_seeds.py --score-olny", "has no option --score-olny"),
         ("python tests/benchmarks/bench_seeds.py --score", "has no option --score"),  # only --score-only
         ("python tests/benchmarks/bench_nothing.py", "no script"),
@@ -213,14 +268,47 @@ def test_a_command_that_does_not_exist_is_caught(command, wrong):
 
 
 def test_commands_are_found_in_blocks_prose_and_usage_lines():
-    text = (
-        "Run `make train BUDGET=<minutes>` or\n\n```sh\nFER2013_PATH=x nohup .venv/bin/ferkit compare SPEC \\\n"
-        "  --out DIR > log &  # in the background\n```\nand `ferkit compare SPEC [--rerun \\| --dry-run]`.\n"
-    )
+    text = """Run `make train BUDGET=<minutes>` or
+
+```yaml
+steps: {make sure: this is not read}
+```
+
+```sh
+FER2013_PATH=x nohup .venv/bin/ferkit compare SPEC \\
+  --out DIR > log 2>&1 &  # in the background
+```
+
+1. In a list:
+
+   ```bash
+   env A=1 make seeds 2>&1 | tee seeds.log
+   torchrun --nproc-per-node 2 -m ferkit.cli train --config C
+   ```
+
+```console
+$ ferkit versions
+ferkit train: not a command, its output
+```
+and `ferkit compare SPEC [--rerun \\| --dry-run]`, or `python -m
+ferkit info PATH`.
+"""
     commands = [" ".join(words) for line in _shell_lines(text) for words in _commands(line)]
     assert commands == [
         "ferkit compare SPEC --out DIR",
+        "make seeds",
+        "ferkit train --config C",
+        "ferkit versions",
         "make train BUDGET=PLACEHOLDER",
         "ferkit compare SPEC [--rerun --dry-run]",
+        "ferkit info PATH",
     ]
-    assert _options(commands[2].split()) == ["--rerun", "--dry-run"]
+    assert _options(commands[5].split()) == ["--rerun", "--dry-run"]
+
+
+def test_a_variable_is_read_by_the_target_or_by_ferkit_from_the_environment():
+    assert not problems_of("make train CONFIG=configs/smoke.yaml FRESH=1")  # the target's own recipe
+    assert not problems_of("make train FERKIT_HOME=/tmp/home")  # every target's (the Makefile's top)
+    assert not problems_of("make setup PYTHON=python3.11")  # a prerequisite's recipe ($(STAMP))
+    assert not problems_of("make train FER2013_PATH=/data/fer2013.zip")  # the environment ferkit reads
+    assert problems_of("make seeds FRESH=1") == ["`make seeds` never reads FRESH"]

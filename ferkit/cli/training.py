@@ -63,8 +63,9 @@ def _train(args: argparse.Namespace) -> int:
         training.model.save(args.out)
         result = training.result
         print(
-            f"ferkit train: best epoch {result.best_epoch}, val macro-F1 {result.best_val_macro_f1:.4f}, "
-            f"{workers.world_size} process(es), saved {args.out}"
+            f"ferkit train: {result.epochs_trained} epoch{'s' * (result.epochs_trained != 1)} ({result.ended_by}), "
+            f"best epoch {result.best_epoch}, "
+            f"val macro-F1 {result.best_val_macro_f1:.4f}, {workers.world_size} process(es), saved {args.out}"
         )
     return 0
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from ferkit.models.predict import predict_proba
 from ferkit.runtime import keep_freed_memory, progress_disabled, resolve_device, seed_everything
 from ferkit.training import distributed
 from ferkit.training.budget import duration
-from ferkit.training.config import TrainConfig
+from ferkit.training.config import Phase, TrainConfig
 from ferkit.training.epoch import EpochSetup, class_repeats, make_optimizer, set_trainable, train_one_epoch
 from ferkit.training.state import (
     BestWeights,
@@ -40,6 +41,8 @@ from ferkit.training.state import (
 )
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+EndedBy = Literal["all epochs", "early stopping", "time budget"]
+ALL_EPOCHS, EARLY_STOPPING, TIME_BUDGET = "all epochs", "early stopping", "time budget"
 
 
 @dataclass
@@ -47,6 +50,7 @@ class FitResult:
     state_dict: dict[str, torch.Tensor]  # weights of the best validation epoch
     best_epoch: int  # 1-based, counted over all phases
     best_val_macro_f1: float
+    ended_by: EndedBy  # why the training ended: ended_by()
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0  # training time, including time before a resume
 
@@ -55,12 +59,17 @@ class FitResult:
         """Epochs trained over all phases, a resumed training's earlier ones included."""
         return int(self.history[-1]["epoch"]) if self.history else 0
 
-    def ended_by(self, planned_epochs: int) -> str:
-        """Why the training ended: `time budget` (the deadline came first), `early stopping` (a phase
-        ended before its epochs ran out) or `all epochs`."""
-        if any(h.get("train.stopped_by_time_budget") for h in self.history):
-            return "time budget"
-        return "early stopping" if self.epochs_trained < planned_epochs else "all epochs"
+
+def ended_by(history: Sequence[dict[str, float]], phases: Sequence[Phase]) -> EndedBy:
+    """Why a training with this `history` over these `phases` ended: `time budget` (its deadline came
+    before the last epoch), `early stopping` (the last phase stopped before its epochs ran out; an
+    earlier phase stopping early hands over to the next one) or `all epochs` (of the phases, which
+    a time budget may have shortened)."""
+    if history and history[-1].get("train.stopped_by_time_budget"):
+        return TIME_BUDGET
+    last = len(phases) - 1
+    in_last = sum(1 for h in history if int(h["train.phase"]) == last)
+    return EARLY_STOPPING if in_last < phases[last].epochs else ALL_EPOCHS
 
 
 @dataclass(frozen=True)
@@ -181,6 +190,7 @@ class _Run:
             best_val_macro_f1=self.best.score,
             history=self.history,
             seconds=self.elapsed + time.perf_counter() - self.start,
+            ended_by=ended_by(self.history, self.phases),
         )
 
     def _phase(self, index: int) -> None:

@@ -47,7 +47,6 @@ class Training:
     result: FitResult
     parameters: int  # trainable and frozen parameters of the network
     budget: BudgetPlan | None = None  # how many epochs fitted the config's time budget, and why
-    ended_by: str = "all epochs"  # or "early stopping", "time budget": FitResult.ended_by
 
 
 def train(
@@ -94,8 +93,7 @@ def train(
         history=result.history,
     )
     model.calibration = fit_calibration(model, val_split.images, val_split.labels, config)
-    ended_by = result.ended_by(config.total_epochs)  # of the epochs planned, after the budget's cut
-    return Training(model=model, result=result, parameters=parameters, budget=plan, ended_by=ended_by)
+    return Training(model=model, result=result, parameters=parameters, budget=plan)
 
 
 def deadline_of(plan: BudgetPlan) -> Deadline:

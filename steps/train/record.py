@@ -21,9 +21,10 @@ def log_train_config(config: TrainConfig) -> None:
 
 
 def log_training(training: Training) -> None:
-    """The epochs trained, the chosen one, its val macro-F1 and the time as `train.*` metrics, and why
-    the training ended as `train.ended_by` (all epochs, early stopping or time budget: `train.epochs`
-    is what the config planned); the time budget's plan as `train.budget.*` params; the curves as a PNG."""
+    """The epochs trained, the chosen one, its val macro-F1 and the time as `train.*` metrics; why the
+    training ended as `train.ended_by` (`all epochs` of its plan, `train.budget.epochs` under a time
+    budget and `train.epochs` otherwise; `early stopping`; `time budget`: its deadline came first);
+    the time budget's plan as `train.budget.*` params; the curves as a PNG."""
     result = training.result
     tracking.log_metrics(
         {
@@ -34,7 +35,7 @@ def log_training(training: Training) -> None:
         },
         prefix="train",
     )
-    tracking.log_params({"ended_by": training.ended_by}, prefix="train")
+    tracking.log_params({"ended_by": result.ended_by}, prefix="train")
     if training.budget is not None:  # the epochs the time budget allowed, and the speeds measured
         tracking.log_params(training.budget.as_dict(), prefix="train.budget")
     with tracking.ArtifactDir("training") as folder:

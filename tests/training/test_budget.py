@@ -298,7 +298,7 @@ def test_a_machine_slower_than_its_rehearsal_ends_the_training_at_the_budget(tmp
     last = history[-1]
     assert last["train.stopped_by_time_budget"] == 1.0 and "val.macro_f1" in last  # the last epoch is scored
     assert not any("train.stopped_by_time_budget" in h for h in history[:-1])
-    assert training.ended_by == "time budget" and training.result.epochs_trained == 5
+    assert training.result.ended_by == "time budget" and training.result.epochs_trained == 5
     assert 1 <= training.result.best_epoch <= len(history)
     said = capsys.readouterr()
     assert f"time budget: training ends after epoch {len(history)} of 12" in said.out + said.err
@@ -308,7 +308,7 @@ def test_a_machine_slower_than_its_rehearsal_ends_the_training_at_the_budget(tmp
     again = train_resumable(config, data, [1.0] * 7, tmp_path, callbacks=[lambda e, m: more.append(e)])
     assert len(again.result.history) == len(history) and more == epochs  # the history replayed, nothing new
     assert again.model.weights_sha256() == training.model.weights_sha256()
-    assert again.ended_by == "time budget"  # the replayed history says why it ended
+    assert again.result.ended_by == "time budget"  # the replayed history says why it ended
 
 
 def test_a_resumed_training_keeps_the_plan_it_started_with(tmp_path, monkeypatch):

@@ -155,7 +155,7 @@ def test_ferkit_train_under_torchrun(tmp_path):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "2 process(es)" in proc.stdout
+    assert "ferkit train: 1 epoch (all epochs), best epoch 1" in proc.stdout and "2 process(es)" in proc.stdout
     epochs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert [e["epoch"] for e in epochs] == [1]  # rank 0 alone reports
     model = TrainedModel.load(tmp_path / "model.pt")

@@ -11,7 +11,8 @@ from ferkit.data.augment import AugmentConfig, MixConfig, augment_batch, mix_bat
 from ferkit.models import build_model
 from ferkit.models.predict import to_input
 from ferkit.training import TrainConfig, fit, predict_proba, seed_everything
-from ferkit.training.config import AugmentSettings
+from ferkit.training.config import AugmentSettings, Phase
+from ferkit.training.loop import ended_by
 from tests.factories import TINY_HYBRID
 
 
@@ -48,7 +49,7 @@ class TestFit:
         accuracy = (predict_proba(model, vx).argmax(1) == vy).mean()
         assert accuracy > 0.9
         assert len(result.history) == 4 and 1 <= result.best_epoch <= 4
-        assert result.epochs_trained == 4 and result.ended_by(config.total_epochs) == "all epochs"
+        assert result.epochs_trained == 4 and result.ended_by == "all epochs"
         assert {"train.loss", "val.macro_f1", "val.log_loss", "train.lr"} <= set(result.history[0])
 
     def test_bf16_channels_last_on_the_cpu_learns_too(self):
@@ -106,13 +107,28 @@ class TestFit:
         result = fit(build_model("plain_cnn", widths=[8, 8, 8, 8]), x, y, x[:16], y[:16], config)
         # The first validation (epoch 3) sets the best; the next (epoch 6) cannot beat it at lr 1e-9.
         assert len(result.history) == 6
-        assert result.epochs_trained == 6 and result.ended_by(config.total_epochs) == "early stopping"
+        assert result.epochs_trained == 6 and result.ended_by == "early stopping"
 
     def test_early_stopping_stops(self):
         x, y = two_class_faces(64, seed=0)
         config = TrainConfig(epochs=20, **{**SMALL, "early_stopping_patience": 1, "lr": 1e-9})
         result = fit(build_model("plain_cnn", widths=[8, 8, 8, 8]), x, y, x[:16], y[:16], config)
         assert len(result.history) < 20
+
+    def test_how_a_training_of_phases_ended(self):
+        """Early stopping in an earlier phase hands over to the next: only the last phase's says why the
+        training ended; the time budget's flag on the last epoch wins over both."""
+        phases = [Phase(name="head", epochs=4, lr=1e-3), Phase(name="all", epochs=3, lr=1e-4)]
+
+        def history(*phase_of_each_epoch: int) -> list[dict[str, float]]:
+            return [{"epoch": i + 1, "train.phase": float(p)} for i, p in enumerate(phase_of_each_epoch)]
+
+        assert ended_by(history(0, 0, 0, 0, 1, 1, 1), phases) == "all epochs"
+        assert ended_by(history(0, 0, 1, 1, 1), phases) == "all epochs"  # the head phase stopped early
+        assert ended_by(history(0, 0, 0, 0, 1, 1), phases) == "early stopping"
+        budget = history(0, 0, 0, 0, 1)
+        budget[-1]["train.stopped_by_time_budget"] = 1.0
+        assert ended_by(budget, phases) == "time budget"
 
     def test_empty_validation_split_is_refused(self):
         x, y = two_class_faces(8, seed=0)
