@@ -122,7 +122,30 @@ def check_ferkit(words: list[str]) -> list[str]:
         parser = _subcommands(parser)[rest[0]]
         path.append(rest.pop(0))
     known = _option_strings(parser)
-    return [f"`{' '.join(path)}` has no option {option}" for option in _options(rest) if option not in known]
+    problems = [f"`{' '.join(path)}` has no option {option}" for option in _options(rest) if option not in known]
+    return problems + _wrong_choices(parser, rest, " ".join(path))
+
+
+def _wrong_choices(parser: argparse.ArgumentParser, words: list[str], command: str) -> list[str]:
+    """Values the docs give an option (or a positional) that takes one of a few choices
+    (`--format onnx`, `--tta multi_view`) and that are not among them; placeholders (`MODE`) pass."""
+    by_option = {o: a for a in parser._actions for o in a.option_strings}
+    positionals = [a for a in parser._actions if not a.option_strings]
+    problems, position = [], 0
+    for before, word in zip(["", *words], words):
+        value = word.strip("[]{}(),")
+        if not value or value.startswith("-") or value.isupper() or "PLACEHOLDER" in value or value == "...":
+            continue
+        action = by_option.get(before.strip("[]{}(),"))
+        if action is None and before.strip("[]").startswith("-"):
+            continue  # the value of an option without choices, or a flag's neighbour
+        if action is None:  # a positional
+            action = positionals[position] if position < len(positionals) else None
+            position += 1
+        if action is not None and action.choices and action.nargs in (None, "?") and value not in action.choices:
+            problems.append(f"`{command}` {'/'.join(action.option_strings) or action.dest} takes one of "
+                            f"{sorted(action.choices)}, not {value!r}")  # fmt: skip
+    return problems
 
 
 @dataclass(frozen=True)
@@ -251,6 +274,9 @@ def test_a_documented_command_exists_as_written(where, command):
         ("ferkit evalute --model URI", "has no command 'evalute'"),
         ("ferkit schedule instal --cron EXPR", "has no command 'instal'"),
         ("ferkit schedule install --cron EXPR --every 5", "`ferkit schedule install` has no option --every"),
+        ("ferkit evaluate --model URI --tta multiview", "takes one of"),
+        ("ferkit export --model URI --format onxx -o model.onnx", "takes one of"),
+        ("ferkit stack-remote kubernets --dry-run", "takes one of"),
         ("make trian", "no target 'trian'"),
         ("make train BUDGT=42", "never reads BUDGT"),
         ("make train SEEDS=0", "`make train` never reads SEEDS"),  # `make seeds` does
