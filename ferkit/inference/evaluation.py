@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from ferkit.data.dataset import FERDataset
 from ferkit.data.labels import EMOTIONS
@@ -88,18 +87,12 @@ class EvaluationResult:
         return {k: float(v) for k, v in flat.items() if v == v}  # drop NaN (absent classes)
 
 
-def _headline_metrics(
-    y: np.ndarray, probs: np.ndarray, present: list[int], bootstrap_resamples: int, seed: int
-) -> dict[str, float]:
+def _headline_metrics(y: np.ndarray, probs: np.ndarray, bootstrap_resamples: int, seed: int) -> dict[str, float]:
     """Headline figures, ECE, bootstrap CIs of balanced accuracy and macro-F1, named confusions."""
-    y_pred = probs.argmax(axis=1)
     metrics = classification_metrics(y, probs)
     metrics["ece"] = expected_calibration_error(y, probs)
-    for name, fn in (
-        ("balanced_accuracy", balanced_accuracy_score),
-        ("macro_f1", lambda t, p: f1_score(t, p, labels=present, average="macro", zero_division=0)),
-    ):
-        low, high = bootstrap_ci(y, y_pred, fn, n_resamples=bootstrap_resamples, seed=seed)
+    for name in ("balanced_accuracy", "macro_f1"):
+        low, high = bootstrap_ci(y, probs, name, n_resamples=bootstrap_resamples, seed=seed)
         metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = low, high
     metrics.update({f"confusion.{k}": v for k, v in named_confusions(y, probs).items()})
     return metrics
@@ -137,7 +130,7 @@ def evaluate(
     probs_by_mode = predict_proba_modes(network, subset.images, modes, bf16=bf16)  # shared views once
     probs, y = probs_by_mode[headline_mode], subset.labels
     present = sorted(set(y.tolist()))
-    metrics = _headline_metrics(y, probs, present, bootstrap_resamples, seed)
+    metrics = _headline_metrics(y, probs, bootstrap_resamples, seed)
     result = EvaluationResult(
         split=split,
         images=len(subset),

@@ -10,13 +10,11 @@ bound clears `min_improvement`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-_EPS = 1e-7
-FIGURES = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss")
+from ferkit.metrics.bootstrap import FIGURES, figure_scorer, resample_blocks
 
 
 @dataclass(frozen=True)
@@ -52,35 +50,6 @@ def figure_of(metric: str) -> str:
     return figure
 
 
-def _scorer(figure: str, labels: np.ndarray, probs: np.ndarray, classes: int) -> Callable[[np.ndarray], float]:
-    """The figure on a resample (an index array), computed from counts: thousands of resamples stay fast."""
-    if figure == "log_loss":
-        p = np.clip(probs, _EPS, 1.0)
-        p = p / p.sum(axis=1, keepdims=True)
-        losses = -np.log(p[np.arange(len(labels)), labels])
-        return lambda idx: float(losses[idx].mean())
-    predicted = probs.argmax(axis=1)
-    correct = (predicted == labels).astype(np.float64)
-    if figure == "accuracy":
-        return lambda idx: float(correct[idx].mean())
-    present = np.unique(labels)  # averages over the classes the full set has, as classification_metrics does
-
-    def from_counts(idx: np.ndarray) -> float:
-        cells = np.bincount(labels[idx] * classes + predicted[idx], minlength=classes * classes)
-        matrix = cells.reshape(classes, classes)[present][:, present]
-        support, hits = matrix.sum(axis=1), np.diag(matrix)
-        if figure == "balanced_accuracy":
-            seen = support > 0
-            return float((hits[seen] / support[seen]).mean())
-        claimed = matrix.sum(axis=0)
-        f1 = np.divide(2 * hits, support + claimed, out=np.zeros(len(present)), where=(support + claimed) > 0)
-        if figure == "macro_f1":
-            return float(f1.mean())
-        return float((f1 * support).sum() / max(support.sum(), 1))
-
-    return from_counts
-
-
 def paired_bootstrap(
     labels: np.ndarray,
     probs_new: np.ndarray,
@@ -98,16 +67,14 @@ def paired_bootstrap(
             f"a paired comparison needs both models on the same images: {len(labels)} labels, "
             f"{len(probs_new)} and {len(probs_old)} predictions"
         )
-    figure, classes = figure_of(metric), probs_new.shape[1]
-    new_on, old_on = _scorer(figure, labels, probs_new, classes), _scorer(figure, labels, probs_old, classes)
+    figure = figure_of(metric)
+    new_on, old_on = figure_scorer(figure, labels, probs_new), figure_scorer(figure, labels, probs_old)
     sign = -1.0 if figure == "log_loss" else 1.0
-    everything = np.arange(len(labels))
-    new, old = new_on(everything), old_on(everything)
-    rng = np.random.default_rng(seed)
-    gains = np.empty(resamples)
-    for r in range(resamples):
-        idx = rng.integers(0, len(labels), size=len(labels))
-        gains[r] = sign * (new_on(idx) - old_on(idx))
+    everything = np.arange(len(labels))[None]
+    new, old = float(new_on(everything)[0]), float(old_on(everything)[0])
+    gains = np.concatenate(
+        [sign * (new_on(idx) - old_on(idx)) for idx in resample_blocks(len(labels), resamples, seed)]
+    )
     alpha = (1 - confidence) / 2
     low, high = np.quantile(gains, [alpha, 1 - alpha])
     return PairedComparison(metric, new, old, sign * (new - old), float(low), float(high), confidence, resamples,

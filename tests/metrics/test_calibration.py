@@ -1,9 +1,12 @@
-"""Calibration, bootstrap intervals and named confusions against hand-computed values."""
+"""Calibration, bootstrap intervals and named confusions against hand-computed values and scikit-learn."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from ferkit.metrics import (
     apply_temperature,
@@ -13,6 +16,8 @@ from ferkit.metrics import (
     named_confusions,
     reliability_diagram_png,
 )
+from ferkit.metrics.bootstrap import FIGURES, figure_scorer, resample_blocks
+from ferkit.metrics.classification import classification_metrics
 
 
 def probs_with_confidence(predicted, confidence):
@@ -60,15 +65,50 @@ class TestTemperature:
 
 def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_n():
     rng = np.random.default_rng(1)
-    accuracy = lambda t, p: float((t == p).mean())  # noqa: E731
     widths = []
     for n in (100, 2000):
         y = rng.integers(0, 2, n)
         pred = np.where(rng.random(n) < 0.8, y, 1 - y)
-        low, high = bootstrap_ci(y, pred, accuracy, n_resamples=400)
-        assert low <= accuracy(y, pred) <= high
+        low, high = bootstrap_ci(y, np.eye(7)[pred], "accuracy", n_resamples=400)
+        assert low <= (y == pred).mean() <= high
         widths.append(high - low)
     assert widths[1] < widths[0] / 2
+
+
+@pytest.mark.parametrize("figure", FIGURES)
+def test_each_resample_is_scored_as_scikit_learn_scores_it(figure):
+    """Counts stand in for a scikit-learn call per resample: the same figure on every resample,
+    including resamples that miss a class, and a class no face is predicted as."""
+    rng = np.random.default_rng(2)
+    y = np.r_[rng.integers(0, 6, 300), [6, 6]]  # two faces of the last class: most resamples miss one
+    probs = rng.dirichlet(np.ones(7), len(y))
+    probs[:, 3] = 0.0  # nothing is predicted as class 3
+    probs[np.arange(0, len(y), 2), y[::2]] += 1.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    present = sorted(set(y.tolist()))
+    reference = {
+        "accuracy": lambda t, p, q: accuracy_score(t, p),
+        "balanced_accuracy": lambda t, p, q: balanced_accuracy_score(t, p),
+        "macro_f1": lambda t, p, q: f1_score(t, p, labels=present, average="macro", zero_division=0),
+        "weighted_f1": lambda t, p, q: f1_score(t, p, labels=present, average="weighted", zero_division=0),
+        "log_loss": lambda t, p, q: classification_metrics(t, q)["log_loss"],  # its clipping of zeros
+    }[figure]
+    blocks = list(resample_blocks(len(y), 60, seed=3))
+    scored = np.concatenate([figure_scorer(figure, y, probs)(idx) for idx in blocks])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns about a class a resample misses
+        expected = [reference(y[i], probs[i].argmax(axis=1), probs[i]) for idx in blocks for i in idx]
+    assert len(scored) == 60 and scored == pytest.approx(expected, abs=1e-9)
+    assert (np.concatenate(blocks) != np.concatenate(blocks)[0]).any()  # the resamples differ
+
+
+def test_resamples_come_in_bounded_blocks_and_repeat_with_the_seed():
+    blocks = list(resample_blocks(1_000_000, 5, seed=0))
+    assert [b.shape for b in blocks] == [(1, 1_000_000)] * 5  # a block stays within a few MiB
+    again = list(resample_blocks(1_000_000, 5, seed=0))
+    assert all((a == b).all() for a, b in zip(blocks, again))
+    with pytest.raises(ValueError, match="unknown figure 'auc'"):
+        bootstrap_ci([0], [[1.0]], "auc")
 
 
 def test_named_confusions():
