@@ -64,6 +64,9 @@ def test_evaluate_headline_tta_from_the_command_line(tmp_path):
     assert metrics["accuracy"] == metrics["tta.multi_view.accuracy"]
     bad = run_cli("evaluate", "--model", str(checkpoint), "--data", str(data), "--tta", "twenty_crop")
     assert bad.returncode == 2 and "invalid choice: 'twenty_crop'" in bad.stderr
+    none = run_cli("evaluate", "--model", str(checkpoint), "--data", str(data), "--bootstrap", "0")
+    assert none.returncode == 2 and "--bootstrap must be at least 1 resample, got 0" in none.stderr
+    assert "Traceback" not in none.stderr
 
 
 def test_fresh_config_turns_caching_off_and_clears_the_resume_states(tmp_path):

@@ -64,6 +64,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ferkit.registry.store import load_trained_model, registered_tta
     from ferkit.runtime import progress_disabled
 
+    if args.bootstrap < 1:
+        raise CommandError(f"--bootstrap must be at least 1 resample, got {args.bootstrap}")
     model = load_trained_model(args.model)
     tta = args.tta or registered_tta(args.model)  # reproduce the registry's figures by default
     data = read_fer2013(args.data, progress=not (args.json or progress_disabled()))

@@ -18,6 +18,8 @@ _BLOCK_CELLS = 1 << 20  # resample indices drawn at once: 8 MiB of int64
 
 def resample_blocks(n: int, resamples: int, seed: int = 0) -> Iterator[np.ndarray]:
     """`resamples` index arrays of `n` images drawn with replacement, as (B, n) blocks."""
+    if n < 1 or resamples < 1:
+        raise ValueError(f"a bootstrap needs images and resamples, got {n} images and {resamples} resamples")
     rng = np.random.default_rng(seed)
     per_block = max(1, _BLOCK_CELLS // max(n, 1))
     for start in range(0, resamples, per_block):

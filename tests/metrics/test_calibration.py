@@ -109,6 +109,8 @@ def test_resamples_come_in_bounded_blocks_and_repeat_with_the_seed():
     assert all((a == b).all() for a, b in zip(blocks, again))
     with pytest.raises(ValueError, match="unknown figure 'auc'"):
         bootstrap_ci([0], [[1.0]], "auc")
+    with pytest.raises(ValueError, match="got 3 images and 0 resamples"):
+        bootstrap_ci([0, 1, 1], np.eye(2)[[0, 1, 0]], "accuracy", n_resamples=0)
 
 
 def test_named_confusions():
