@@ -125,7 +125,7 @@ ablation-full: setup
 	  $(BIN)/python tests/benchmarks/bench_seeds.py --config $$homes/$$row.yaml --seeds $$seeds \
 	    --root $$homes/$$row --out $$folder/$$row.json; \
 	done; \
-	$(BIN)/python tests/benchmarks/bench_ablation.py --epochs $$epochs --seeds $$seeds --from-seeds $$folder \
+	$(BIN)/python tests/benchmarks/bench_ablation.py --epochs $$epochs --from-seeds $$folder \
 	  --out $(or $(OUT),tests/benchmarks/results/ablation-$$epochs-epochs.json)
 
 # The headline over training seeds: `make train` of CONFIG (default cpu.yaml) once per seed in SEEDS

@@ -165,6 +165,8 @@ class TestAblation:
         (["ablation-full"], "epochs=36; seeds=0,1; "),
         (["ablation-full", "ROWS=full,no_branches"], "for row in full no_branches; do "),
         (["ablation-full"], "--write-config $row --out $homes/$row.yaml --from-seeds $folder; "),
+        # Training one more seed gathers every seed the rows' files hold, not only the new one.
+        (["ablation-full", "SEEDS=1"], "bench_ablation.py --epochs $epochs --from-seeds $folder --out "),
     ],
 )
 def test_the_makefile_passes_whole_comma_lists_as_defaults(target, expected):
@@ -576,6 +578,15 @@ class TestAblationAtTheWholeBudget:
         test_side = results["summary"]["full"]["test.multi_scale.fear_recall"]
         assert test_side["mean"] == pytest.approx(0.71)  # PrivateTest reported beside, per class too
         assert "no_attention.json: not trained yet; row no_attention left out" in capsys.readouterr().out
+
+        # Without --seeds the table holds every seed the files hold: training seed 2 of one row
+        # (`make ablation-full ROWS=full SEEDS=2`) does not drop the others' seeds 0 and 1.
+        every = [a for a in argv if a not in ("--seeds", "0,1")]
+        assert bench_ablation.main(every) == 0
+        assert [(r["row"], r["seed"]) for r in json.loads(out.read_text())["results"]["runs"]] == [
+            ("full", 0), ("full", 1), ("full", 2), ("no_transformer", 0), ("no_transformer", 1)
+        ]  # fmt: skip
+        assert bench_ablation.main(argv) == 0  # --seeds still chooses
 
         # A row's file holding another row's training is refused, named, and the table is kept.
         before = out.read_bytes()

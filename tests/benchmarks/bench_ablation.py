@@ -4,6 +4,7 @@
         [--rows full,no_attention,...] [--out tests/benchmarks/results/ablation.json]
     python tests/benchmarks/bench_ablation.py --epochs 36 --write-config ROW --out ROW.yaml
     python tests/benchmarks/bench_ablation.py --epochs 36 --from-seeds FOLDER [--seeds 0,1] [--out ...]
+        (without --seeds: every seed the rows' files hold)
 
 Every row trains with the same shortened budget (the cpu config's phase shortened to
 `--epochs`, its one-cycle schedule compressed to match) from each seed, with the class weights
@@ -130,8 +131,9 @@ def _seed_figures(scored: dict) -> dict:
     return figures
 
 
-def seeds_runs(folder: Path, config_file: str | Path, epochs: int, names: list[str], seeds: list[int]) -> tuple:
-    """The runs `bench_seeds` trained into `folder/<row>.json` for `names` and `seeds`, as `run_row`
+def seeds_runs(folder: Path, config_file: str | Path, epochs: int, names: list[str], seeds: list[int] | None) -> tuple:
+    """The runs `bench_seeds` trained into `folder/<row>.json` for `names` and `seeds` (None: every
+    seed a file holds, so training one more seed never drops the others from the table), as `run_row`
     writes runs, with the TTA and precision they share. A file must hold its row's training (the
     config `row_config` writes) scored with one TTA at one precision; a row without a file is left
     out, saying so."""
@@ -154,7 +156,7 @@ def seeds_runs(folder: Path, config_file: str | Path, epochs: int, names: list[s
         shared["tta"].add(report["results"]["tta"])
         shared["precision"].add(report.get("precision"))
         for row in report["results"]["rows"]:
-            if row["seed"] not in seeds or "test" not in row:
+            if (seeds is not None and row["seed"] not in seeds) or "test" not in row:
                 continue
             runs.append({
                 "row": name,
@@ -420,7 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="FER2013 archive (default: $FER2013_PATH)")
     parser.add_argument("--config", default=str(ROOT / "configs/cpu.yaml"))
     parser.add_argument("--epochs", type=int, default=16, help="shared budget per run (the cpu config has 36)")
-    parser.add_argument("--seeds", default="0,1", help="comma-separated training seeds; every row runs on each")
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated training seeds; every row runs on each (default 0,1; with --from-seeds: "
+        "every seed the rows' files hold)",
+    )
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {list(ROWS)}")
     parser.add_argument("--out", default=None, help="default tests/benchmarks/results/ablation-<epochs>-epochs.json")
     parser.add_argument("--write-config", metavar="ROW", help="write ROW's pipeline config to --out, train nothing")
@@ -455,9 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         if name not in ROWS:
             raise SystemExit(f"unknown row {name!r}; expected one of {list(ROWS)}")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     if args.from_seeds:
         return gather(Path(args.from_seeds), args, names, seeds)
+    seeds = seeds or [0, 1]
     data = read_fer2013(args.data, progress=False)
     weights = class_weights(data.split("train").labels, **weight_params).as_list()
 
@@ -505,11 +513,12 @@ def same_precision(folder: Path, name: str, config: dict) -> None:
             )
 
 
-def gather(folder: Path, args: argparse.Namespace, names: list[str], seeds: list[int]) -> int:
+def gather(folder: Path, args: argparse.Namespace, names: list[str], seeds: list[int] | None) -> int:
     """`--from-seeds`: the table of the runs `make train` trained for each row (`bench_seeds`)."""
     runs, tta, precision = seeds_runs(folder, args.config, args.epochs, names, seeds)
     if not runs:
-        raise SystemExit(f"{shown_path(folder)}: no row's seeds {seeds} trained yet")
+        which = f"seeds {seeds}" if seeds else "seeds"
+        raise SystemExit(f"{shown_path(folder)}: no row's {which} trained yet")
     out = Path(args.out or ROOT / f"tests/benchmarks/results/ablation-{args.epochs}-epochs.json")
     if out.is_file() and "trained_by" not in json.loads(out.read_text()).get("results", {}).get("table", {}):
         raise SystemExit(
