@@ -63,12 +63,13 @@ class Judge:
     @torch.no_grad()
     def features_and_probs(self, images: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         self.model.eval()
+        device = next(self.model.parameters()).device  # where it trained: CUDA when there is one
         feats, probs = [], []
         for start in range(0, len(images), batch_size):
-            x = to_input(images[start : start + batch_size])  # (B, 1, 48, 48)
+            x = to_input(images[start : start + batch_size]).to(device)  # (B, 1, 48, 48)
             h = self.model.forward_features(x)  # (B, C)
-            feats.append(h.float().numpy())
-            probs.append(self.model.head[3](h).float().softmax(1).numpy())  # the classifier on the features
+            feats.append(h.float().cpu().numpy())
+            probs.append(self.model.head[3](h).float().softmax(1).cpu().numpy())  # the classifier on the features
         if not feats:
             return np.zeros((0, 1)), np.zeros((0, len(EMOTIONS)))
         return np.concatenate(feats).astype(np.float64), np.concatenate(probs)

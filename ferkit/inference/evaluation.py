@@ -24,6 +24,7 @@ from ferkit.metrics import (
 )
 from ferkit.models.checkpoint import TrainedModel
 from ferkit.models.predict import predict_proba, predict_proba_modes
+from ferkit.runtime import resolve_device
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss")
 # Reported beside the headline by default; their views are shared, so they cost nothing extra.
@@ -109,18 +110,20 @@ def evaluate(
     bootstrap_resamples: int = 1000,
     seed: int = 0,
     precision: str | None = None,
+    device: str = "auto",
 ) -> EvaluationResult:
     """Score `model` on `split`; averages run over the classes present in it.
 
     `tta` picks the headline mode (default: the recipe's, flip when it trained with
     flip); every mode in `tta_modes` is reported beside it. `leakage_mask` marks
     rows of `data` to leave out for the leakage-free figures. `precision` ("fp32" or
-    "bf16") defaults to the recipe's, the precision the checkpoint was chosen at.
+    "bf16") defaults to the recipe's, the precision the checkpoint was chosen at. `device`
+    ("auto": CUDA when there is one) runs the forward passes.
     """
     subset = data.split(split)
     if len(subset) == 0:
         raise ValueError(f"the {split!r} split is empty; nothing to evaluate")
-    network = model.build()
+    network = model.build().to(resolve_device(device))
     headline_mode = tta or ("flip" if model.recipe.get("tta_flip") else "none")
     precision = precision or model.recipe.get("precision", "fp32")
     if precision not in ("fp32", "bf16"):
@@ -306,7 +309,8 @@ def gate_views(model: TrainedModel, metric: str) -> str:
 
 
 def probabilities_for(model: TrainedModel, images: np.ndarray, metric: str) -> np.ndarray:
-    """(N, 7) probabilities with the views a gate metric names (`gate_views`), at the recipe's precision."""
+    """(N, 7) probabilities with the views a gate metric names (`gate_views`), at the recipe's
+    precision, on CUDA when there is one."""
     mode = gate_views(model, metric)
     bf16 = model.recipe.get("precision", "fp32") == "bf16"
-    return predict_proba_modes(model.build(), images, (mode,), bf16=bf16)[mode]
+    return predict_proba_modes(model.build().to(resolve_device("auto")), images, (mode,), bf16=bf16)[mode]

@@ -24,7 +24,7 @@ def quantize_int8(model: nn.Module, calibration_images: np.ndarray, batch_size: 
         raise ValueError("int8 quantization needs calibration images")
     torch.backends.quantized.engine = "x86"
     prepared = prepare_fx(
-        copy.deepcopy(model).eval(),
+        copy.deepcopy(model).cpu().eval(),  # x86 int8 kernels: a model trained on CUDA is copied to the CPU
         get_default_qconfig_mapping("x86"),
         example_inputs=(to_input(calibration_images[:2]),),
     )

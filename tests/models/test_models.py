@@ -91,8 +91,8 @@ class TestQuantize:
         torch.manual_seed(0)
         model = build_model(config.architecture, **config.architecture_kwargs)
         model.load_state_dict(fit(model, x, y, x[:64], y[:64], config).state_dict)
-        model.eval()
-        quantized = quantize_int8(model, x[:128])
+        quantized = quantize_int8(model, x[:128])  # a copy on the CPU, also of a model fitted on CUDA
+        model.cpu().eval()  # the fp32 model, beside it
         test_x, _ = two_class_faces(128, seed=5)
         inputs = torch.from_numpy(test_x).unsqueeze(1).float() / 255
         with torch.no_grad():

@@ -44,6 +44,7 @@ SMALL = dict(
     num_threads=2,
     tta_flip=True,
     ema_decay=0.99,
+    device="cpu",  # trainings are compared weight for weight: CUDA's kernels are not deterministic
 )
 
 

@@ -127,7 +127,12 @@ class TestGloo:
 def test_ferkit_train_under_torchrun(tmp_path):
     archive = write_zip(tmp_path / "fer.zip", image_tree(4))
     override = {"phases": [], "epochs": 1, "batch_size": 8, "device": "cpu", "num_threads": 1}
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "FERKIT_NO_PROGRESS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "OMP_NUM_THREADS": "1",
+        "FERKIT_NO_PROGRESS": "1",
+    }
     proc = subprocess.run(
         [
             str(Path(sys.executable).parent / "torchrun"),

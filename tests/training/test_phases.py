@@ -28,7 +28,9 @@ def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def changed(before: dict, after: dict) -> set[str]:
-    return {k for k in before if before[k].dtype.is_floating_point and not torch.equal(before[k], after[k])}
+    return {
+        k for k in before if before[k].dtype.is_floating_point and not torch.equal(before[k], after[k].to(before[k]))
+    }
 
 
 class TestPhases:
@@ -142,8 +144,10 @@ class TestResume:
         assert resumed.best_epoch == reference.best_epoch
         for key, value in reference.state_dict.items():
             torch.testing.assert_close(resumed.state_dict[key], value, rtol=0, atol=0)
+        loss_tolerance = 1e-4 if torch.cuda.is_available() else 0  # CUDA's reductions run in any order
         for a, b in zip(reference.history, resumed.history):
-            assert a["val.macro_f1"] == b["val.macro_f1"] and a["train.loss"] == b["train.loss"]
+            assert a["val.macro_f1"] == b["val.macro_f1"]
+            assert a["train.loss"] == pytest.approx(b["train.loss"], rel=loss_tolerance, abs=0)
 
     def test_resume_with_ema(self, tmp_path):
         reference, _ = self._run(ema=0.9)
