@@ -209,7 +209,7 @@ def check_make(words: list[str]) -> list[str]:
 
 @cache
 def _script_help(script: str) -> str:
-    done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{script} --help failed:\n{done.stderr[-2000:]}"
     return done.stdout
 
