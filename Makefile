@@ -165,12 +165,13 @@ tta: setup
 # GAN oversampling at cpu.yaml's full budget (EPOCHS, default 36): without, with, and with the
 # real faces under the with-GAN class weights, on SEEDS (default 0,1), PublicTest beside
 # PrivateTest. The without-GAN runs are the seeds `make seeds` trained (scored from their homes,
-# not trained again, when they are the same training); the other four runs take about 4 hours on
+# not trained again, when they are the same training; TRAINED_HOMES=$(FERKIT_HOME)/ablation-full/full
+# takes the full row's homes of `make ablation-full` instead); the other four runs take about 4 hours on
 # 2 cores that train at 350 images/s, about 7 on the AVX512 machine without AMX; a rerun continues.
 # A table measured under another recipe or precision is kept and refused: OUT=<file> starts another.
 gan-ablation: setup
 	$(BIN)/python tests/benchmarks/bench_gan.py --epochs $(or $(EPOCHS),36) --seeds $(or $(SEEDS),0$(comma)1) \
-	  --variants $(or $(VARIANTS),without_gan$(comma)with_gan$(comma)weights_matched) --trained-homes $(FERKIT_HOME)/seeds \
+	  --variants $(or $(VARIANTS),without_gan$(comma)with_gan$(comma)weights_matched) --trained-homes $(or $(TRAINED_HOMES),$(FERKIT_HOME)/seeds) \
 	  --out $(or $(OUT),tests/benchmarks/results/gan-$(or $(EPOCHS),36)-epochs.json)
 
 # Cluster stacks: need `zenml login <server>`, kubectl access, a registry and object storage

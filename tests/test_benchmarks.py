@@ -159,6 +159,7 @@ class TestAblation:
         (["gan-ablation"], "--variants without_gan,with_gan,weights_matched "),
         (["gan-ablation", "EPOCHS=10", "SEEDS=3"], "gan-10-epochs.json"),
         (["gan-ablation", "OUT=/tmp/gan-bf16.json"], "--out /tmp/gan-bf16.json"),
+        (["gan-ablation", "TRAINED_HOMES=/tmp/full"], "--trained-homes /tmp/full "),
         (["ablation", "OUT=/tmp/a.json"], "--out /tmp/a.json"),
         (["seeds", "OUT=/tmp/s.json"], "--out /tmp/s.json"),
         (["class-offsets"], "--seeds 0,1,2 "),
@@ -177,7 +178,7 @@ def test_the_makefile_passes_whole_comma_lists_as_defaults(target, expected):
 
     root = Path(__file__).resolve().parents[1]
     # What the test run itself was given (`make test SEEDS=3`, an exported EPOCHS) stays out.
-    given = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SEEDS", "EPOCHS", "ROWS", "VARIANTS", "CONFIG", "OUT"}
+    given = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SEEDS", "EPOCHS", "ROWS", "VARIANTS", "CONFIG", "OUT", "TRAINED_HOMES"}
     env = {k: v for k, v in os.environ.items() if k not in given}
     shown = subprocess.run(["make", "-n", "-s", *target], cwd=root, capture_output=True, text=True, env=env)
     assert shown.returncode == 0, shown.stderr
