@@ -178,7 +178,18 @@ def test_the_makefile_passes_whole_comma_lists_as_defaults(target, expected):
 
     root = Path(__file__).resolve().parents[1]
     # What the test run itself was given (`make test SEEDS=3`, an exported EPOCHS) stays out.
-    given = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SEEDS", "EPOCHS", "ROWS", "VARIANTS", "CONFIG", "OUT", "TRAINED_HOMES"}
+    given = {
+        "MAKEFLAGS",
+        "MFLAGS",
+        "MAKELEVEL",
+        "SEEDS",
+        "EPOCHS",
+        "ROWS",
+        "VARIANTS",
+        "CONFIG",
+        "OUT",
+        "TRAINED_HOMES",
+    }
     env = {k: v for k, v in os.environ.items() if k not in given}
     shown = subprocess.run(["make", "-n", "-s", *target], cwd=root, capture_output=True, text=True, env=env)
     assert shown.returncode == 0, shown.stderr
