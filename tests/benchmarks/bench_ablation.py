@@ -202,13 +202,13 @@ def scores(model, data, modes: tuple[str, ...]) -> dict:
         by_mode = predict_proba_modes(model, part.images, modes)
         out[split] = {}
         for mode, probs in by_mode.items():
-            figures = {k: round(float(v), 4) for k, v in classification_metrics(part.labels, probs).items()}
+            figures = {k: round(float(v), 6) for k, v in classification_metrics(part.labels, probs).items()}
             predicted = probs.argmax(1)
             for emotion in ("disgust", "fear"):
                 index = EMOTIONS.index(emotion)
                 shown = part.labels == index
                 figures[f"{emotion}_recall"] = (
-                    round(float((predicted[shown] == index).mean()), 4) if shown.any() else 0.0
+                    round(float((predicted[shown] == index).mean()), 6) if shown.any() else 0.0
                 )
             out[split][mode] = figures
     return out
@@ -397,9 +397,9 @@ def summarise(runs: list[dict], group: str, modes: tuple[str, ...], baseline: st
                 for figure in chosen[0]["scores"][split][mode]:
                     values = [r["scores"][split][mode][figure] for r in chosen]
                     entry[f"{split}.{mode}.{figure}"] = {
-                        "mean": round(statistics.fmean(values), 4),
-                        "min": round(min(values), 4),
-                        "max": round(max(values), 4),
+                        "mean": round(statistics.fmean(values), 6),
+                        "min": round(min(values), 6),
+                        "max": round(max(values), 6),
                     }
                     pairs = [
                         (r, b)
@@ -411,7 +411,7 @@ def summarise(runs: list[dict], group: str, modes: tuple[str, ...], baseline: st
                         entry[f"{split}.{mode}.{figure}"]["minus_" + baseline] = round(
                             statistics.fmean(r["scores"][split][mode][figure] - b["scores"][split][mode][figure]
                                              for r, b in pairs),
-                            4,
+                            6,
                         )  # fmt: skip
         out[name] = entry
     return out

@@ -172,9 +172,9 @@ def score(home: Path, data: str, split: str, tta: str) -> dict:
     report = json.loads(result.stdout)
     metrics = report["metrics"]
     return {
-        **{k: round(metrics[k], 4) for k in FIGURES},
-        "recall": {row["emotion"]: round(row["recall"], 4) for row in report["per_class"]},
-        "leakage_free": {k: round(metrics[f"leakage_free.{k}"], 4) for k in FIGURES if f"leakage_free.{k}" in metrics},
+        **{k: round(metrics[k], 6) for k in FIGURES},
+        "recall": {row["emotion"]: round(row["recall"], 6) for row in report["per_class"]},
+        "leakage_free": {k: round(metrics[f"leakage_free.{k}"], 6) for k in FIGURES if f"leakage_free.{k}" in metrics},
     }
 
 
@@ -200,10 +200,10 @@ def summary(rows: list[dict], split: str) -> dict:
     series |= {f"recall.{e}": [r[split]["recall"][e] for r in done] for e in done[0][split]["recall"]}
     for name, values in series.items():
         out[name] = {
-            "mean": round(statistics.fmean(values), 4),
-            "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
-            "min": round(min(values), 4),
-            "max": round(max(values), 4),
+            "mean": round(statistics.fmean(values), 6),
+            "std": round(statistics.stdev(values), 6) if len(values) > 1 else 0.0,
+            "min": round(min(values), 6),
+            "max": round(max(values), 6),
         }
     return out
 
