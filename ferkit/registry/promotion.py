@@ -26,7 +26,15 @@ from mlflow.exceptions import MlflowException
 
 from ferkit.registry.comparison import rows_from_tags
 from ferkit.registry.decision import PromotionDecision, PromotionError
-from ferkit.registry.names import CHALLENGER, CHAMPION, DUPLICATE_OF, PREVIOUS, WEIGHTS_TAG, ZENML_VERSION_TAG
+from ferkit.registry.names import (
+    CHALLENGER,
+    CHAMPION,
+    DUPLICATE_OF,
+    GATE_PENDING,
+    PREVIOUS,
+    WEIGHTS_TAG,
+    ZENML_VERSION_TAG,
+)
 from ferkit.registry.store import ModelNotFound
 
 LOCK_TIMEOUT_S = 900  # a registration waits this long for another to finish moving the champion
@@ -164,7 +172,8 @@ def list_versions(name: str, metric: str | None = None) -> list[dict]:
                 "metric": shown,
                 "score": float(value) if value else None,  # on the gate's images (val): what decided
                 "test_score": float(reported) if reported else None,  # on test: reported, never decides
-                "decision": tags.get("promotion.decision", ""),
+                # unfinished: registered by a run that stopped before its gate moved the aliases
+                "decision": "unfinished" if GATE_PENDING in tags else tags.get("promotion.decision", ""),
                 "weights_sha256": tags.get(WEIGHTS_TAG, ""),
                 "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime(version.creation_timestamp / 1000)),
                 "run_id": version.run_id or "",

@@ -38,7 +38,7 @@ from ferkit.metrics.paired import figure_of, paired_bootstrap
 from ferkit.models import TrainedModel
 from ferkit.registry import promotion, tracking
 from ferkit.registry.decision import Gate, PromotionDecision, PromotionError, decide
-from ferkit.registry.names import CHAMPION, DUPLICATE_OF, WEIGHTS_TAG, ZENML_VERSION_TAG
+from ferkit.registry.names import CHAMPION, DUPLICATE_OF, GATE_PENDING, WEIGHTS_TAG, ZENML_VERSION_TAG
 from ferkit.registry.store import ModelNotFound, fetch_checkpoint
 
 # The logged model carries ferkit's source, so loading it needs only these.
@@ -87,7 +87,9 @@ def register_and_promote(
 
     `test_metrics` (PrivateTest) are tagged on the version for reporting and never read by the
     decision. Weights registered already (a cached or repeated run) are not registered again:
-    that version is returned, the run is tagged `registry.duplicate_of`, and no alias moves.
+    that version is returned, the run is tagged `registry.duplicate_of`, and no alias moves;
+    unless the run that registered them stopped before the gate moved the aliases (the version
+    still carries `promotion.pending`): then this run decides that version.
     `zenml_version_id` (the run's ZenML model version) gets the matching stage. `scored` (the
     evaluation's probabilities) stands in for scoring the new model on the gate's images when they
     are this model's on these images with the gate's views; otherwise the gate scores it.
@@ -101,7 +103,8 @@ def register_and_promote(
     client, name = mlflow.MlflowClient(), gate.registered_model_name
     weights = model.weights_sha256()
     existing = version_with_weights(client, name, weights)
-    if existing is not None:
+    unfinished = existing is not None and GATE_PENDING in client.get_model_version(name, existing).tags
+    if existing is not None and not unfinished:
         # Another copy would only crowd the registry and could push a real challenger aside.
         mlflow.set_tag(DUPLICATE_OF, f"{name}/{existing}")
         promotion.note_duplicate_in_zenml(zenml_version_id, name, existing)
@@ -114,16 +117,27 @@ def register_and_promote(
     else:
         probs = probabilities_for(model, on.images, gate.primary_metric)
     new_score = classification_metrics(on.labels, probs)[figure_of(gate.primary_metric)]
-    version = log_and_register(model, name)
+    if unfinished:  # registered by a run that stopped before its aliases moved: this run decides it
+        version = existing
+        print(f"{name} v{version} holds these weights, but the run that registered them stopped before the "
+              "champion gate finished: deciding it now")  # fmt: skip
+    else:
+        version = log_and_register(model, name)
     tags = {f"test.{k}": f"{v:.6f}" for k, v in test_metrics.items()}
     tags["test.fingerprint"] = fer_dataset.split("test").fingerprint
     tags.update({f"gate.{gate.primary_metric}": f"{new_score:.6f}", "gate.images": on.description,
                  "gate.fingerprint": on.fingerprint, WEIGHTS_TAG: weights, **(extra_tags or {})})  # fmt: skip
     if zenml_version_id:
         tags[ZENML_VERSION_TAG] = zenml_version_id
+    tags[GATE_PENDING] = "the champion gate has not moved this version's aliases yet"
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     tracking.log_metrics({f"gate.{gate.primary_metric}": new_score})
+    held = client.get_model_version(name, version).aliases
+    if unfinished and held:  # stopped after its aliases moved, before the tag went: decided already
+        client.delete_model_version_tag(name, version, GATE_PENDING)
+        print(f"{name} v{version}: {', '.join(held)} (decided by the run that registered it)")
+        return version
 
     def champion_probs(champion: ModelVersion) -> np.ndarray:
         try:
@@ -166,7 +180,8 @@ def settle(
             source = _compared_with(current, on) + f"; decided again: the champion moved from {_label(champion)}"
         promotion.record_decision(client, name, version, decision, source)
         promotion.mirror_to_zenml(zenml_version_id, decision.alias)
-        promotion.move_aliases(client, name, version, decision.alias)  # last
+        promotion.move_aliases(client, name, version, decision.alias)
+        client.delete_model_version_tag(name, version, GATE_PENDING)  # last: the gate has finished
     return decision
 
 

@@ -11,8 +11,10 @@ import torch
 
 from ferkit.data import EMOTIONS, FERDataset
 from ferkit.models import TrainedModel, build_model
-from ferkit.registry import promotion
-from ferkit.registry.names import WEIGHTS_TAG
+from ferkit.registry import promotion, publish
+from ferkit.registry.decision import PromotionError
+from ferkit.registry.names import GATE_PENDING, WEIGHTS_TAG
+from ferkit.registry.store import ModelNotFound
 from steps.register.register_model import register_model
 from tests.factories import face
 
@@ -180,6 +182,41 @@ class TestGate:
             register(trained(1), 0.90, data)
         assert alias(registry, "champion") == "1" and alias(registry, "challenger") is None
         assert "promotion.decision" in registry.get_model_version(NAME, "2").tags  # logged, not moved
+        assert [r["decision"] for r in promotion.list_versions(NAME)] == ["unfinished", "champion"]
+
+        # The rerun of the same weights finishes the gate on that version instead of calling it a duplicate.
+        monkeypatch.undo()
+        assert register(trained(1), 0.90, data, min_improvement=-1.0) == "2"  # -1: any challenger wins
+        assert alias(registry, "champion") == "2" and alias(registry, "previous_champion") == "1"
+        tags = registry.get_model_version(NAME, "2").tags
+        assert GATE_PENDING not in tags and tags["promotion.decision"] == "champion"
+        assert len(registry.search_model_versions(f"name='{NAME}'")) == 2
+
+    def test_a_gate_cut_before_its_decision_is_finished_by_the_rerun(self, registry, data, monkeypatch, capsys):
+        register(trained(0), 0.40, data)
+
+        def unreachable(*args, **kwargs):
+            raise ModelNotFound("the artifact store is unreachable")
+
+        monkeypatch.setattr(publish, "fetch_checkpoint", unreachable)  # scoring the champion fails
+        with pytest.raises(PromotionError, match="unreachable"):
+            register(trained(1), 0.90, data, min_improvement=-1.0)
+        assert "promotion.decision" not in registry.get_model_version(NAME, "2").tags
+        monkeypatch.undo()
+        assert register(trained(1), 0.90, data, min_improvement=-1.0) == "2"
+        assert "deciding it now" in capsys.readouterr().out
+        assert alias(registry, "champion") == "2" and GATE_PENDING not in registry.get_model_version(NAME, "2").tags
+        # Decided now: a third run of the same weights is a duplicate again, and moves nothing.
+        assert register(trained(1), 0.90, data, min_improvement=-1.0) == "2"
+        assert "holds these weights already" in capsys.readouterr().out
+
+    def test_a_gate_cut_after_its_aliases_moved_is_not_decided_twice(self, registry, data):
+        register(trained(0), 0.40, data)
+        register(trained(1), 0.90, data, min_improvement=-1.0)
+        registry.set_model_version_tag(NAME, "2", GATE_PENDING, "cut before the tag went")
+        assert register(trained(1), 0.90, data) == "2"  # min_improvement 0 would not promote it against itself
+        assert alias(registry, "champion") == "2" and alias(registry, "previous_champion") == "1"
+        assert GATE_PENDING not in registry.get_model_version(NAME, "2").tags
 
     def test_the_same_weights_are_registered_once(self, registry, data):
         register(trained(0), 0.50, data)
