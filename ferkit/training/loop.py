@@ -38,6 +38,7 @@ from ferkit.training.state import (
     restore_rng,
     rng_state,
     save_resume_state,
+    training_data_key,
 )
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -134,8 +135,10 @@ class _Run:
         callbacks: Sequence[EpochCallback],
         checkpoint: Path | None,
         deadline: Deadline | None = None,
+        data: str = "",
     ):
         self.setup, self.config, self.workers = setup, setup.config, setup.workers
+        self.data = data  # training_data_key: a resume state of other faces or weights is refused
         self.deadline, self.out_of_time = deadline, False
         self.validation_seconds = deadline.validation_seconds if deadline is not None else 0.0
         self.save_seconds = deadline.save_seconds if deadline is not None else 0.0
@@ -152,7 +155,7 @@ class _Run:
         self.start_phase, self.start_epoch, self.elapsed = 0, 0, 0.0
         self.state: dict | None = None
         if checkpoint is not None:  # rank 0 reads it and hands it on: other nodes need not see the file
-            found = load_resume_state(checkpoint, self.config) if self.workers.is_main else None
+            found = load_resume_state(checkpoint, self.config, self.data) if self.workers.is_main else None
             self.state = distributed.from_main(found, self.workers)
         if self.state is not None:
             self._restore(self.state)
@@ -326,6 +329,7 @@ class _Run:
         save_resume_state(
             {
                 "config": self.config.fingerprint(),
+                "data": self.data,
                 "phase": index + 1 if done else index,
                 "epoch_in_phase": next_epoch,
                 "stale": stopping.stale,
@@ -380,4 +384,5 @@ def fit(
     keep_freed_memory()  # no page faults on every step's fresh activations
     setup = prepare_epochs(model, train_images, train_labels, config, class_weights)
     checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
-    return _Run(setup, val_images, val_labels, callbacks, checkpoint, deadline).run()
+    data = training_data_key(train_images, train_labels, val_images, val_labels, class_weights) if checkpoint else ""
+    return _Run(setup, val_images, val_labels, callbacks, checkpoint, deadline, data).run()

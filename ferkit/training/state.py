@@ -4,8 +4,10 @@ the same way)."""
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +89,28 @@ def save_resume_state(payload: dict, path: Path) -> None:
     atomic_write(path, lambda file: torch.save(payload, file))
 
 
-def load_resume_state(path: Path, config: TrainConfig) -> dict | None:
-    """The saved training state at `path`, or None when there is none; refuses another config's state."""
+def training_data_key(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    val_images: np.ndarray,
+    val_labels: np.ndarray,
+    class_weights: Sequence[float] | None,
+) -> str:
+    """What a training learns from besides its config: its faces, labels and class weights, hashed."""
+    digest = hashlib.sha256()
+    for array, dtype in ((train_images, np.uint8), (train_labels, np.int64), (val_images, np.uint8),
+                         (val_labels, np.int64)):  # fmt: skip
+        part = np.ascontiguousarray(array, dtype=dtype)
+        digest.update(f"{part.shape}".encode())
+        digest.update(memoryview(part).cast("B"))
+    digest.update(repr(None if class_weights is None else [float(w) for w in class_weights]).encode())
+    return digest.hexdigest()[:20]
+
+
+def load_resume_state(path: Path, config: TrainConfig, data: str = "") -> dict | None:
+    """The saved training state at `path`, or None when there is none; refuses another config's state,
+    and one trained on other faces or class weights (`data`: `training_data_key`; a state that
+    predates the key is taken on its config alone)."""
     if not path.is_file():
         return None
     try:
@@ -101,5 +123,10 @@ def load_resume_state(path: Path, config: TrainConfig) -> dict | None:
         raise ValueError(
             f"{path}: resume checkpoint belongs to another training config ({state.get('config')} != "
             f"{config.fingerprint()}); delete it to start over"
+        )
+    if data and state.get("data", data) != data:
+        raise ValueError(
+            f"{path}: resume checkpoint was trained on other faces, labels or class weights (data {state['data']} "
+            f"!= {data}); delete it to start over, or resume with the data it was trained on"
         )
     return state

@@ -7,7 +7,8 @@ import hashlib
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,20 @@ def train(
     With `time_budget_minutes` the epochs are first fitted to the budget (`ferkit.training.budget`);
     a resumed training keeps the plan it started with.
     """
-    train_split, val_split = data.split("train"), data.split("val")
     checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
+    with state_in_use(checkpoint):
+        return _train(config, data, class_weights, init, callbacks, checkpoint)
+
+
+def _train(
+    config: TrainConfig,
+    data: FERDataset,
+    class_weights: Sequence[float] | None,
+    init: TrainedModel | None,
+    callbacks: Sequence[EpochCallback],
+    checkpoint: Path | None,
+) -> Training:
+    train_split, val_split = data.split("train"), data.split("val")
     plan = None
     if config.time_budget_minutes is not None:
         config, plan = _fit_budget(config, train_split, val_split, checkpoint)
@@ -81,7 +94,7 @@ def train(
         config,
         class_weights=class_weights,
         callbacks=callbacks,
-        checkpoint_path=checkpoint_path,
+        checkpoint_path=checkpoint,
         deadline=deadline_of(plan) if plan is not None else None,
     )
     model = TrainedModel(
@@ -185,14 +198,19 @@ def resume_path(
 
 def remove_resume_states(folder: str | os.PathLike, config: TrainConfig, keep: Path | None = None) -> list[Path]:
     """Delete `config`'s resume states in `folder` (other data or weights) with their budget plans,
-    except `keep` and its plan, and the temporary files its killed writes left; other configs'
-    states are never touched. Returns what was removed."""
+    except `keep` and its plan (its caller holds its lock), and the temporary files killed writes
+    left. Other configs' states are never touched, nor a state a live training holds
+    (`state_in_use`), nor the file it is writing. Returns what was removed."""
     prefix = f"train-{config.fingerprint()}-"
     kept = {keep, plan_path(keep)} if keep is not None else set()
     states = [p for pattern in ("*.pt", "*.budget.json") for p in Path(folder).glob(prefix + pattern) if p not in kept]
-    removed = sorted(states + list(Path(folder).glob(f".{prefix}*.tmp")))
+    candidates = sorted(states + list(Path(folder).glob(f".{prefix}*.tmp")))
+    # `keep`'s caller holds its lock, so a temporary file of `keep` is a killed write's, never a live one's.
+    removed = [path for path in candidates if state_of_file(path) == keep or not in_use(state_of_file(path))]
     for state in removed:
         state.unlink(missing_ok=True)
+        if state.suffix == ".pt":
+            lock_of(state).unlink(missing_ok=True)
     return removed
 
 
@@ -211,12 +229,74 @@ def remove_abandoned_states(
         # A plan is written once, when its training starts: it is as old as its state, which every epoch rewrites.
         aged = state_of_plan(path) if path.name.endswith(PLAN_SUFFIX) and state_of_plan(path).is_file() else path
         try:
-            if path not in kept and aged.stat().st_mtime < cutoff:
+            if path not in kept and aged.stat().st_mtime < cutoff and not in_use(state_of_file(path)):
                 path.unlink()
                 removed.append(path)
         except FileNotFoundError:  # another training removed or renamed it meanwhile
             continue
+    for lock in Path(folder).glob(".train-*.pt.lock"):  # the locks of states gone, unless a training holds one
+        state = lock.with_name(lock.name[1 : -len(".lock")])
+        if not state.exists() and not in_use(state):
+            lock.unlink(missing_ok=True)
     return removed
+
+
+def lock_of(state: Path) -> Path:
+    """The lock a training holds on its resume state `state` while it runs."""
+    return state.with_name(f".{state.name}.lock")
+
+
+def state_of_file(path: Path) -> Path:
+    """The resume state a file in the resume folder belongs to: itself, its budget plan's state, or the
+    state a temporary file (`.<state name>.<random>.tmp`) was being written to."""
+    if path.name.endswith(PLAN_SUFFIX):
+        return state_of_plan(path)
+    if path.name.startswith(".") and path.name.endswith(".tmp"):
+        return state_of_file(path.with_name(path.name[1:].rsplit(".", 2)[0]))
+    return path
+
+
+def in_use(state: Path) -> bool:
+    """Whether a live training holds `state`'s lock (this process's own included)."""
+    from filelock import FileLock, Timeout
+
+    lock = lock_of(state)
+    if not lock.exists():
+        return False
+    probe = FileLock(str(lock), timeout=0)  # not the singleton: a lock this process holds counts too
+    try:
+        probe.acquire()
+    except Timeout:
+        return True
+    probe.release()
+    return False
+
+
+@contextmanager
+def state_in_use(checkpoint: Path | None) -> Iterator[None]:
+    """Hold `checkpoint`'s lock while a training runs (rank 0 only: the rank that writes it), so a second
+    training of the same state in the same folder (the same config, faces and weights, e.g. a scheduled
+    run beside `make train`) is refused instead of writing the state in turn with the first, and clean-ups
+    leave it alone. A killed training's lock goes with its process; reentrant within one process."""
+    if checkpoint is None or not distributed.current().is_main:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_of(checkpoint)), timeout=0, is_singleton=True)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RuntimeError(
+            f"{checkpoint}: another training of the same config, data and class weights is running and "
+            f"writes this resume state (it holds {lock_of(checkpoint).name}); wait for it to finish, or train "
+            "with another resume folder (FERKIT_HOME / FERKIT_RESUME_DIR)"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def train_resumable(
@@ -235,13 +315,14 @@ def train_resumable(
     nothing wrote them for `ABANDONED_AFTER_DAYS` days.
     """
     checkpoint = resume_path(resume_dir, config, data, class_weights)
-    if checkpoint is not None:
-        remove_resume_states(checkpoint.parent, config, keep=checkpoint)
-        abandoned = remove_abandoned_states(checkpoint.parent, keep=checkpoint)
-        if abandoned:
-            print(f"removed {len(abandoned)} resume file(s) untouched for {ABANDONED_AFTER_DAYS} days from "
-                  f"{checkpoint.parent}: {', '.join(p.name for p in abandoned)}")  # fmt: skip
-    return train(config, data, class_weights, callbacks=callbacks, checkpoint_path=checkpoint)
+    with state_in_use(checkpoint):  # first: a second run of the same training stops here, touching nothing
+        if checkpoint is not None:
+            remove_resume_states(checkpoint.parent, config, keep=checkpoint)
+            abandoned = remove_abandoned_states(checkpoint.parent, keep=checkpoint)
+            if abandoned:
+                print(f"removed {len(abandoned)} resume file(s) untouched for {ABANDONED_AFTER_DAYS} days from "
+                      f"{checkpoint.parent}: {', '.join(p.name for p in abandoned)}")  # fmt: skip
+        return train(config, data, class_weights, callbacks=callbacks, checkpoint_path=checkpoint)
 
 
 def fresh_run_config(

@@ -129,15 +129,35 @@ def _config(**overrides) -> TrainConfig:
                        **overrides)  # fmt: skip
 
 
-def _fit(config: TrainConfig, checkpoint: Path, interrupt_after: int) -> None:
+def _fit(config: TrainConfig, checkpoint: Path, interrupt_after: int, data_seed: int = 0, weights=None):
     def stop(epoch, metrics):
         if epoch == interrupt_after:
             raise KeyboardInterrupt
 
-    x, y = two_class_faces(32, seed=0)
+    x, y = two_class_faces(32, seed=data_seed)
     seed_everything(config.seed)
-    fit(build_model(config.architecture, **config.architecture_kwargs), x, y, x, y, config,
-        callbacks=[stop], checkpoint_path=checkpoint)  # fmt: skip
+    return fit(build_model(config.architecture, **config.architecture_kwargs), x, y, x, y, config,
+               class_weights=weights, callbacks=[stop], checkpoint_path=checkpoint)  # fmt: skip
+
+
+def test_a_state_trained_on_other_faces_or_weights_is_refused(tmp_path):
+    """`ferkit train --resume FILE` names the state itself: a smoke run's finished state must not
+    pass for the full run's training (the config alone cannot tell them apart)."""
+    config, checkpoint = _config(), tmp_path / "state.pt"
+    finished = _fit(config, checkpoint, interrupt_after=99)  # all 3 epochs: a finished state
+    for other in ({"data_seed": 1}, {"weights": [1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0]}):
+        with pytest.raises(ValueError, match="state.pt: resume checkpoint was trained on other faces, labels or "
+                                             "class weights"):  # fmt: skip
+            _fit(config, checkpoint, interrupt_after=99, **other)
+    again = _fit(config, checkpoint, interrupt_after=99)  # the same faces and weights: resumed (nothing left)
+    assert again.history == finished.history
+    for key, value in finished.state_dict.items():
+        torch.testing.assert_close(again.state_dict[key], value, rtol=0, atol=0)
+
+    legacy = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    del legacy["data"]  # a state written before the key existed: taken on its config, as then
+    torch.save(legacy, checkpoint)
+    assert load_resume_state(checkpoint, config, data="0" * 20)["history"] == legacy["history"]
 
 
 def test_a_crash_in_the_middle_of_a_write_leaves_the_last_good_state(tmp_path, monkeypatch):
@@ -218,3 +238,34 @@ def test_states_untouched_for_a_month_go_and_live_ones_stay(tmp_path, capsys):
     assert "removed 1 resume file(s) untouched for 30 days" in capsys.readouterr().out and not old.exists()
     assert len([p for p in tmp_path.glob(f"train-{config.fingerprint()}-*.pt")]) == 1
     assert (tmp_path / "train-recent-bbbb.pt").exists() and (tmp_path / ".train-live-cccc.pt.x2.tmp").exists()
+
+
+def test_a_second_run_of_a_live_training_is_refused_and_touches_nothing(tmp_path):
+    """A scheduled run beside `make train` (the same config, faces and weights) would write the same
+    resume state in turn with it; one of another config or data starting meanwhile would delete it."""
+    import numpy as np
+    from filelock import FileLock
+
+    from ferkit.data.dataset import FERDataset
+    from ferkit.training.train import lock_of, resume_path
+
+    x, y = two_class_faces(32, seed=0)
+    data = FERDataset(np.concatenate([x, x[:8]]), np.concatenate([y, y[:8]]), np.array([0] * 32 + [1] * 8),
+                      [f"f{i}" for i in range(40)])  # fmt: skip
+    config, weights = _config(), [1.0] * 7
+    live = resume_path(tmp_path, config, data, weights)
+    writing = live.with_name(f".{live.name}.k3j2h1gf.tmp")  # the live run's epoch being written
+    older = tmp_path / f"train-{config.fingerprint()}-{'0' * 20}.pt"  # this config on other data, not running
+    for path in (live, writing, older):
+        path.write_bytes(b"state")
+
+    with FileLock(str(lock_of(live)), timeout=0):  # the live training (another process's lock, in effect)
+        with pytest.raises(RuntimeError, match="another training of the same config, data and class weights"):
+            train_resumable(config, data, weights, tmp_path)
+        assert live.read_bytes() == b"state" and writing.exists() and older.exists()  # refused before any clean-up
+        assert remove_resume_states(tmp_path, config) == [older]  # `make train FRESH=1` beside it: its files stay
+        assert live.exists() and writing.exists()
+
+    live.unlink()  # its bytes are no state; the live run's leftovers below are this run's to clear
+    training = train_resumable(config, data, weights, tmp_path)  # once that run ended, this one trains
+    assert training.result.epochs_trained == 3 and not writing.exists() and live.exists()
