@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from ferkit.cli import build_parser
 from tests.factories import image_tree, write_zip
@@ -57,6 +59,7 @@ class TestHelp:
         text = " ".join(result.stdout.split())
         assert "(default: 1000)" in text and "(default: test)" in text
         assert "exit codes: 0 ok, 1 a check failed, 2 usage error, 3 input not found or unreadable" in text
+        assert "or output unwritable" in text
 
     def test_version(self):
         result = ferkit("--version")
@@ -83,6 +86,54 @@ class TestMistakes:
         policy = tmp_path / "policy.yaml"
         policy.write_text("fail_on: [schema\n")
         one_clear_line(ferkit("validate", "--policy", str(policy)), 2, "policy.yaml:2", "not valid YAML")
+
+    def test_a_policy_that_is_not_utf8(self, tmp_path):
+        policy = tmp_path / "policy.yaml"
+        policy.write_bytes(b"fail_on: [\xff\xfe]\n")
+        one_clear_line(ferkit("validate", "--policy", str(policy)), 2, "policy.yaml", "not UTF-8", "0xff")
+
+    def test_a_data_path_that_is_a_pipe_is_refused_without_blocking(self, tmp_path):
+        for name in ("fer.csv", "fer.zip"):
+            os.mkfifo(tmp_path / name)  # opening it to read would wait for a writer for good
+            result = subprocess.run([sys.executable, "-m", "ferkit.cli", "info", str(tmp_path / name)],
+                                    capture_output=True, text=True, cwd=ROOT, timeout=60)  # fmt: skip
+            one_clear_line(result, 3, name, "neither a file nor a folder")
+
+    def test_a_model_file_cut_short_or_not_a_checkpoint(self, tmp_path):
+        import torch
+
+        from ferkit.models import TrainedModel, build_model
+
+        whole = tmp_path / "whole.pt"
+        net = build_model("plain_cnn", widths=[4, 4, 8, 8])
+        TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, net.state_dict()).save(whole)
+        face = tmp_path / "face.png"
+        Image.fromarray(np.full((48, 48), 120, np.uint8)).save(face)
+        bad = {"cut.pt": whole.read_bytes()[:3000], "noise.pt": bytes(range(256)) * 40, "text.pt": b"hello\n"}
+        for name, content in bad.items():
+            (tmp_path / name).write_bytes(content)
+            result = ferkit("predict", str(face), "--no-detect", "--model", str(tmp_path / name))
+            one_clear_line(result, 2, name, "not a readable ferkit checkpoint")
+        assert torch.load(whole, weights_only=True)["architecture"] == "plain_cnn"  # the whole one loads
+
+    def test_an_output_folder_that_is_a_file(self, tmp_path):
+        from ferkit.models import TrainedModel, build_model
+
+        model = tmp_path / "model.pt"
+        net = build_model("plain_cnn", widths=[4, 4, 8, 8])
+        TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, net.state_dict()).save(model)
+        face = tmp_path / "face.png"
+        Image.fromarray(np.full((48, 48), 120, np.uint8)).save(face)
+        taken = tmp_path / "taken"
+        taken.write_text("a file, not a folder")
+        result = ferkit("predict", str(face), "--no-detect", "--model", str(model), "--annotate", str(taken))
+        one_clear_line(result, 3, "taken")
+        assert taken.read_text() == "a file, not a folder"
+
+    def test_a_port_out_of_range_is_a_usage_error(self):
+        for port in ("99999", "0", "-1"):
+            result = ferkit("serve", "--model", "m.pt", "--port", port)
+            assert result.returncode == 2 and "is not a port: 1 to 65535" in result.stderr, result.stderr
 
     def test_compare_a_missing_spec(self):
         one_clear_line(ferkit("compare", "nonexistent.yaml"), 3, "nonexistent.yaml", "does not exist")

@@ -26,7 +26,7 @@ from ferkit.cli.errors import FAILED, NOT_FOUND, USAGE, CommandError
 from ferkit.home import apply_defaults
 
 GROUPS = (stack, data, model, training, registry, schedule, cluster)
-EPILOG = "exit codes: 0 ok, 1 a check failed, 2 usage error, 3 input not found or unreadable"
+EPILOG = "exit codes: 0 ok, 1 a check failed, 2 usage error, 3 input not found or unreadable, or output unwritable"
 
 
 class _DefaultsFormatter(argparse.HelpFormatter):
@@ -85,6 +85,8 @@ def _exit_code(exc: Exception) -> int | None:
     if isinstance(exc, PromotionError):
         return FAILED
     if isinstance(exc, (DataError, RegistryError, FileNotFoundError)):
+        return NOT_FOUND
+    if isinstance(exc, OSError) and exc.filename is not None:  # a path given that cannot be read or written
         return NOT_FOUND
     if isinstance(exc, ValueError) and type(exc).__module__.startswith("ferkit"):
         return USAGE

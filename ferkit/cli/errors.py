@@ -36,6 +36,9 @@ def read_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise CommandError(f"{what} {path} cannot be read: {exc.strerror}", NOT_FOUND) from None
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{what} {path}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})",
+                           USAGE) from None  # fmt: skip
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

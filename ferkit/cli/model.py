@@ -52,9 +52,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     sv.add_argument("--model", default=predict.DEFAULT_MODEL, help="checkpoint file, models:/ URI or .onnx file")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    sv.add_argument("--port", type=int, default=8000, help="port to listen on")
+    sv.add_argument("--port", type=_port, default=8000, help="port to listen on (1 to 65535)")
     sv.add_argument("--min-confidence", type=float, default=None, help="default threshold for `uncertain` (0.4)")
     sv.set_defaults(func=_serve)
+
+
+def _port(text: str) -> int:
+    """A TCP port, 1 to 65535 (a larger number would wrap round to another port; 0 would pick one the
+    announced address does not name)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: 1 to 65535")
+    return port
 
 
 def _evaluate(args: argparse.Namespace) -> int:

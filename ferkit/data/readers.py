@@ -53,6 +53,9 @@ def resolve_data_path(data_path: str | os.PathLike | None = None) -> Path:
     path = Path(raw).expanduser()
     if not path.exists():
         raise DataNotFoundError(f"FER2013 data not found at '{path}'. {HOW_TO_GET}")
+    if not path.is_file() and not path.is_dir():  # a pipe would block the first read for good
+        raise DataError(f"'{path}' is neither a file nor a folder (a pipe, socket or device): FER2013 data is a "
+                        ".zip, a .csv or a folder")  # fmt: skip
     return path
 
 

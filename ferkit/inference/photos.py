@@ -94,7 +94,9 @@ def detect_in(gray: np.ndarray, side: int = DETECT_SIDE, scale_factor: float = 1
     scale = max(gray.shape) / side
     if scale <= 1:
         return detect_faces(gray, scale_factor=scale_factor)
-    small = Image.fromarray(gray).resize((round(gray.shape[1] / scale), round(gray.shape[0] / scale)), Image.BILINEAR)
+    # At least a pixel each way: a strip thousands of times longer than wide shrinks to one pixel, not none.
+    small_size = (max(1, round(gray.shape[1] / scale)), max(1, round(gray.shape[0] / scale)))
+    small = Image.fromarray(gray).resize(small_size, Image.BILINEAR)
     boxes = detect_faces(np.asarray(small), min_size=max(12, round(30 / scale)), scale_factor=scale_factor)
     height, width = gray.shape
     return [

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import math
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,7 +99,14 @@ class TrainedModel:
 
     @classmethod
     def load(cls, path_or_buffer) -> TrainedModel:
-        payload = torch.load(path_or_buffer, map_location="cpu", weights_only=True)
+        try:
+            payload = torch.load(path_or_buffer, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, UnicodeDecodeError) as exc:
+            # Cut short, random bytes, text, a zip of another layout: torch says it in its own words.
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(
+                f"{path_or_buffer}: not a readable ferkit checkpoint (a file cut short, or not a checkpoint): {reason}"
+            ) from None
         if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
             raise CheckpointError(f"{path_or_buffer}: not a ferkit checkpoint (format {FORMAT_VERSION})")
         return cls(

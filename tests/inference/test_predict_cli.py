@@ -66,6 +66,20 @@ def test_folder_with_bad_file_and_no_face(checkpoint, images):
     assert len(by_name["astronaut.png"]["faces"]) == 1
 
 
+def test_a_strip_far_longer_than_wide_is_a_photo_without_a_face(checkpoint, tmp_path):
+    """Shrunk for the face detector, a 1 x 3300 strip would be 0 pixels wide: a traceback that took
+    the other files' results with it."""
+    Image.fromarray(np.full((3300, 1), 128, np.uint8)).save(tmp_path / "strip.png")
+    Image.fromarray(np.full((1, 3300), 128, np.uint8)).save(tmp_path / "band.png")
+    result = predict(str(tmp_path), "--model", str(checkpoint), "--json")
+    assert "Traceback" not in result.stderr, result.stderr
+    by_name = {e["file"].rsplit("/", 1)[1]: e for e in json.loads(result.stdout)}
+    assert {name: e["error"] for name, e in by_name.items()} == {
+        "band.png": "no face found",
+        "strip.png": "no face found",
+    }
+
+
 def test_no_detect_predicts_pre_cropped_faces(checkpoint, images):
     result = predict(str(images / "crop.png"), "--model", str(checkpoint), "--no-detect")
     assert result.returncode == 0, result.stderr
