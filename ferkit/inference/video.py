@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ferkit.data.errors import DataError
+from ferkit.data.images import ReadLimits
 from ferkit.inference.faces import FacePredictor, to_face_array
 from ferkit.inference.photos import Box, detect_in
 
@@ -134,12 +135,30 @@ def open_capture(source: str | Path | int):
     if not path.is_file():
         raise VideoError(f"{path}: no such video file")
     capture = cv2.VideoCapture(str(path))
+    if capture.isOpened():  # the size its header declares, before a frame is decoded
+        try:
+            check_frame_size(int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                             str(path))  # fmt: skip
+        except VideoError:
+            capture.release()
+            raise
     ok, _ = capture.read() if capture.isOpened() else (False, None)
     if not ok:
         capture.release()
         raise VideoError(f"{path}: not a video OpenCV can read (no decodable frame)")
     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
     return capture
+
+
+def check_frame_size(width: int, height: int, source: str, limit: int | None = None) -> None:
+    """`VideoError` for frames over the still-image bound (`limit`, default `FERKIT_MAX_IMAGE_PIXELS`'s):
+    a few kilobytes of compressed video can declare frames that decode to gigabytes each."""
+    limit = ReadLimits.from_env().max_image_pixels if limit is None else limit
+    if width * height > limit:
+        raise VideoError(
+            f"{source}: frames of {width}x{height} ({width * height:,} pixels) are over the limit of {limit:,} "
+            f"pixels a frame (FERKIT_MAX_IMAGE_PIXELS)"
+        )
 
 
 def video_info(capture, source: str | Path | int) -> VideoInfo:
@@ -157,12 +176,17 @@ def video_info(capture, source: str | Path | int) -> VideoInfo:
 
 
 def sampled_frames(
-    capture, every: int, decode_all: bool, max_frames: int | None = None, camera: int | None = None
+    capture,
+    every: int,
+    decode_all: bool,
+    max_frames: int | None = None,
+    camera: int | None = None,
+    source: str = "video",
 ) -> Iterator[tuple]:
     """(index, BGR frame or None, sampled) for each frame; frames between samples are only grabbed
     (not decoded) unless `decode_all`, which annotation needs. A file ends at its last frame; a
-    camera that stops delivering frames is a `VideoError`."""
-    index = 0
+    camera that stops delivering frames is a `VideoError`, and so is a frame over the pixel bound."""
+    index, limit = 0, ReadLimits.from_env().max_image_pixels
     while max_frames is None or index < max_frames:
         sampled = index % every == 0
         if sampled or decode_all:
@@ -173,6 +197,8 @@ def sampled_frames(
             if camera is not None:
                 raise VideoError(f"camera {camera} stopped delivering frames after {index} (unplugged or in use?)")
             return
+        if frame is not None:  # a frame may be larger than the header said: no second one of that size
+            check_frame_size(frame.shape[1], frame.shape[0], source, limit)
         yield index, frame, sampled
         index += 1
 
@@ -210,7 +236,8 @@ def predict_stream(
         _check_suffix(Path(annotate_to))
     writer, drawn, keep, start = None, [], False, time.monotonic()
     try:
-        for index, frame, sampled in sampled_frames(capture, every, partial is not None, max_frames, camera):
+        frames = sampled_frames(capture, every, partial is not None, max_frames, camera, info.source)
+        for index, frame, sampled in frames:
             if sampled:
                 seconds = time.monotonic() - start if camera is not None else index / info.fps
                 drawn = _predict_frame(frame, index, seconds, predictor, tracker)

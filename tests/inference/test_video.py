@@ -139,6 +139,20 @@ class TestPredictStream:
         with pytest.raises(VideoError, match="no such video file"):
             list(predict_stream(files / "missing.mp4", Predictor(tiny_model())))
 
+    def test_frames_over_the_pixel_bound_are_refused_before_one_is_decoded(self, files, monkeypatch):
+        """A few kilobytes of video can declare 80-megapixel frames (1.2 GB of memory for the first);
+        the still images' bound holds for frames too."""
+        monkeypatch.setenv("FERKIT_MAX_IMAGE_PIXELS", "300000")  # the clip: 640 x 480 = 307,200 a frame
+        decoded = []
+        real = cv2.VideoCapture.read
+        monkeypatch.setattr(cv2, "VideoCapture", type("Counting", (cv2.VideoCapture,), {
+            "read": lambda self: decoded.append(1) or real(self)}))  # fmt: skip
+        with pytest.raises(VideoError, match=r"clip.mp4: frames of 640x480 \(307,200 pixels\) are over the limit"):
+            list(predict_stream(files / "clip.mp4", Predictor(tiny_model())))
+        assert decoded == []
+        monkeypatch.setenv("FERKIT_MAX_IMAGE_PIXELS", "307200")
+        assert len({row["frame"] for row in predict_stream(files / "clip.mp4", Predictor(tiny_model()))}) > 1
+
 
 class TestAnnotatedImages:
     def test_boxes_captions_and_bars_are_drawn_in_the_emotions_colour(self):
