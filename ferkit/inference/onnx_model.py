@@ -19,7 +19,7 @@ import numpy as np
 
 import ferkit
 from ferkit.data.errors import DataError
-from ferkit.data.labels import EMOTIONS
+from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
 from ferkit.files import atomic_write
 from ferkit.inference.faces import FacePredictor
 
@@ -119,15 +119,46 @@ class OnnxPredictor(FacePredictor):
         outputs = {o.name for o in self.session.get_outputs()}
         if "emotions" not in props or not set(OUTPUT_NAMES) <= outputs:
             raise OnnxModelError(f"{self.path}: not a ferkit export (no emotions metadata or probability outputs)")
-        self.emotions = tuple(json.loads(props["emotions"]))
+        try:
+            emotions = json.loads(props["emotions"])
+        except json.JSONDecodeError:
+            emotions = None
+        if not isinstance(emotions, list) or not all(isinstance(e, str) for e in emotions):
+            raise OnnxModelError(f"{self.path}: its emotions metadata {props['emotions'][:100]!r} is not a JSON list "
+                                 "of names")  # fmt: skip
+        self.emotions = tuple(emotions)
         if self.emotions != EMOTIONS:
             raise OnnxModelError(f"{self.path}: its label order {list(self.emotions)} is not ferkit's {list(EMOTIONS)}")
+        self._check_shapes()
         self.metadata = dict(props)
+
+    def _check_shapes(self) -> None:
+        """The one input `faces` (N, 1, 48, 48) and outputs (N, 7), as the export writes them; a batch
+        dimension may be named or fixed."""
+
+        def fits(shape: list, wanted: tuple) -> bool:  # a dimension left symbolic fits any size
+            return len(shape) == len(wanted) and all(not isinstance(d, int) or w is None or d == w
+                                                     for d, w in zip(shape, wanted))  # fmt: skip
+
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if [i.name for i in inputs] != [INPUT_NAME] or not fits(inputs[0].shape, (None, 1, IMAGE_SIZE, IMAGE_SIZE)):
+            shown = ", ".join(f"{i.name} {list(i.shape)}" for i in inputs)
+            raise OnnxModelError(
+                f"{self.path}: its input is {shown}, not {INPUT_NAME} [N, 1, {IMAGE_SIZE}, {IMAGE_SIZE}]"
+            )
+        for output in outputs:
+            if output.name in OUTPUT_NAMES and not fits(output.shape, (None, len(EMOTIONS))):
+                raise OnnxModelError(f"{self.path}: its output {output.name} is {list(output.shape)}, not [N, "
+                                     f"{len(EMOTIONS)}]")  # fmt: skip
 
     def probabilities(self, batch: np.ndarray, raw: bool) -> np.ndarray:
         x = (batch.astype(np.float32) / 255.0)[:, None]  # (N, 1, 48, 48)
         calibrated, uncalibrated = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
-        return uncalibrated if raw else calibrated
+        out = uncalibrated if raw else calibrated
+        if out.shape != (len(batch), len(EMOTIONS)):  # a graph whose shapes its file did not declare
+            raise OnnxModelError(f"{self.path}: gave {list(out.shape)} for {len(batch)} faces, not [{len(batch)}, "
+                                 f"{len(EMOTIONS)}]")  # fmt: skip
+        return out
 
 
 def quantize_onnx(source: str | os.PathLike, out: str | os.PathLike, calibration: np.ndarray) -> Path:

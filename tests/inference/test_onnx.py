@@ -4,6 +4,7 @@ feed the graph, and `ferkit predict` runs the .onnx file."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,64 @@ def test_files_that_are_not_ferkit_exports_are_named(tmp_path):
     onnx.save(identity, tmp_path / "other.onnx")
     with pytest.raises(OnnxModelError, match="other.onnx: not a ferkit export"):
         OnnxPredictor(path=tmp_path / "other.onnx")
+
+
+def lookalike(path: Path, emotions: str = json.dumps(list(EMOTIONS)), name: str = "faces",
+              shape=("N", 1, 48, 48), out_shape=("N", 7)) -> Path:  # fmt: skip
+    """A graph with ferkit's metadata and output names whose input or outputs are not an export's
+    (each output is the mean of the input over its last axis), declared with these shapes."""
+    helper = onnx.helper
+    nodes = [helper.make_node("ReduceMean", [name], [out], axes=[-1], keepdims=0) for out in ("probabilities",
+             "raw_probabilities")]  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, list(shape))],
+        [
+            helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, out_shape)
+            for o in ("probabilities", "raw_probabilities")
+        ],  # fmt: skip
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"emotions": emotions})
+    onnx.save(model, path)
+    return path
+
+
+def test_lookalike_graphs_are_named_with_what_is_wrong(tmp_path):
+    """ferkit's metadata and output names on a graph that is no export: refused at load with the
+    file's name and the part that is wrong, never a traceback from ONNX Runtime at the first face."""
+    cases = {
+        "not JSON": (dict(emotions="angry,disgust"), "its emotions metadata 'angry,disgust' is not a JSON list"),
+        "a number": (dict(emotions="7"), "its emotions metadata '7' is not a JSON list"),
+        "input name": (dict(name="x"), "its input is x ['N', 1, 48, 48], not faces [N, 1, 48, 48]"),
+        "input size": (dict(shape=("N", 3, 224, 224)), "its input is faces ['N', 3, 224, 224]"),
+        "output size": (dict(out_shape=("N", 1, 48)), "its output probabilities is ['N', 1, 48], not [N, 7]"),
+    }
+    for case, (kwargs, message) in cases.items():
+        path = lookalike(tmp_path / f"{case.replace(' ', '_')}.onnx", **kwargs)
+        with pytest.raises(OnnxModelError, match=re.escape(f"{path.name}: {message}")):
+            OnnxPredictor(path=path)
+    # Shapes ONNX Runtime cannot tell before running (a reshape to a computed shape) pass the load;
+    # the first prediction names the file.
+    helper = onnx.helper
+    nodes = [helper.make_node("Shape", ["faces"], ["shape"]), helper.make_node("Slice", ["shape", "zero", "one"], ["n"]),
+             helper.make_node("Concat", ["n", "rest"], ["flat"], axis=0),
+             helper.make_node("Reshape", ["faces", "flat"], ["probabilities"]),
+             helper.make_node("Identity", ["probabilities"], ["raw_probabilities"])]  # fmt: skip
+    constants = [helper.make_tensor(name, onnx.TensorProto.INT64, [1], [value])
+                 for name, value in (("zero", 0), ("one", 1), ("rest", -1))]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("faces", onnx.TensorProto.FLOAT, ["N", 1, 48, 48])],
+        [helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in ("probabilities", "raw_probabilities")],
+        initializer=constants,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"emotions": json.dumps(list(EMOTIONS))})
+    onnx.save(model, tmp_path / "undeclared.onnx")
+    undeclared = OnnxPredictor(path=tmp_path / "undeclared.onnx")
+    with pytest.raises(OnnxModelError, match=re.escape("undeclared.onnx: gave [2, 2304] for 2 faces, not [2, 7]")):
+        undeclared.probabilities(np.zeros((2, 48, 48), np.uint8), raw=False)
 
 
 def ferkit(*args: str) -> subprocess.CompletedProcess:
