@@ -201,3 +201,19 @@ class TestScheduleCli:
         assert main(["schedule", "remove", "nightly"]) == 0
         assert Crontab().jobs() == [] and "removed schedule 'nightly'" in capsys.readouterr().out
         assert not script.exists()
+
+    def test_a_schedule_of_another_home_goes_with_its_own_script(self, crontab_file, tmp_path, monkeypatch, capsys):
+        """One crontab serves every ferkit home: removing a name removes the line and the script that
+        line runs, wherever it is, and says whose it was; the current home's files stay."""
+        install("--cron", "@daily", "--name", "retrain")
+        theirs = Path(os.environ["FERKIT_HOME"]) / "schedules" / "retrain.sh"
+        monkeypatch.setenv("FERKIT_HOME", str(tmp_path / "other-home"))
+        mine = tmp_path / "other-home" / "schedules" / "retrain.sh"
+        mine.parent.mkdir(parents=True)
+        mine.write_text("# a file of this home that no crontab line runs\n")
+        assert install("--cron", "@hourly", "--name", "retrain") == 2  # the name is taken, crontab-wide
+        assert "exists; remove it first" in capsys.readouterr().err
+        assert main(["schedule", "remove", "retrain"]) == 0
+        out = capsys.readouterr().out
+        assert f"installed from the ferkit home {theirs.parent.parent}; its script removed" in out
+        assert not theirs.exists() and mine.exists() and Crontab().jobs() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -60,9 +61,19 @@ def _list(crontab) -> int:
 
 
 def _remove(crontab, name: str) -> int:
+    """The crontab line and the script it runs: the user's crontab is one for every ferkit home, so
+    the script may be another home's; the message then says whose."""
+    import shlex
+
     from ferkit.home import ferkit_home
 
     job = crontab.remove(name)
-    (ferkit_home() / "schedules" / f"{name}.sh").unlink(missing_ok=True)
-    print(f"removed schedule {job.name!r} ({job.cron})")
+    words = shlex.split(job.command)
+    script = Path(words[0]) if len(words) == 1 else None
+    where = ""
+    if script is not None and script.name == f"{name}.sh" and script.parent.name == "schedules":
+        script.unlink(missing_ok=True)  # only a script ferkit wrote for this schedule
+        if script.parent.parent.resolve() != ferkit_home().resolve():
+            where = f", installed from the ferkit home {script.parent.parent}; its script removed"
+    print(f"removed schedule {job.name!r} ({job.cron}{where})")
     return 0
