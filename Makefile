@@ -1,6 +1,6 @@
 # ferkit: `make train` sets everything up and trains; `make test` runs the tests.
 # ZenML and MLflow state stays in this folder (.ferkit/) unless you override
-# FERKIT_HOME (or ZENML_CONFIG_PATH) on the command line or in the environment.
+# FERKIT_HOME (or ZENML_CONFIG_PATH, for ZenML's part alone) on the command line or in the environment.
 
 SHELL := /bin/bash
 PYTHON ?= python3.11

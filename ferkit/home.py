@@ -44,12 +44,17 @@ def zenml_config_path(environ: MutableMapping[str, str] = os.environ) -> Path:
 
 def zenml_repository_path(environ: MutableMapping[str, str] = os.environ) -> Path | None:
     """ZenML's repository folder: $ZENML_REPOSITORY_PATH; `<home>/repo` for a home other than the
-    checkout's; None for the checkout's home (ZenML finds the checkout's `.zen` from the working
-    folder, and cluster builds take their code from there)."""
+    checkout's; `<ZenML config>/repo` for a ZenML config other than the home's (its stacks are
+    not the ones the home's `.zen` names); None for the checkout's home with its own ZenML config
+    (ZenML finds the checkout's `.zen` from the working folder, and cluster builds take their code
+    from there)."""
     if environ.get(REPOSITORY_ENV):
         return Path(environ[REPOSITORY_ENV]).expanduser().resolve()
     root = project_root()
     home = ferkit_home(environ)
+    config = zenml_config_path(environ)
+    if config != home / "zenml":
+        return config / "repo"
     return None if root is not None and home == root.resolve() / ".ferkit" else home / "repo"
 
 

@@ -16,6 +16,9 @@ def test_the_checkouts_home_uses_the_checkouts_repository_and_any_other_home_its
     assert zenml_repository_path({"FERKIT_HOME": str(root / ".ferkit")}) is None
     assert zenml_repository_path({}) is None  # the checkout's home by default
     assert zenml_repository_path({"FERKIT_HOME": str(tmp_path)}) == tmp_path.resolve() / "repo"
+    # ZenML's config moved alone: its stacks are not the ones the checkout's `.zen` names.
+    assert zenml_repository_path({"ZENML_CONFIG_PATH": str(tmp_path / "z")}) == tmp_path.resolve() / "z" / "repo"
+    assert zenml_repository_path({"ZENML_CONFIG_PATH": str(root / ".ferkit" / "zenml")}) is None  # the Makefile's
     given = {"FERKIT_HOME": str(tmp_path), "ZENML_REPOSITORY_PATH": str(tmp_path / "elsewhere")}
     assert zenml_repository_path(given) == tmp_path / "elsewhere"
 
