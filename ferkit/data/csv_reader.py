@@ -34,11 +34,13 @@ def read_csv(path: Path, limit_per_class: int | None, limits: ReadLimits, progre
     """Read the CSV into a `FERDataset`; a `DataError` lists every bad row (up to `MAX_LISTED_ROWS`)."""
     csv.field_size_limit(MAX_LINE_CHARS)
     with open(path, "rb") as file:
-        reader = csv.reader(_bounded_lines(file, path))
+        lines = _BoundedLines(file, path)
+        reader = csv.reader(lines)
         try:
             header = [c.strip() for c in next(reader, [])]
+            lines.record_done()
             columns = _columns(path, header)
-            rows = _read_rows(path, reader, columns, len(header), limit_per_class, limits, progress)
+            rows = _read_rows(path, reader, lines, columns, len(header), limit_per_class, limits, progress)
         except csv.Error as exc:
             raise DataError(f"{path}: row {reader.line_num}: not readable as CSV: {exc}") from None
     images, labels, splits, ids = rows
@@ -78,12 +80,13 @@ class _Faces:
         return self.buffer[: self.count]
 
 
-def _read_rows(path, reader, columns, width, limit_per_class, limits, progress):
+def _read_rows(path, reader, lines, columns, width, limit_per_class, limits, progress):
     images, labels, splits, ids = _Faces(), [], [], []
     kept: dict[tuple[int, int], int] = {}
     problems: list[str] = []
     bad = rows = 0
     for row in tqdm(reader, desc="ingest", unit="row", disable=not progress, mininterval=1.0):
+        lines.record_done()
         if not row:
             continue  # blank line
         rows += 1
@@ -138,14 +141,43 @@ def _parse_row(row: list[str], columns: dict[str, int]) -> tuple[int, np.ndarray
     return label, values.astype(np.uint8), SPLITS.index(SPLIT_OF_USAGE[usage])
 
 
-def _bounded_lines(file: BinaryIO, path: Path) -> Iterator[str]:
-    """The file's lines as text, refusing one longer than `MAX_LINE_CHARS` before it is held in memory."""
-    number = 0
-    while raw := file.readline(MAX_LINE_CHARS + 1):
-        number += 1
+class _BoundedLines:
+    """The file's lines as text for `csv.reader`, refusing one longer than `MAX_LINE_CHARS` before it
+    is held in memory, and a record (a row, whose quoted fields may hold line breaks) that runs over
+    more than `MAX_LINE_CHARS` in all: the reader keeps a record's fields until it ends, so an
+    unclosed quote would otherwise gather the rest of the file. The reader pulls only the lines of
+    the record it is reading; `record_done` marks where one ended."""
+
+    def __init__(self, file: BinaryIO, path: Path):
+        self.file, self.path = file, path
+        self.number = self.start = 0  # the last line read, and the line the current record began on
+        self.record_chars = 0
+
+    def record_done(self) -> None:
+        self.record_chars = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        raw = self.file.readline(MAX_LINE_CHARS + 1)
+        if not raw:
+            raise StopIteration
+        self.number += 1
         if len(raw) > MAX_LINE_CHARS:
-            raise DataError(f"{path}: line {number} is longer than {MAX_LINE_CHARS:,} characters; not a FER2013 row")
+            raise DataError(f"{self.path}: line {self.number} is longer than {MAX_LINE_CHARS:,} characters; "
+                            "not a FER2013 row")  # fmt: skip
+        if self.record_chars == 0:
+            self.start = self.number
+        self.record_chars += len(raw)
+        if self.record_chars > MAX_LINE_CHARS:
+            raise DataError(
+                f"{self.path}: the row that begins on line {self.start} runs on to line {self.number}, over "
+                f"{MAX_LINE_CHARS:,} characters (a quote never closed?); not a FER2013 row"
+            )
         try:
-            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            return raw.decode("utf-8-sig" if self.number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: line {number}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise DataError(
+                f"{self.path}: line {self.number}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -253,6 +254,20 @@ class TestCSVErrors:
         path.write_text("emotion,pixels,Usage\n0," + "1 " * 100_000 + ",Training\n")
         with pytest.raises(DataError, match="line 2 is longer than 65,536 characters"):
             read_fer2013(path, progress=False)
+
+    def test_a_quote_never_closed_stops_within_a_lines_worth(self, tmp_path):
+        """Each line short, but an open quote makes the rest of the file one record, whose fields the
+        CSV reader would gather in memory (a 24 MB file took 238 MB) before the field count is checked."""
+        path = tmp_path / "f.csv"
+        line = 'a"' + "," * 2000 + '"b\n'
+        path.write_text("emotion,pixels,Usage\n" + "0,1 2 3,Training\n" + '0,"' + line * 400)
+        with pytest.raises(DataError, match=r"f.csv: the row that begins on line 3 runs on to line (\d+), over "
+                                            r"65,536 characters \(a quote never closed\?\)") as caught:  # fmt: skip
+            read_fer2013(path, progress=False)
+        stopped_at = re.search(r"runs on to line (\d+)", str(caught.value)).group(1)
+        assert int(stopped_at) < 40  # within 64 KB of text, not at the file's end (line 403)
+        rows = csv_rows(1)  # a good file of many lines still reads: the bound is per record
+        assert len(read_fer2013(write_csv(tmp_path / "good.csv", rows), progress=False)) == len(rows)
 
     def test_rows_over_the_limit_and_non_utf8_are_named(self, tmp_path):
         path = write_csv(tmp_path / "f.csv", csv_rows(1))
