@@ -67,12 +67,14 @@ train: stack
 	  echo "make train: using $$config ($$why; pick another with CONFIG=...)"; \
 	else echo "make train: using $$config"; fi; \
 	run_config="$$config"; \
+	name="$$(basename "$$config" .yaml)-$$(realpath "$$config" | sha256sum | cut -c1-8)"; \
 	if [ -n "$(BUDGET)" ]; then \
-	  run_config="$(FERKIT_HOME)/budget/$$(basename "$$config")"; \
+	  name="$$name-$(BUDGET)min"; \
+	  run_config="$(FERKIT_HOME)/budget/$$name.yaml"; \
 	  $(BIN)/ferkit budget-config "$$config" --minutes "$(BUDGET)" -o "$$run_config" || exit 2; \
 	fi; \
 	if [ -n "$(FRESH)" ]; then \
-	  fresh_config="$(FERKIT_HOME)/fresh/$$(basename "$$config")"; \
+	  fresh_config="$(FERKIT_HOME)/fresh/$$name.yaml"; \
 	  $(BIN)/ferkit fresh-config "$$run_config" -o "$$fresh_config" || exit 2; \
 	  run_config="$$fresh_config"; \
 	fi; \
