@@ -35,6 +35,16 @@ def one_clear_line(result: subprocess.CompletedProcess, code: int, *words: str) 
         assert word in lines[0], lines[0]
 
 
+def tiny_checkpoint(folder: Path) -> Path:
+    """A plain CNN with seeded random weights, saved as a ferkit checkpoint."""
+    from ferkit.models import TrainedModel, build_model
+
+    net = build_model("plain_cnn", widths=[4, 4, 8, 8])
+    path = folder / "model.pt"
+    TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, net.state_dict()).save(path)
+    return path
+
+
 def sub_commands(parser: argparse.ArgumentParser, prefix: str = ""):
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -102,11 +112,7 @@ class TestMistakes:
     def test_a_model_file_cut_short_or_not_a_checkpoint(self, tmp_path):
         import torch
 
-        from ferkit.models import TrainedModel, build_model
-
-        whole = tmp_path / "whole.pt"
-        net = build_model("plain_cnn", widths=[4, 4, 8, 8])
-        TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, net.state_dict()).save(whole)
+        whole = tiny_checkpoint(tmp_path)
         face = tmp_path / "face.png"
         Image.fromarray(np.full((48, 48), 120, np.uint8)).save(face)
         bad = {"cut.pt": whole.read_bytes()[:3000], "noise.pt": bytes(range(256)) * 40, "text.pt": b"hello\n"}
@@ -117,11 +123,7 @@ class TestMistakes:
         assert torch.load(whole, weights_only=True)["architecture"] == "plain_cnn"  # the whole one loads
 
     def test_an_output_folder_that_is_a_file(self, tmp_path):
-        from ferkit.models import TrainedModel, build_model
-
-        model = tmp_path / "model.pt"
-        net = build_model("plain_cnn", widths=[4, 4, 8, 8])
-        TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, net.state_dict()).save(model)
+        model = tiny_checkpoint(tmp_path)
         face = tmp_path / "face.png"
         Image.fromarray(np.full((48, 48), 120, np.uint8)).save(face)
         taken = tmp_path / "taken"
@@ -129,6 +131,26 @@ class TestMistakes:
         result = ferkit("predict", str(face), "--no-detect", "--model", str(model), "--annotate", str(taken))
         one_clear_line(result, 3, "taken")
         assert taken.read_text() == "a file, not a folder"
+
+    def test_predicting_an_empty_folder_says_so(self, tmp_path):
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / "notes.txt").write_text("no images here")
+        result = ferkit("predict", str(tmp_path / "empty"), "--model", str(tiny_checkpoint(tmp_path)))
+        one_clear_line(result, 3, "no image or video files in", "empty")
+
+    def test_a_file_name_of_undecodable_bytes_prints_escaped(self, tmp_path):
+        """Under a strict UTF-8 stdout (PYTHONIOENCODING=utf-8, an en_US.UTF-8 locale) printing such a
+        name raised UnicodeEncodeError after the work was done."""
+        model = tiny_checkpoint(tmp_path)
+        folder = tmp_path / "faces"
+        folder.mkdir()
+        Image.fromarray(np.full((48, 48), 120, np.uint8)).save(folder / "good.png")
+        with open(os.path.join(os.fsencode(folder), b"bad\xff.png"), "wb") as file:
+            file.write(b"not an image")
+        env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+        result = ferkit("predict", str(folder), "--no-detect", "--model", str(model), env=env)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert "bad\\udcff.png: cannot read" in result.stdout and "good.png: box" in result.stdout
 
     def test_a_port_out_of_range_is_a_usage_error(self):
         for port in ("99999", "0", "-1"):

@@ -62,14 +62,17 @@ def _predict(args: argparse.Namespace) -> int:
     writer = _Output(args)
     if args.camera is not None:
         return _camera(args, predictor, names, writer)
-    failed = 0
+    failed = seen = 0
     for path in image_files(args.paths, extra_suffixes=VIDEO_SUFFIXES):
         if _is_video(path):
             entry = _video(path, args, predictor, names, writer)
         else:
             entry = _image(path, args, predictor, names)
         failed += bool(entry.get("error", "").startswith("cannot read"))
+        seen += 1
         writer.entry(entry)
+    if not seen:  # an empty folder (or one of other files): silence would look like success
+        raise CommandError(f"no image or video files in {', '.join(args.paths)}", NOT_FOUND)
     writer.close()
     return 1 if failed else 0
 
