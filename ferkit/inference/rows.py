@@ -43,8 +43,8 @@ def face_of_row(row: dict, limits: ReadLimits) -> np.ndarray:
         pixel_range = row.get("pixel_range")
         if pixel_range is None or (isinstance(pixel_range, float) and np.isnan(pixel_range)):
             pixel_range = "0-255"  # a row without it, in a table where another row has it
-        if pixel_range not in PIXEL_RANGES:
-            raise BadImage(f"`pixel_range` must be one of {list(PIXEL_RANGES)}, got {pixel_range!r}")
+        if not isinstance(pixel_range, str) or pixel_range not in PIXEL_RANGES:  # an array cell: no `in`
+            raise BadImage(f"`pixel_range` must be one of {list(PIXEL_RANGES)}, got {_shown(pixel_range)}")
         _check_size(pixels, limits)
         values = pixels.tolist() if isinstance(pixels, np.ndarray) and pixels.dtype == object else pixels
         array = pixel_array(values, pixel_range)
@@ -59,13 +59,28 @@ def face_of_row(row: dict, limits: ReadLimits) -> np.ndarray:
     raise BadImage("the row has neither `image` nor `pixels`")
 
 
+def _shown(value: object) -> str:
+    """A short repr of a request value (a cell may hold an array of any size)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def _check_size(values: object, limits: ReadLimits) -> None:
-    """Refuse pixels over the pixel limit before numpy copies them: an array by its size, nested
-    lists by the sum of their rows' lengths."""
+    """Refuse pixels over the pixel limit, or nested deeper than rows of numbers, before numpy
+    copies them: an array by its size, nested lists by the sum of their rows' lengths."""
     if isinstance(values, np.ndarray) and values.dtype != object:
         count = values.size
     elif isinstance(values, (list, tuple, np.ndarray)):
-        count = sum(len(row) if isinstance(row, (list, tuple, np.ndarray)) else 1 for row in values)
+        count = 0
+        for row in values:
+            if isinstance(row, (list, tuple, np.ndarray)):
+                # A third level would count one value a row however long. Numpy copies a deeper array
+                # only when it is rectangular, so each row's first value tells (a ragged one it refuses).
+                if len(row) and isinstance(row[0], (list, tuple, np.ndarray)):
+                    raise BadImage("`pixels` must be a 2-D grayscale array, got 3 or more dimensions")
+                count += len(row)
+            else:
+                count += 1
     else:
         raise BadImage(f"`pixels` must be a 2-D array of numbers, got {type(values).__name__}")
     if count > limits.max_image_pixels:

@@ -70,6 +70,17 @@ class TestLimits:
         gray = read_gray(encoded(photo, "JPEG"), ReadLimits(max_image_pixels=200 * 200))
         assert gray.pixels.size <= 200 * 200 and gray.size == (800, 800) and "reduced" in gray.notes
 
+    def test_a_large_progressive_jpeg_is_refused_not_decoded_whole(self):
+        """libjpeg holds a progressive JPEG's every coefficient however small the output: a 1.5 MB
+        file of 20,000 x 20,000 took 760 MB to read 'reduced'. Under the limit it reads as usual."""
+        photo = Image.fromarray(np.tile(face(1, 400), (2, 2)))  # 800 x 800
+        progressive = encoded(photo, "JPEG", progressive=True)
+        assert Image.open(io.BytesIO(progressive)).info.get("progressive")
+        with pytest.raises(BadImage, match=r"800x800 = 640,000 pixels, over the limit of 40,000 \(a progressive JPEG "
+                                           r"is never decoded reduced\)"):  # fmt: skip
+            read_gray(progressive, ReadLimits(max_image_pixels=200 * 200))
+        assert read_gray(progressive, ReadLimits(max_image_pixels=800 * 800)).pixels.shape == (800, 800)
+
     def test_pixel_limit_in_an_archive_skips_and_names_the_file(self, tmp_path):
         files = image_tree(16)  # 336 faces: one bad file stays under the 1% bound
         files[BAD] = blank_png(13_000, 13_000, header_only=True)

@@ -49,10 +49,14 @@ BAD_ROWS = [
     ({"pixels": np.full((48, 48), 0.5).tolist()}, "whole numbers; declare pixel_range '0-1'"),
     ({"pixels": np.full((48, 48), 2.0).tolist(), "pixel_range": "0-1"}, "declared 0-1 hold values from 2 to 2"),
     ({"pixels": GOOD.tolist(), "pixel_range": "0-65535"}, "`pixel_range` must be one of"),
-    ({"pixels": [[[1, 2], [3, 4]]]}, "must be a 2-D grayscale array, got 3 dimensions"),
+    ({"pixels": [[[1, 2], [3, 4]]]}, "must be a 2-D grayscale array, got 3 or more dimensions"),
+    ({"pixels": [[[0] * 200_000]]}, "got 3 or more dimensions"),  # refused before numpy copies it
+    ({"pixels": [[10**400, 1], [1, 1]]}, "a number too large for any pixel range"),  # JSON allows it
     ({"image": "!!not base64"}, "`image` is text but not base64"),
     ({"image": 12}, "`image` must be encoded image bytes"),
 ]
+# Rows JSON cannot carry, that reach the model in process or from a parquet body (a list cell is an array).
+IN_PROCESS_ROWS = [({"pixels": GOOD.tolist(), "pixel_range": np.array(["0-1", "x"])}, "`pixel_range` must be one of")]
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
@@ -65,10 +69,11 @@ class TestRows:
         return Predictor(tiny_model())
 
     def test_each_bad_row_is_named_and_the_good_rows_are_predicted(self, predictor):
-        rows = [{"image": png(GOOD)}] + [row for row, _ in BAD_ROWS] + [{"pixels": GOOD.tolist()}]
+        bad = BAD_ROWS + IN_PROCESS_ROWS
+        rows = [{"image": png(GOOD)}] + [row for row, _ in bad] + [{"pixels": GOOD.tolist()}]
         out = predict_rows(predictor, table(rows))
         assert list(out.columns) == ["label", "confidence", "uncertain", *EMOTIONS, "error"] and len(out) == len(rows)
-        for i, (_, expected) in enumerate(BAD_ROWS, start=1):
+        for i, (_, expected) in enumerate(bad, start=1):
             assert expected in out.loc[i, "error"], (i, out.loc[i, "error"])
             assert out.loc[i, "label"] is None and out.loc[i, "angry"] is None
             assert out.loc[i, "confidence"] is None and out.loc[i, "uncertain"] is None
