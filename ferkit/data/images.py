@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ferkit.data.errors import DataError, raised_by_a_signal_handler
+from ferkit.runtime import freed_memory_returned
 
 MB = 1 << 20
 LIMIT_ENV = {
@@ -169,7 +170,7 @@ def read_gray(raw: bytes, limits: ReadLimits | None = None) -> GrayImage:
     if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < room:
         Image.MAX_IMAGE_PIXELS = room  # only ever raised; our own bound, checked next, is lower
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), freed_memory_returned():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(raw), formats=FORMATS) as img:
                 return _to_gray(img, limits)

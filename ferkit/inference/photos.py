@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 from ferkit.data.images import FORMATS, BadImage, ReadLimits, read_file, read_gray
 from ferkit.data.labels import IMAGE_SUFFIXES
 from ferkit.inference.faces import detect_faces, to_face_array
+from ferkit.runtime import freed_memory_returned
 
 Box = tuple[int, int, int, int]  # x, y, width, height in the photo's pixels
 
@@ -54,6 +55,11 @@ def faces_in_file(path: str | Path, detect: bool = True, limits: ReadLimits | No
     """Read `path` as grayscale within `limits` and crop its faces (the whole image as one face without
     `detect`); a file that cannot be read gets the same reason the data readers give."""
     limits = limits or ReadLimits.from_env()
+    with freed_memory_returned():  # its bytes, pixels and the detector's buffers: none kept for reuse
+        return _faces_in_file(path, detect, limits)
+
+
+def _faces_in_file(path: str | Path, detect: bool, limits: ReadLimits) -> PhotoFaces:
     try:
         gray = read_gray(read_file(path, limits), limits).pixels
     except BadImage as exc:

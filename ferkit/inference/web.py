@@ -24,6 +24,7 @@ from ferkit.data.images import BadImage, ReadLimits, read_gray
 from ferkit.inference.faces import FacePredictor, to_face_array
 from ferkit.inference.photos import detect_in
 from ferkit.inference.web_page import PAGE
+from ferkit.runtime import freed_memory_returned
 
 
 class UploadError(ValueError):
@@ -37,11 +38,12 @@ class UploadError(ValueError):
 def predict_photo(predictor: FacePredictor, data: bytes, limits: ReadLimits, params: dict) -> dict:
     """{'width', 'height', 'faces': [{box, label, confidence, uncertain, probabilities}]} for one photo."""
     raw, min_confidence = _params(params, predictor)
-    try:
-        gray = read_gray(data, limits).pixels
-    except BadImage as exc:
-        raise UploadError(f"cannot read image: {exc}") from None
-    boxes = detect_in(gray)
+    with freed_memory_returned():  # a large photo's pixels and the detector's buffers: not kept for reuse
+        try:
+            gray = read_gray(data, limits).pixels
+        except BadImage as exc:
+            raise UploadError(f"cannot read image: {exc}") from None
+        boxes = detect_in(gray)
     faces = []
     if boxes:
         crops = np.stack([to_face_array(gray[y : y + h, x : x + w]) for x, y, w, h in boxes])
