@@ -17,7 +17,7 @@ class IngestReport:
     """What ingestion saw besides the images it kept."""
 
     source: str = ""  # path the data came from
-    source_sha256: str = ""  # content hash of the archive or CSV ("" for folders: per-file)
+    source_sha256: str = ""  # content hash of the archive, CSV or folder (its files' names and bytes)
     source_format: str = ""  # "zip" | "folder" | "csv"
     converted: int = 0  # images that were not 48x48 grayscale and were converted
     original_formats: dict[str, list] = field(default_factory=dict)  # id -> [width, height, mode], converted only
@@ -27,6 +27,7 @@ class IngestReport:
     followed_links: list[str] = field(default_factory=list)  # symbolic links inside the data folder, read
     refused_links: dict[str, str] = field(default_factory=dict)  # links not followed -> why
     missing_classes: dict[str, list[str]] = field(default_factory=dict)  # split -> absent classes
+    ignored: dict[str, str] = field(default_factory=dict)  # files outside the layout, left out -> why
 
     def to_dict(self) -> dict:
         return {
@@ -41,6 +42,7 @@ class IngestReport:
             "followed_links": list(self.followed_links),
             "refused_links": dict(self.refused_links),
             "missing_classes": {k: list(v) for k, v in self.missing_classes.items()},
+            "ignored": dict(self.ignored),
         }
 
     @classmethod

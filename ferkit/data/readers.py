@@ -108,7 +108,7 @@ def read_fer2013(
         raise DataError(f"'{path}' is neither a folder, a zip archive nor a .csv file. {HOW_TO_GET}")
     data.report.source = str(path)
     data.report.source_format = fmt
-    data.report.source_sha256 = file_sha256(path) if path.is_file() else ""
+    data.report.source_sha256 = file_sha256(path)  # a folder too: what a caller hashed before must match
     data.report.missing_classes = _missing_classes(data)
     return data
 
@@ -153,14 +153,21 @@ def _decode(raw: bytes, limits: ReadLimits) -> tuple[np.ndarray, GrayImage]:
     return pixels, gray
 
 
-def _iter_images(source: FolderSource | ZipSource, root: str) -> Iterator[tuple[str, str, str]]:
-    """(member name, split dir, emotion dir) for each image file; checks folder names."""
+def _iter_images(
+    source: FolderSource | ZipSource, root: str, ignored: dict[str, str] | None = None
+) -> Iterator[tuple[str, str, str]]:
+    """(member name, split dir, emotion dir) for each image file; checks folder names. Files left
+    out (beside the split folders, or not images) go into `ignored` with why; hidden ones do not."""
     names = source.names()
     seen_split_dirs: dict[str, int] = {}
+    ignored = {} if ignored is None else ignored
     for name in names:
         rel = name[len(root) + 1 :] if root else name
         parts = rel.split("/")
+        if any(part.startswith(".") for part in parts):
+            continue  # .DS_Store, .gitkeep and the like
         if parts[0] not in SPLIT_DIRS:
+            ignored[name] = f"outside {' and '.join(f'{d}/' for d in sorted(SPLIT_DIRS))}"
             continue  # README files and the like beside the split folders
         if len(parts) == 2:
             if Path(parts[1]).suffix.lower() in IMAGE_SUFFIXES:
@@ -168,6 +175,7 @@ def _iter_images(source: FolderSource | ZipSource, root: str) -> Iterator[tuple[
                     f"{source.label}: image '{name}' is not inside an emotion folder; "
                     f"expected {parts[0]}/<emotion>/{parts[1]}"
                 )
+            ignored[name] = "not inside an emotion folder"
             continue
         if len(parts) != 3:
             raise DataError(f"{source.label}: unexpected nesting at '{name}'; expected <split>/<emotion>/<file>")
@@ -178,7 +186,8 @@ def _iter_images(source: FolderSource | ZipSource, root: str) -> Iterator[tuple[
             raise DataError(
                 f"{source.label}: unknown class folder '{folder}'; class folders must be one of {list(EMOTIONS)}"
             )
-        if filename.startswith(".") or Path(filename).suffix.lower() not in IMAGE_SUFFIXES:
+        if Path(filename).suffix.lower() not in IMAGE_SUFFIXES:
+            ignored[name] = f"not an image suffix ({', '.join(sorted(IMAGE_SUFFIXES))})"
             continue
         seen_split_dirs[split_dir] += 1
         yield name, split_dir, emotion.lower()
@@ -197,8 +206,10 @@ def _read_image_tree(
 ) -> FERDataset:
     names = source.names()
     root = _find_root(names, source.label)
-    entries = list(_iter_images(source, root))
-    report = IngestReport(followed_links=list(source.followed_links), refused_links=dict(source.refused_links))
+    ignored: dict[str, str] = {}
+    entries = list(_iter_images(source, root, ignored))
+    report = IngestReport(followed_links=list(source.followed_links), refused_links=dict(source.refused_links),
+                          ignored=ignored)  # fmt: skip
     if source.refused_links and on_bad_image == "fail":
         link, why = next(iter(source.refused_links.items()))
         raise DataError(f"{source.label}: refusing '{link}': {why}")
@@ -243,6 +254,17 @@ def _read_image_tree(
             f"(more than {MAX_BAD_FRACTION:.0%}); first: {shown}"
         )
     return FERDataset(images=images[:n], labels=labels, splits=splits, source_ids=ids, report=report)
+
+
+def check_unchanged(data: FERDataset, source_sha256: str) -> None:
+    """A `DataError` when what was read (`data.report.source_sha256`) is not what was hashed before
+    reading it (`source_sha256`, the pipeline's fingerprint step): the file or folder changed
+    meanwhile, and the step's cache key would name content it does not hold."""
+    if data.report.source_sha256 and data.report.source_sha256 != source_sha256:
+        raise DataError(
+            f"{data.report.source} changed while the pipeline was reading it "
+            f"(sha256 {source_sha256[:12]}... before, {data.report.source_sha256[:12]}... now); run again"
+        )
 
 
 def _missing_classes(data: FERDataset) -> dict[str, list[str]]:

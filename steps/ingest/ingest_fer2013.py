@@ -6,10 +6,11 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.config.cache_policy import CachePolicy
 
-from ferkit.data import DataError, read_fer2013
+from ferkit.data import read_fer2013
 from ferkit.data.dataset import FERDataset
 from ferkit.data.images import ReadLimits
 from ferkit.data.manifest import build_manifest
+from ferkit.data.readers import check_unchanged
 from steps import context
 from steps.materializers import FERDatasetMaterializer
 
@@ -34,11 +35,7 @@ def ingest_fer2013(
     """
     limits = ReadLimits.from_env(**(read_limits or {}))
     data = read_fer2013(data_path, on_bad_image=on_bad_image, limit_per_class=limit_per_class, limits=limits)
-    if data.report.source_sha256 and data.report.source_sha256 != source_sha256:
-        raise DataError(
-            f"{data.report.source} changed while the pipeline was reading it "
-            f"(sha256 {source_sha256[:12]}... before, {data.report.source_sha256[:12]}... now); run again"
-        )
+    check_unchanged(data, source_sha256)
     summary = data.summary()
     if context.in_step():
         log_metadata(

@@ -10,7 +10,9 @@ from zenml.config.cache_policy import CachePolicy
 
 from ferkit.data import DataError, read_fer2013
 from ferkit.data.dataset import FERDataset
+from ferkit.data.labels import IMAGE_SUFFIXES
 from ferkit.data.manifest import build_manifest
+from ferkit.data.readers import check_unchanged, file_sha256
 from ferkit.quality import DataQualityError, QualityPolicy, apply_policy, run_expectations
 from ferkit.registry import tracking
 from ferkit.retraining import empty_dataset
@@ -24,8 +26,32 @@ _CACHE_ON_CONTENT = CachePolicy(include_artifact_ids=False, include_artifact_val
 BATCH_POLICY = QualityPolicy(fail_on=["schema", "labels_known", "no_blank_images", "no_label_conflicts"])
 
 
+# What a drop folder can hold that is data: images, or an archive or CSV of them.
+_DATA_SUFFIXES = (*IMAGE_SUFFIXES, ".zip", ".csv")
+LISTED = 10  # files named in one error
+
+
 def _is_empty_folder(path: Path) -> bool:
-    return path.is_dir() and not any(p.is_file() for p in path.rglob("*"))
+    """No data in it: hidden files (.DS_Store, .gitkeep) and notes (a README) do not count."""
+    return path.is_dir() and not any(
+        p.is_file() and p.suffix.lower() in _DATA_SUFFIXES and not any(part.startswith(".") for part in p.parts)
+        for p in path.rglob("*")
+    )
+
+
+def _batch_in(path: Path) -> Path:
+    """What to read: the folder itself when it holds train/ or test/ (or is a file), else the one zip
+    or CSV dropped into it."""
+    if not path.is_dir():
+        return path
+    visible = [p for p in sorted(path.iterdir()) if not p.name.startswith(".")]
+    if any(p.is_dir() and p.name in ("train", "test") for p in visible):
+        return path
+    archives = [p for p in visible if p.is_file() and p.suffix.lower() in (".zip", ".csv")]
+    if len(archives) > 1:
+        raise DataError(f"new data '{path}': {len(archives)} zips or CSVs ({', '.join(p.name for p in archives)}); "
+                        "drop one batch at a time, or unpack them into train/<emotion>/")  # fmt: skip
+    return archives[0] if archives else path
 
 
 @step(
@@ -43,7 +69,19 @@ def ingest_new_data(
     if _is_empty_folder(path):
         data = empty_dataset()
     else:
-        data = read_fer2013(path, on_bad_image=on_bad_image)
+        batch = _batch_in(path)
+        data = read_fer2013(batch, on_bad_image=on_bad_image)
+        if batch != path:  # a zip or CSV dropped in the folder: the fingerprint is the folder's
+            data.report.source_sha256 = file_sha256(path)
+        check_unchanged(data, source_sha256)
+        left_out = {name: why for name, why in data.report.ignored.items()
+                    if Path(name).suffix.lower() in _DATA_SUFFIXES or why.startswith("not an image")}  # fmt: skip
+        if left_out:  # faces a user dropped in to be learned from, which the layout would leave out unsaid
+            shown = "; ".join(f"{name} ({why})" for name, why in list(left_out.items())[:LISTED])
+            raise DataError(
+                f"new data '{path}': {len(left_out)} file(s) are not in the layout train/<emotion>/<image> or "
+                f"test/<emotion>/<image> and would be left out: {shown}; move them there, or out of the folder"
+            )
     tracking.log_params({"path": str(path), "sha256": source_sha256, "images": len(data)}, prefix="new_data")
     return data, build_manifest(data)
 

@@ -132,3 +132,54 @@ def test_split_probabilities_survive_their_materializer(tmp_path):
     )
     assert loaded.probs.dtype == np.float32 and np.array_equal(loaded.probs, probs)
     assert loaded.serves("f" * 64, "w" * 64, "multi_view") and not loaded.serves("f" * 64, "w" * 64, "flip")
+
+
+class TestNewDataIntake:
+    """What users drop into `data/new` for retraining: read as they meant it, or refused by name."""
+
+    @staticmethod
+    def ingest(folder):
+        from steps.retrain.new_data import ingest_new_data
+
+        return ingest_new_data.entrypoint(source_sha256=file_sha256(folder), new_data_path=str(folder))[0]
+
+    @staticmethod
+    def drop(folder, files: dict) -> None:
+        for name, content in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(content)
+
+    def test_a_folder_of_notes_and_hidden_files_is_no_new_data(self, tmp_path):
+        self.drop(tmp_path, {".DS_Store": b"\0", ".gitkeep": b"", "README.txt": b"drop faces here",
+                             "train/happy/.DS_Store": b"\0"})  # fmt: skip
+        assert len(self.ingest(tmp_path)) == 0
+
+    def test_files_the_layout_would_leave_out_are_named(self, tmp_path):
+        faces = image_tree(1)
+        self.drop(tmp_path, {name: content for name, content in list(faces.items())[:3]})
+        good = next(iter(faces.values()))
+        self.drop(tmp_path, {"Train/angry/c.png": good, "happy/e.png": good, "train/surprise/f.heic": good,
+                             "train/neutral/.hidden.png": good, "notes.txt": b"mine"})  # fmt: skip
+        with pytest.raises(DataError) as caught:
+            self.ingest(tmp_path)
+        message = str(caught.value)
+        assert "3 file(s) are not in the layout train/<emotion>/<image>" in message
+        for name in ("Train/angry/c.png (outside", "happy/e.png (outside", "train/surprise/f.heic (not an image"):
+            assert name in message, message
+        assert "notes.txt" not in message and ".hidden" not in message
+
+    def test_a_zip_dropped_in_the_folder_is_the_batch(self, tmp_path):
+        write_zip(tmp_path / "batch.zip", image_tree(1))
+        assert len(self.ingest(tmp_path)) == 7 * 3
+        write_zip(tmp_path / "second.zip", image_tree(1))
+        with pytest.raises(DataError, match=r"2 zips or CSVs \(batch.zip, second.zip\); drop one batch at a time"):
+            self.ingest(tmp_path)
+
+    def test_a_batch_that_changed_since_it_was_hashed_is_refused(self, tmp_path):
+        from steps.retrain.new_data import ingest_new_data
+
+        self.drop(tmp_path, dict(list(image_tree(1).items())[:3]))
+        before = file_sha256(tmp_path)
+        self.drop(tmp_path, dict(list(image_tree(1).items())[3:5]))  # two more faces, after the hash
+        with pytest.raises(DataError, match="changed while the pipeline was reading it"):
+            ingest_new_data.entrypoint(source_sha256=before, new_data_path=str(tmp_path))
