@@ -12,6 +12,10 @@ Cases, generated in a temporary folder (about 0.8 GB of disk, mostly the CSV; 2 
     bomb_png_20000x10000  the faces plus a real 20,000 x 10,000 PNG (full pixel data); the PNG alone
     many_members          a zip of FERKIT_MAX_FILES + 1 tiny members (default 300,001)
     csv_long_line         a CSV header, then one 500 MB line
+    csv_open_quote        a CSV header, a row whose quote never closes, then 100 MB of short lines of commas
+    video_frame_bomb      an MJPG video (about 1 MB) of two 10,000 x 8,000 frames (80 Mpx each)
+    progressive_jpeg      a 20,000 x 20,000 grey progressive JPEG (about 1.5 MB): 8 times over the pixel limit, inside
+                          the 64 times a baseline JPEG may be and still be decoded reduced
 
 and the worst *legal* inputs, just under the limits (FERKIT_MAX_IMAGE_PIXELS 50,000,000, FERKIT_MAX_FILE_MB 64),
 which must be read (exit 0, the file not reported unreadable) within the same 1 GiB:
@@ -19,6 +23,7 @@ which must be read (exit 0, the file not reported unreadable) within the same 1 
     png16_7071            a 7,071 x 7,071 16-bit grayscale PNG (49,999,041 pixels) in the faces zip; alone
     rgba_7000_rotated     a 7,000 x 7,000 RGBA PNG with an eXIf chunk (orientation 6) in the faces zip; alone
     jpeg_48mp             an 8,000 x 6,000 RGB JPEG photo, alone (predict with and without face detection)
+    thin_strip            a 1 x 3,300 PNG (a strip that shrinks to less than a pixel for the face detector)
 
 The PNGs are written row block by row block (numpy rows, PNG Sub filter, zlib level 1, one IDAT chunk per
 block): a gradient with a few bits of cycled noise, so they compress to tens of MB, not to almost nothing;
@@ -62,6 +67,7 @@ PEAK_RSS_TARGET_MIB = 1024.0
 FACES_PER_CLASS = 19  # x 7 classes x 3 splits = 399 faces
 DEFAULT_MAX_FILES = 300_000
 CSV_LINE_BYTES = 500 * (1 << 20)
+CSV_OPEN_QUOTE_BYTES = 100 * (1 << 20)
 GIB = 1 << 30
 OUT = ROOT / "tests/benchmarks/results/hostile_input.json"
 # Either ferkit's own bound or Pillow's (twice Image.MAX_IMAGE_PIXELS, raised in Image.open) refuses a huge image.
@@ -169,6 +175,42 @@ def write_long_line_csv(path: Path, size: int) -> Path:
             file.write(piece)
             written += len(piece)
         file.write(b",Training\n")
+    return path
+
+
+def write_open_quote_csv(path: Path, size: int) -> Path:
+    """The FER2013 header, then a row whose quoted field never closes: `size` bytes of 2 KB lines of
+    commas, every line short, all of them one CSV record."""
+    line = b'a"' + b"," * 2000 + b'"b\n'
+    with open(path, "wb") as file:
+        file.write(b'emotion,pixels,Usage\n0,"')
+        for _ in range(size // len(line)):
+            file.write(line)
+    return path
+
+
+def write_frame_bomb(path: Path, width: int, height: int, frames: int) -> Path:
+    """An MJPG video of `frames` flat grey frames of width x height: JPEG frames of one colour
+    compress to almost nothing, each decodes to width x height x 3 bytes."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (width, height))
+    frame = np.full((height, width, 3), 128, np.uint8)
+    for _ in range(frames):
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def write_progressive_jpeg(path: Path, side: int) -> Path:
+    """A side x side grey progressive JPEG of a gentle gradient: small on disk; decoding it holds
+    every coefficient (2 bytes a pixel) whatever the output size."""
+    import numpy as np
+    from PIL import Image
+
+    row = (np.arange(side) * 255 // side).astype(np.uint8)
+    Image.fromarray(np.broadcast_to(row, (side, side)).copy()).save(path, quality=60, progressive=True)
     return path
 
 
@@ -334,6 +376,12 @@ def build_cases(folder: Path, max_files: int) -> tuple[list[dict], dict]:
 
     many_zip = timed("many_members", write_many_members, folder / "many_members.zip", max_files + 1)
     long_csv = timed("csv_long_line", write_long_line_csv, folder / "long_line.csv", CSV_LINE_BYTES)
+    open_csv = timed("csv_open_quote", write_open_quote_csv, folder / "open_quote.csv", CSV_OPEN_QUOTE_BYTES)
+    frame_bomb = timed("video_frame_bomb", write_frame_bomb, folder / "frame_bomb.avi", 10_000, 8_000, 2)
+    progressive = folder / "progressive_20000.jpg"
+    timed("progressive_jpeg", write_progressive_jpeg, progressive, 20_000)
+    strip = folder / "thin_strip.png"
+    Image.new("L", (1, 3300), 128).save(strip)
 
     # The worst legal inputs: just under the pixel bound, each file under the byte bound.
     png16 = folder / "png16_7071.png"
@@ -375,6 +423,15 @@ def build_cases(folder: Path, max_files: int) -> tuple[list[dict], dict]:
         {"name": "csv_long_line", "path": long_csv, "exit_codes": {"info": (3,)}, "hostile": True,
          "names": "long_line.csv", "reason": "longer than",
          "about": f"CSV header then one line of {CSV_LINE_BYTES / (1 << 20):g} MiB"},
+        {"name": "csv_open_quote", "path": open_csv, "exit_codes": {"info": (3,)}, "hostile": True,
+         "names": "open_quote.csv", "reason": "a quote never closed",
+         "about": f"CSV header, then a quote never closed and {CSV_OPEN_QUOTE_BYTES / (1 << 20):g} MiB of 2 KB lines"},
+        {"name": "video_frame_bomb", "path": frame_bomb, "exit_codes": {"predict": (1,)}, "hostile": True,
+         "names": "frame_bomb.avi", "reason": "over the limit",
+         "about": "an MJPG video of two 10,000 x 8,000 grey frames (80 Mpx each)"},
+        {"name": "progressive_jpeg", "path": progressive, "exit_codes": predict_codes, "hostile": True,
+         "names": "progressive_20000.jpg", "reason": "progressive JPEG is never decoded reduced",
+         "about": "a 20,000 x 20,000 grey progressive JPEG (400 Mpx)"},
     ]  # fmt: skip
     mb = lambda path: f"{sizes[path.name] / (1 << 20):.1f} MiB"  # noqa: E731
     legal_zip = {"info": (0,), "validate": (0, 1)}
@@ -390,6 +447,8 @@ def build_cases(folder: Path, max_files: int) -> tuple[list[dict], dict]:
          "about": f"the {len(faces)} faces plus the 7,000 x 7,000 RGBA PNG ({mb(rgba)}), stored"},
         {"name": "jpeg_48mp", "path": jpeg48, "exit_codes": {"predict": (0,), "predict --no-detect": (0,)},
          "legal": jpeg48.name, "about": f"an 8,000 x 6,000 RGB JPEG photo, quality 92 ({mb(jpeg48)})"},
+        {"name": "thin_strip", "path": strip, "exit_codes": {"predict": (0,)}, "legal": strip.name,
+         "about": "a 1 x 3,300 grey PNG: no face, and narrower than a pixel once shrunk for the face detector"},
     ]  # fmt: skip
     for case in legal:
         case.update(hostile=False, legal_worst_case=True)
