@@ -143,10 +143,20 @@ class TestPredictStream:
         """A few kilobytes of video can declare 80-megapixel frames (1.2 GB of memory for the first);
         the still images' bound holds for frames too."""
         monkeypatch.setenv("FERKIT_MAX_IMAGE_PIXELS", "300000")  # the clip: 640 x 480 = 307,200 a frame
-        decoded = []
-        real = cv2.VideoCapture.read
-        monkeypatch.setattr(cv2, "VideoCapture", type("Counting", (cv2.VideoCapture,), {
-            "read": lambda self: decoded.append(1) or real(self)}))  # fmt: skip
+        decoded, real = [], cv2.VideoCapture
+
+        class Counting:  # a wrapper, not a subclass: a Python subclass of the C++ type crashed later tests
+            def __init__(self, *args):
+                self.capture = real(*args)
+
+            def read(self):
+                decoded.append(1)
+                return self.capture.read()
+
+            def __getattr__(self, name):
+                return getattr(self.capture, name)
+
+        monkeypatch.setattr(cv2, "VideoCapture", Counting)
         with pytest.raises(VideoError, match=r"clip.mp4: frames of 640x480 \(307,200 pixels\) are over the limit"):
             list(predict_stream(files / "clip.mp4", Predictor(tiny_model())))
         assert decoded == []
