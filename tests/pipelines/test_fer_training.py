@@ -405,7 +405,8 @@ def test_make_train_with_a_budget_trains_the_epochs_that_fit(tmp_path):
     assert planned, log[-5000:]
     epochs = int(planned.group(1))
     assert 1 <= epochs < 100_000
-    written = yaml.safe_load((home / "budget" / "long_smoke.yaml").read_text())
+    (budget_config,) = (home / "budget").glob("long_smoke-*-0.2min.yaml")  # named by the config's path and budget
+    written = yaml.safe_load(budget_config.read_text())
     assert written["steps"]["train_model"]["parameters"]["config"]["time_budget_minutes"] == 0.2
     (plan,) = (home / "resume").glob("train-*.budget.json")
     assert json.loads(plan.read_text())["epochs"] == epochs
