@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ferkit.data.images import PIXEL_RANGES, BadImage, ReadLimits, pixel_array, read_gray
+from ferkit.data.images import MB, PIXEL_RANGES, BadImage, ReadLimits, env_hint, pixel_array, read_gray
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE
 from ferkit.inference.faces import FacePredictor, to_face_array
 
@@ -38,7 +38,7 @@ def face_of_row(row: dict, limits: ReadLimits) -> np.ndarray:
     if has_image and has_pixels:
         raise BadImage("give `image` or `pixels`, not both")
     if has_image:
-        return to_face_array(read_gray(_image_bytes(image), limits).pixels)
+        return to_face_array(read_gray(_image_bytes(image, limits), limits).pixels)
     if has_pixels:
         pixel_range = row.get("pixel_range")
         if pixel_range is None or (isinstance(pixel_range, float) and np.isnan(pixel_range)):
@@ -87,11 +87,18 @@ def _check_size(values: object, limits: ReadLimits) -> None:
         raise BadImage(f"`pixels` holds {count:,} values, over the limit of {limits.max_image_pixels:,}")
 
 
-def _image_bytes(image: object) -> bytes:
-    """Encoded image bytes: as given in process, base64 text over REST."""
+def _image_bytes(image: object, limits: ReadLimits) -> bytes:
+    """Encoded image bytes: as given in process, base64 text over REST (its decoded size, 3 bytes
+    per 4 characters, checked against the file limit before decoding)."""
     if isinstance(image, (bytes, bytearray)):
         return bytes(image)
     if isinstance(image, str):
+        decoded = len(image) // 4 * 3
+        if decoded > limits.max_file_bytes + 2:  # padding: up to 2 bytes fewer than 3 per 4 characters
+            raise BadImage(
+                f"`image` decodes to {decoded / MB:.1f} MB, over the limit of {limits.max_file_bytes / MB:g} MB; "
+                f"{env_hint('max_file_bytes')}"
+            )
         try:
             return base64.b64decode(image, validate=True)
         except (binascii.Error, ValueError):

@@ -103,6 +103,16 @@ class TestRows:
         flat = predict_rows(predictor, table([{"pixels": list(range(200))}, {"pixels": [[0], [0] * 200]}]), small)
         assert list(flat["error"]) == [f"`pixels` holds {n} values, over the limit of 100" for n in (200, 201)]
 
+    def test_base64_text_over_the_file_limit_is_refused_before_it_is_decoded(self, predictor):
+        small = ReadLimits(max_file_bytes=3_000)
+        fits = base64.b64encode(png(GOOD) + b"\0" * (3_000 - len(png(GOOD)))).decode()
+        over = base64.b64encode(b"\0" * 3_003).decode()
+        not_text = "!" * 8_000  # too long to decode within the limit: refused by size, not as non-base64
+        out = predict_rows(predictor, table([{"image": fits}, {"image": over}, {"image": not_text}]), small)
+        assert out.loc[0, "error"] == ""
+        assert out.loc[1, "error"].startswith("`image` decodes to") and "over the limit of" in out.loc[1, "error"]
+        assert "FERKIT_MAX_FILE_MB" in out.loc[2, "error"]
+
     def test_rows_without_pixel_range_beside_rows_with_it(self, predictor):
         records = pd.DataFrame.from_records(
             [{"pixels": GOOD.tolist()}, {"pixels": (GOOD / 255).tolist(), "pixel_range": "0-1"}]
