@@ -106,8 +106,7 @@ def register_and_promote(
     unfinished = existing is not None and GATE_PENDING in client.get_model_version(name, existing).tags
     if existing is not None and not unfinished:
         # Another copy would only crowd the registry and could push a real challenger aside.
-        mlflow.set_tag(DUPLICATE_OF, f"{name}/{existing}")
-        promotion.note_duplicate_in_zenml(zenml_version_id, name, existing)
+        _note_duplicate(name, existing, zenml_version_id)
         print(f"{name} v{existing} holds these weights already: nothing registered, no alias moved")
         return existing
     on = GateImages.of(fer_dataset, gate.split, holdout)
@@ -146,9 +145,28 @@ def register_and_promote(
             raise PromotionError(f"{exc}; the gate scores the champion on the same images as the new model") from exc
         return probabilities_for(checkpoint, on.images, gate.primary_metric)
 
-    decision = settle(client, version, gate, on, probs, champion_probs, zenml_version_id)
+    try:
+        decision = settle(client, version, gate, on, probs, champion_probs, zenml_version_id)
+    except RegisteredMeanwhile as meanwhile:  # an identical run registered them first, after our check
+        _note_duplicate(name, meanwhile.version, zenml_version_id)
+        print(f"{name} v{meanwhile.version} got these weights while this run registered them: v{version} "
+              "withdrawn, no alias moved")  # fmt: skip
+        return meanwhile.version
     print(f"{name} v{version}: {decision.alias} ({decision.reason})")
     return version
+
+
+class RegisteredMeanwhile(Exception):
+    """An older version holds the weights just registered (two identical runs finished together)."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(version)
+        self.version = version
+
+
+def _note_duplicate(name: str, version: str, zenml_version_id: str | None) -> None:
+    mlflow.set_tag(DUPLICATE_OF, f"{name}/{version}")
+    promotion.note_duplicate_in_zenml(zenml_version_id, name, version)
 
 
 def settle(
@@ -167,12 +185,19 @@ def settle(
     `champion_lock`, the champion is read again and, when another run moved it meanwhile, the
     comparison runs again against the new one. The decision is recorded and the aliases move
     inside the lock, so of two runs finishing together the better one ends as champion
-    whichever writes last.
+    whichever writes last. The check for registered weights ran outside the lock: when an older
+    version holds the same weights now (an identical run got there between check and registration),
+    `version` is deleted, inside the lock, and `RegisteredMeanwhile` names the older one.
     """
     name = gate.registered_model_name
     champion = promotion.version_by_alias(client, name, CHAMPION)
     decision = _compare(champion, gate, on, probs, champion_probs)
     with promotion.champion_lock(name):
+        weights = client.get_model_version(name, version).tags.get(WEIGHTS_TAG)
+        first = version_with_weights(client, name, weights) if weights else None
+        if first is not None and int(first) < int(version):
+            client.delete_model_version(name, version)  # no alias ever pointed at it: aliases move only here
+            raise RegisteredMeanwhile(first)
         current = promotion.version_by_alias(client, name, CHAMPION)
         source = _compared_with(champion, on)
         if not promotion.same_version(current, champion):

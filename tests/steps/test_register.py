@@ -240,6 +240,29 @@ class TestGate:
         assert tags[WEIGHTS_TAG] == copy.weights_sha256() and tags["test.macro_f1"] == "0.400000"
         assert register(trained(2), 0.45, data) == "3"  # other weights still register
 
+    def test_identical_runs_finishing_together_register_the_weights_once(self, registry, data, monkeypatch, capsys):
+        register(trained(0), 0.40, data)
+        first = register(trained(1), 0.90, data, min_improvement=-1.0)
+        # The second run checked for these weights before the first had tagged them, and registered too.
+        real, calls = publish.version_with_weights, []
+
+        def checked_too_early(*args):
+            calls.append(args)
+            return None if len(calls) == 1 else real(*args)
+
+        monkeypatch.setattr(publish, "version_with_weights", checked_too_early)
+        with mlflow.start_run() as run:
+            version = register_model.entrypoint(
+                model=trained(1), test_metrics={"macro_f1": 0.9}, fer_dataset=data, registered_model_name=NAME,
+                min_improvement=-1.0,
+            )  # fmt: skip
+        assert version == first == "2" and len(calls) == 2
+        assert "v3 withdrawn, no alias moved" in capsys.readouterr().out
+        assert sorted(int(v.version) for v in registry.search_model_versions(f"name='{NAME}'")) == [1, 2]
+        assert alias(registry, "champion") == "2" and alias(registry, "previous_champion") == "1"
+        assert registry.get_run(run.info.run_id).data.tags[promotion.DUPLICATE_OF] == f"{NAME}/2"
+        assert register(trained(2), 0.45, data) == "4"  # MLflow does not reuse a deleted version's number
+
     def test_unknown_primary_metric_is_refused(self, registry, data):
         with pytest.raises(ValueError, match="cannot compare models on 'auc'"):
             register(trained(0), 0.4, data, primary_metric="auc")
