@@ -2,8 +2,9 @@
 
 The schedule goes into the crontab of the user running the tests (root: the venv's
 interpreter lives under /root, which no other user may enter), next to whatever that
-crontab holds; the crontab is saved first and put back byte for byte afterwards, and
-the schedule's name is unique to the test run. The project, its ZenML home and the data
+crontab holds. Its name is unique to the test process (`e2e-test-<pid>`); afterwards only
+lines with that name leave the crontab, so edits made to it meanwhile stay, and a line a
+killed test run left behind (its process gone) is swept the next time the test runs. The project, its ZenML home and the data
 live in a temporary folder. The daemon is started here (and stopped again) unless one
 is already running. Skipped with the reason where cron is missing or the tests are not root.
 """
@@ -11,11 +12,13 @@ is already running. Skipped with the reason where cron is missing or the tests a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,23 +40,62 @@ def _daemon_running() -> bool:
     return subprocess.run(["pgrep", "-x", "cron"], capture_output=True).returncode == 0
 
 
+NAME_PREFIX = "e2e-test-"
+MARKER = re.compile(rf"# ferkit-schedule:{NAME_PREFIX}(\d+)\s*$")
+
+
+def _crontab() -> str | None:
+    listed = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    return listed.stdout if listed.returncode == 0 else None
+
+
+def _drop_lines(keep: Callable[[str], bool], had_crontab: bool) -> None:
+    """Rewrite the current crontab without the lines `keep` refuses (no crontab left when it had none
+    and nothing else remains)."""
+    text = _crontab()
+    if text is None:
+        return
+    lines = text.splitlines(keepends=True)
+    kept = [line for line in lines if keep(line)]
+    if kept == lines:
+        return
+    if not had_crontab and not "".join(kept).strip():
+        subprocess.run(["crontab", "-r"], capture_output=True)
+    else:
+        subprocess.run(["crontab", "-"], input="".join(kept), text=True, check=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture
-def saved_crontab():
-    """The current crontab, put back exactly as it was after the test."""
+def schedule_name():
+    """This test process's schedule name; its lines, and a killed earlier run's, leave the crontab."""
     if shutil.which("cron") is None or shutil.which("crontab") is None:
         pytest.skip("Debian's cron is not installed (.ci/run installs it)")
     if os.geteuid() != 0:
         pytest.skip("starting the cron daemon needs root")
-    before = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
-    yield
-    if before.returncode == 0:
-        subprocess.run(["crontab", "-"], input=before.stdout, text=True, check=True)
-    else:
-        subprocess.run(["crontab", "-r"], capture_output=True)
+    had_crontab = _crontab() is not None
+
+    def stale(line: str) -> bool:
+        found = MARKER.search(line)
+        return found is not None and not _alive(int(found.group(1)))
+
+    _drop_lines(lambda line: not stale(line), had_crontab)
+    name = f"{NAME_PREFIX}{os.getpid()}"
+    yield name
+    _drop_lines(lambda line: not line.rstrip().endswith(f"# ferkit-schedule:{name}"), had_crontab)
 
 
 @pytest.fixture
-def cron_daemon(saved_crontab):
+def cron_daemon(schedule_name):
     started = None
     if not _daemon_running():
         started = subprocess.Popen(["cron", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -64,7 +106,7 @@ def cron_daemon(saved_crontab):
         started.wait(timeout=30)
 
 
-def test_cron_runs_an_every_minute_schedule_to_completion(cron_daemon):
+def test_cron_runs_an_every_minute_schedule_to_completion(cron_daemon, schedule_name):
     work = Path(tempfile.mkdtemp(prefix="ferkit-cron-"))
     try:
         project, home = work / "project", work / "home"
@@ -72,7 +114,7 @@ def test_cron_runs_an_every_minute_schedule_to_completion(cron_daemon):
         shutil.copy(ROOT / "configs" / "data_check.yaml", project / "configs" / "data_check.yaml")
         data = write_zip(work / "fer.zip", image_tree(2))
         env = _clean_env(FERKIT_HOME=str(home), FER2013_PATH=str(data))
-        name = f"e2e-{os.getpid()}"
+        name = schedule_name
         ferkit = str(BIN / "ferkit")
         subprocess.run([ferkit, "stack", "--root", str(project)], env=env, cwd=project, check=True, capture_output=True)
         install = subprocess.run(
