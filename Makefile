@@ -37,7 +37,7 @@ help:
 	@echo "make test [TEST_JOBS=2]                  run the test suite (in TEST_JOBS processes; 0: one)"
 	@echo "make lint | format                       ruff check and format --check | apply both"
 	@echo "make setup | stack | bench | ablation | ablation-full | gan-ablation | seeds [SEEDS=0,1,2] | class-offsets | compare [SPEC=...] | tta [MODEL=URI] | ui | clean"
-	@echo "make stack-kubernetes | stack-kubeflow       register a cluster stack (needs a ZenML server, see docs/scaling.md)"
+	@echo "make stack-kubernetes | stack-kubeflow       register a cluster stack (needs a ZenML server, see docs/cluster.md)"
 	@echo "make run-cluster TARGET=kubernetes CONFIG=configs/paper.yaml [PIPELINE=pipelines.fer_training]"
 
 # One pip resolve for everything; re-runs only when pyproject.toml (or the start-up hook) changes.
@@ -177,10 +177,10 @@ gan-ablation: setup
 	  --out $(or $(OUT),tests/benchmarks/results/gan-$(or $(EPOCHS),36)-epochs.json)
 
 # Cluster stacks: need `zenml login <server>`, kubectl access, a registry and object storage
-# (docs/scaling.md). The integrations' packages are installed into the venv first.
+# (docs/cluster.md). The integrations' packages are installed into the venv first.
 stack-kubernetes stack-kubeflow: stack-%: setup
 	@$(BIN)/ferkit stack-remote $* --dry-run > /dev/null
-	$(BIN)/zenml integration install -y $$($(BIN)/python -c "import yaml; print(' '.join(yaml.safe_load(open('configs/stacks/$*.yaml'))['integrations']))")
+	$(BIN)/zenml integration install -y $$($(BIN)/python -c "from ferkit.cluster import stack_definition; print(' '.join(stack_definition('$*')['integrations']))")
 	$(BIN)/ferkit stack-remote $*
 
 TARGET ?= kubernetes

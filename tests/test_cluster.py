@@ -78,6 +78,19 @@ class TestStacks:
         commands = registration_commands(stack_definition("kubeflow", ROOT, ENV))
         assert commands[-1][-1] == "--set" and len(commands) == 6
 
+    @pytest.mark.parametrize(
+        "flavor, path", [("gcp", "gs://ferkit-bucket/artifacts"), ("azure", "az://ferkit/artifacts")]
+    )
+    def test_another_object_store_brings_its_own_integration(self, monkeypatch, capsys, flavor, path):
+        for key, value in {**ENV, "FERKIT_ARTIFACT_STORE": path, "FERKIT_ARTIFACT_FLAVOR": flavor}.items():
+            monkeypatch.setenv(key, value)
+        assert main(["stack-remote", "kubernetes", "--root", str(ROOT), "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert f"zenml integration install -y kubernetes {flavor} mlflow\n" in out
+        assert f"zenml artifact-store register ferkit-artifacts --flavor={flavor} --path={path}" in out
+        # What `make stack-kubernetes` installs: the same list.
+        assert stack_definition("kubernetes", ROOT)["integrations"] == ["kubernetes", flavor, "mlflow"]
+
     def test_registering_without_a_server_says_how_to_connect(self):
         with pytest.raises(ClusterConfigError, match="zenml login"):
             register_stack(stack_definition("kubernetes", ROOT, ENV))

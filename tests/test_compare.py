@@ -12,6 +12,7 @@ from PIL import Image
 from ferkit.cli import main
 from ferkit.comparison import comparison_configs, format_table, write_report
 from ferkit.models import build_model
+from ferkit.models.views import TTA_MODES
 from ferkit.training import TrainConfig
 
 ROWS = {
@@ -45,7 +46,10 @@ class TestComparisonConfigs:
             assert tracker["experiment_name"] == "fer_backbones" and tracker["tags"]["backbone"] == name
             fingerprints.add(tracker["tags"]["comparison.config"])
             assert config["steps"]["register_model"]["parameters"]["registered_model_name"] == "fer_emotion_backbones"
-            assert config["steps"]["evaluate_model"]["parameters"]["tta"] == "flip"
+            evaluate = config["steps"]["evaluate_model"]["parameters"]
+            assert evaluate["tta"] == "flip"
+            # The CPU spec skips the slow many-view modes; the GPU spec reports every mode (docs/model.md).
+            assert evaluate["tta_modes"] == (["none", "flip"] if spec.endswith("backbones.yaml") else list(TTA_MODES))
             if name == "plain_cnn":
                 model = build_model(train.architecture, **kwargs).eval()
             else:

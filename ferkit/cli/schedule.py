@@ -16,7 +16,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     inst.add_argument("--pipeline", default="fer_retraining", help="pipeline to run (its name, or pipelines.<name>)")
     inst.add_argument("--config", default="configs/retraining.yaml", help="its run config (without a `schedule:`)")
     inst.add_argument("--project", default=".", help="project folder the job runs in")
-    inst.add_argument("--log", help="log file (default .ferkit/logs/<name>.log)")
+    inst.add_argument(
+        "--log", help="log file (default $FERKIT_HOME/logs/<name>.log; FERKIT_HOME defaults to the checkout's .ferkit)"
+    )
     inst.add_argument("--replace", action="store_true", help="replace a schedule of the same name")
     sch_sub.add_parser("list", help="ferkit's schedules in the crontab")
     rm = sch_sub.add_parser("remove", help="remove a schedule by name")
