@@ -57,11 +57,9 @@ def _drop_lines(keep: Callable[[str], bool], had_crontab: bool) -> None:
         return
     lines = text.splitlines(keepends=True)
     kept = [line for line in lines if keep(line)]
-    if kept == lines:
-        return
-    if not had_crontab and not "".join(kept).strip():
+    if not had_crontab and not "".join(kept).strip():  # `ferkit schedule remove` leaves an empty one
         subprocess.run(["crontab", "-r"], capture_output=True)
-    else:
+    elif kept != lines:
         subprocess.run(["crontab", "-"], input="".join(kept), text=True, check=True)
 
 
