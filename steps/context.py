@@ -3,7 +3,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
 from zenml import get_step_context
+
+from ferkit.stopping import watch_stop_requests
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # `@step(experiment_tracker=TRACKER)`: the active stack's experiment tracker, found when the
 # pipeline runs (locally `fer_mlflow` of `fer_local`; on a cluster the remote stack's).
@@ -34,3 +43,16 @@ def model_version_id() -> str | None:
     except (RuntimeError, ValueError):
         return None
     return str(model.id) if model is not None else None
+
+
+def stops_when_asked(entrypoint: Callable[P, R]) -> Callable[P, R]:
+    """Under `@step`: a stop request (`kill`, Ctrl-C) that lands while the step runs stops it, even
+    where code that catches everything swallowed it (ZenML's log capture, Python's logging); the
+    step's loops raise it at their next image or batch, or the step when its body returns."""
+
+    @functools.wraps(entrypoint)
+    def watched(*args: P.args, **kwargs: P.kwargs) -> R:
+        with watch_stop_requests():
+            return entrypoint(*args, **kwargs)
+
+    return watched

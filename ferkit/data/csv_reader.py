@@ -18,6 +18,7 @@ from ferkit.data.dataset import FERDataset, IngestReport
 from ferkit.data.errors import DataError
 from ferkit.data.images import ReadLimits, env_hint
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE, SPLIT_OF_USAGE, SPLITS
+from ferkit.stopping import raise_if_stop_requested
 
 PIXELS_PER_IMAGE = IMAGE_SIZE * IMAGE_SIZE
 MAX_LISTED_ROWS = 20  # bad rows named in one error; the count covers them all
@@ -86,6 +87,7 @@ def _read_rows(path, reader, lines, columns, width, limit_per_class, limits, pro
     problems: list[str] = []
     bad = rows = 0
     for row in tqdm(reader, desc="ingest", unit="row", disable=not progress, mininterval=1.0):
+        raise_if_stop_requested()
         lines.record_done()
         if not row:
             continue  # blank line

@@ -30,6 +30,7 @@ from ferkit.data.errors import DataError, DataNotFoundError
 from ferkit.data.images import BadImage, GrayImage, ReadLimits, read_gray
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE, IMAGE_SUFFIXES, LABEL_OF, SPLIT_OF_USAGE, SPLITS
 from ferkit.data.sources import FolderSource, ZipSource
+from ferkit.stopping import raise_if_stop_requested
 
 DATA_ENV_VAR = "FER2013_PATH"
 SPLIT_DIRS = ("train", "test")
@@ -221,6 +222,7 @@ def _read_image_tree(
     kept_per_group: dict[tuple[int, int], int] = {}
     n = 0
     for name, split_dir, emotion in tqdm(entries, desc="ingest", unit="img", disable=not progress, mininterval=1.0):
+        raise_if_stop_requested()
         split = _split_of(split_dir, PurePosixPath(name).name)
         label = LABEL_OF[emotion]
         if limit_per_class is not None:

@@ -25,6 +25,7 @@ from ferkit.data.labels import EMOTIONS
 from ferkit.gan.models import Discriminator, Generator
 from ferkit.models.ema import update_ema
 from ferkit.runtime import keep_freed_memory, progress_disabled, resolve_device, resolve_precision
+from ferkit.stopping import raise_if_stop_requested
 
 StepCallback = Callable[[int, dict[str, float]], None]
 
@@ -169,6 +170,7 @@ def train_gan(
     )
     d_sum = g_sum = 0.0
     for step in bar:
+        raise_if_stop_requested()
         d_loss, g_loss = _hinge_step(nets, *batches.draw(), config, rng, device)
         update_ema(nets.ema, nets.g, config.ema_decay, step)
         d_sum, g_sum = d_sum + d_loss, g_sum + g_loss

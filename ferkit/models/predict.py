@@ -12,6 +12,7 @@ from ferkit.data.labels import EMOTIONS
 from ferkit.models.views import CROPS as _CROPS
 from ferkit.models.views import MODE_GROUPS as _MODE_GROUPS
 from ferkit.models.views import TTA_MODES
+from ferkit.stopping import raise_if_stop_requested
 
 
 def to_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -88,6 +89,7 @@ def predict_proba_modes(
     device = first.device if first is not None else torch.device("cpu")
     out: dict[str, list[torch.Tensor]] = {mode: [] for mode in modes}
     for start in range(0, len(images), batch_size):
+        raise_if_stop_requested()
         x = to_input(images[start : start + batch_size]).to(device)  # (B, 1, 48, 48)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             view_probs = {name: model(_view(x, name)).float().softmax(dim=1) for name in names}

@@ -18,6 +18,7 @@ from ferkit.data.augment import augment_batch, mix_batch
 from ferkit.data.labels import EMOTIONS
 from ferkit.models.predict import to_input
 from ferkit.runtime import progress_disabled
+from ferkit.stopping import raise_if_stop_requested
 from ferkit.training import distributed
 from ferkit.training.config import ALL, Phase, TrainConfig
 from ferkit.training.distributed import Workers
@@ -204,6 +205,7 @@ def train_one_epoch(
         disable=progress_disabled() or not setup.workers.is_main,
     )
     for idx in bar:
+        raise_if_stop_requested()
         loss, right, images, waited = _train_step(setup, net, optimizer, scheduler, idx, size)
         loss_sum, correct, seen, data_seconds = (loss_sum + loss, correct + right, seen + images, data_seconds + waited)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")

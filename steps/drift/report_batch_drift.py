@@ -13,6 +13,7 @@ from steps import context
 
 
 @step(experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def report_batch_drift(
     faces: np.ndarray,
     fer_dataset: FERDataset,

@@ -15,6 +15,7 @@ from steps import context
 
 
 @step(experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def report_drift(
     fer_dataset: FERDataset,
     model: TrainedModel | None = None,

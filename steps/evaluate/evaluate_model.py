@@ -16,6 +16,7 @@ from steps.materializers import SplitProbabilitiesMaterializer
 
 
 @step(output_materializers={"val_probabilities": SplitProbabilitiesMaterializer}, experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def evaluate_model(
     model: TrainedModel,
     fer_dataset: FERDataset,

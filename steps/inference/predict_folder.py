@@ -17,6 +17,7 @@ from steps import context
 
 
 @step(enable_cache=False, experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def predict_folder(
     image_dir: str,
     fer_dataset: FERDataset | None = None,

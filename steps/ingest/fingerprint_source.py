@@ -5,9 +5,11 @@ from typing import Annotated
 from zenml import step
 
 from ferkit.data import file_sha256, resolve_data_path
+from steps import context
 
 
 @step(enable_cache=False)
+@context.stops_when_asked
 def fingerprint_source(data_path: str | None = None) -> Annotated[str, "source_sha256"]:
     """sha256 of the archive, CSV or folder at `data_path` (else $FER2013_PATH).
 

@@ -20,6 +20,7 @@ _CACHE_ON_CONTENT = CachePolicy(include_artifact_ids=False, include_artifact_val
 
 
 @step(cache_policy=_CACHE_ON_CONTENT, output_materializers={"fer_dataset": FERDatasetMaterializer})
+@context.stops_when_asked
 def ingest_fer2013(
     source_sha256: str,
     data_path: str | None = None,

@@ -18,6 +18,7 @@ from steps.materializers import GeneratorMaterializer
 @step(
     output_materializers={"generator": (GeneratorMaterializer, BuiltInMaterializer)}, experiment_tracker=context.TRACKER
 )
+@context.stops_when_asked
 def oversample_minority(
     fer_dataset: FERDataset, config: OversampleConfig | None = None, quality: QualityConfig | None = None
 ) -> tuple[

@@ -14,6 +14,7 @@ from steps import context
 
 
 @step(enable_cache=False, experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def register_model(
     model: TrainedModel,
     test_metrics: dict[str, float],

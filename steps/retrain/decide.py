@@ -16,6 +16,7 @@ from steps import context
 
 
 @step(experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def report_new_data_drift(
     champion_data: FERDataset,
     champion_holdout: FERDataset,
@@ -48,6 +49,7 @@ def report_new_data_drift(
 
 
 @step(experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def decide_retraining(
     lineage: dict,
     new_data_drift: dict[str, float],

@@ -27,6 +27,7 @@ from steps.materializers import FERDatasetMaterializer, TrainedModelMaterializer
         "champion_holdout": FERDatasetMaterializer,
     },
 )
+@context.stops_when_asked
 def load_champion(
     registered_model_name: str = REGISTERED_MODEL_NAME, data_path: str | None = None
 ) -> tuple[

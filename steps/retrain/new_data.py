@@ -59,6 +59,7 @@ def _batch_in(path: Path) -> Path:
     output_materializers={"new_data": FERDatasetMaterializer},
     experiment_tracker=context.TRACKER,
 )
+@context.stops_when_asked
 def ingest_new_data(
     source_sha256: str, new_data_path: str, on_bad_image: str = "fail"
 ) -> tuple[Annotated[FERDataset, "new_data"], Annotated[pd.DataFrame, "new_manifest"]]:
@@ -87,6 +88,7 @@ def ingest_new_data(
 
 
 @step(output_materializers={"checked_new_data": FERDatasetMaterializer}, experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def validate_new_data(
     new_data: FERDataset, new_manifest: pd.DataFrame, policy: QualityPolicy | None = None
 ) -> Annotated[FERDataset, "checked_new_data"]:
@@ -106,6 +108,7 @@ def validate_new_data(
     output_materializers={"merged_dataset": FERDatasetMaterializer, "new_holdout": FERDatasetMaterializer},
     experiment_tracker=context.TRACKER,
 )
+@context.stops_when_asked
 def merge_new_data(
     champion_data: FERDataset,
     champion_holdout: FERDataset,

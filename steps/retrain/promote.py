@@ -19,6 +19,7 @@ from steps.register.register_model import data_tags
 
 
 @step(experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def evaluate_retrained(
     retrain_decision: dict,
     model: TrainedModel,
@@ -46,6 +47,7 @@ def evaluate_retrained(
 
 
 @step(enable_cache=False, experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def promote_retrained(
     retrain_decision: dict,
     model: TrainedModel,

@@ -16,6 +16,7 @@ from steps.train.record import epoch_logger, log_train_config, log_training
 
 
 @step(output_materializers={"model": TrainedModelMaterializer}, experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def retrain_model(
     retrain_decision: dict,
     merged_dataset: FERDataset,

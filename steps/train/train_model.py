@@ -35,6 +35,7 @@ def _log_run_config(config: TrainConfig) -> None:
 
 
 @step(output_materializers={"model": TrainedModelMaterializer}, experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def train_model(
     fer_dataset: FERDataset, class_weights: ClassWeights, config: TrainConfig, resume_dir: str | None = None
 ) -> Annotated[TrainedModel, ArtifactConfig(name="model", artifact_type=ArtifactType.MODEL)]:

@@ -15,6 +15,7 @@ from steps.materializers import FERDatasetMaterializer
 
 
 @step(output_materializers={"validated_dataset": FERDatasetMaterializer}, experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def validate_data(
     fer_dataset: FERDataset, manifest: pd.DataFrame, policy: QualityPolicy | None = None
 ) -> tuple[

@@ -11,6 +11,7 @@ from steps import context
 
 
 @step(experiment_tracker=context.TRACKER)
+@context.stops_when_asked
 def compute_class_weights(
     fer_dataset: FERDataset, method: WeightMethod = "inverse_frequency", beta: float = 0.999, power: float = 1.0
 ) -> Annotated[ClassWeights, "class_weights"]:
