@@ -96,8 +96,12 @@ def schedule_name():
 def cron_daemon(schedule_name):
     started = None
     if not _daemon_running():
-        started = subprocess.Popen(["cron", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        said = tempfile.TemporaryFile(mode="w+")
+        started = subprocess.Popen(["cron", "-f"], stdout=subprocess.DEVNULL, stderr=said)
         time.sleep(1)
+        if started.poll() is not None:
+            said.seek(0)
+            pytest.fail(f"cron -f exited {started.returncode}: {said.read()}")
     yield
     if started is not None:
         started.terminate()
@@ -135,4 +139,6 @@ def test_cron_runs_an_every_minute_schedule_to_completion(cron_daemon, schedule_
         listed = subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
         assert f"ferkit-schedule:{name}" not in listed and not (home / "schedules" / f"{name}.sh").exists()
     finally:
+        # A run cron began in the test's last minute would work on in a folder about to go.
+        subprocess.run(["pkill", "-f", str(work)], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

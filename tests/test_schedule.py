@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -188,6 +190,27 @@ class TestScheduleCli:
         log = (tmp_path / "p.log").read_text()
         assert "ferkit schedule probe: pipelines.nothing" in log and "has no attribute 'nothing'" in log
         assert "ferkit schedule probe: exit 1" in log  # zenml ran, said why, and the script logged its exit
+
+    @pytest.mark.skipif(shutil.which("flock") is None, reason="flock (util-linux) is not installed")
+    def test_a_start_while_the_last_run_goes_is_skipped_and_logged(self, crontab_file, tmp_path):
+        """Cron starts a schedule whether or not its last run has ended: an every-hour retraining that
+        takes longer would pile runs onto one store. The script takes the schedule's lock (the
+        kernel's, held here as a running script holds it) or logs that it skipped."""
+        log = tmp_path / "p.log"
+        install("--cron", "@hourly", "--name", "probe", "--pipeline", "pipelines.nothing", "--log", str(log))
+        command, _ = cron_command(next(line for line in crontab_file.read_text().splitlines() if "probe" in line))
+        lock = Path(os.environ["FERKIT_HOME"]) / "schedules" / "probe.lock"
+        lock.touch()
+        with lock.open("a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the last run, still going
+            done = subprocess.run(["/bin/sh", "-c", command], timeout=300, env={"PATH": "/usr/bin:/bin"})
+            assert done.returncode == 0
+            assert "ferkit schedule probe: skipped, its last run is still going" in log.read_text()
+            assert "pipelines.nothing" not in log.read_text()  # zenml never started
+        subprocess.run(["/bin/sh", "-c", command], timeout=300, env={"PATH": "/usr/bin:/bin"})  # the lock is free
+        assert "ferkit schedule probe: exit 1" in log.read_text()
+        assert main(["schedule", "remove", "probe"]) == 0
+        assert not lock.exists()
 
     def test_a_malformed_cron_exits_2_with_the_reason(self, crontab_file, capsys):
         assert install("--cron", "0 25 * * *") == 2

@@ -68,13 +68,15 @@ def _remove(crontab, name: str) -> int:
     import shlex
 
     from ferkit.home import ferkit_home
+    from ferkit.scheduling.jobs import lock_path
 
     job = crontab.remove(name)
     words = shlex.split(job.command)
     script = Path(words[0]) if len(words) == 1 else None
     where = ""
     if script is not None and script.name == f"{name}.sh" and script.parent.name == "schedules":
-        script.unlink(missing_ok=True)  # only a script ferkit wrote for this schedule
+        script.unlink(missing_ok=True)  # only a script ferkit wrote for this schedule, and its lock
+        lock_path(script).unlink(missing_ok=True)
         if script.parent.parent.resolve() != ferkit_home().resolve():
             where = f", installed from the ferkit home {script.parent.parent}; its script removed"
     print(f"removed schedule {job.name!r} ({job.cron}{where})")

@@ -45,6 +45,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from ferkit.data import read_fer2013
     from ferkit.data.weights import class_weights
+    from ferkit.runtime import progress_disabled
     from ferkit.training import TrainConfig, train
     from ferkit.training.distributed import init_from_env
 
@@ -55,7 +56,9 @@ def _train(args: argparse.Namespace) -> int:
         raise CommandError(f"--override is not JSON: {exc}", USAGE) from None
     config = validated(TrainConfig, {**section, **overrides}, f"{args.config}: steps.train_model.parameters.config")
     workers = init_from_env(config.device)
-    data = read_fer2013(args.data, limit_per_class=args.limit_per_class, progress=workers.is_main)
+    data = read_fer2013(
+        args.data, limit_per_class=args.limit_per_class, progress=workers.is_main and not progress_disabled()
+    )
     log = (lambda epoch, m: print(json.dumps({"epoch": epoch, **m}), flush=True)) if args.json else None
     training = train(config, data, class_weights(data.split("train").labels).as_list(),
                      callbacks=[log] if log else [], checkpoint_path=args.resume)  # fmt: skip

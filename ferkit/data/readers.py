@@ -30,6 +30,7 @@ from ferkit.data.errors import DataError, DataNotFoundError
 from ferkit.data.images import BadImage, GrayImage, ReadLimits, read_gray
 from ferkit.data.labels import EMOTIONS, IMAGE_SIZE, IMAGE_SUFFIXES, LABEL_OF, SPLIT_OF_USAGE, SPLITS
 from ferkit.data.sources import FolderSource, ZipSource
+from ferkit.runtime import progress_disabled
 from ferkit.stopping import raise_if_stop_requested
 
 DATA_ENV_VAR = "FER2013_PATH"
@@ -78,19 +79,20 @@ def read_fer2013(
     data_path: str | os.PathLike | None = None,
     on_bad_image: OnBadImage = "skip",
     limit_per_class: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     limits: ReadLimits | None = None,
 ) -> FERDataset:
     """Read any supported form of FER2013 into one `FERDataset`.
 
     `limit_per_class` keeps the first n images of each (split, class) pair, for
-    quick configs; `on_bad_image` says whether a file that cannot be read as an image
+    quick configs; `progress` shows a bar (None: unless $FERKIT_NO_PROGRESS is "1"); `on_bad_image` says whether a file that cannot be read as an image
     within `limits` (default: `ReadLimits.from_env()`), or a symbolic link that leaves the
     data folder, is skipped (and listed in the report with the reason) or stops the read.
     """
     if on_bad_image not in ("skip", "fail"):
         raise ValueError(f"on_bad_image must be 'skip' or 'fail', got {on_bad_image!r}")
     limits = limits or ReadLimits.from_env()
+    progress = not progress_disabled() if progress is None else progress
     path = resolve_data_path(data_path)
     if path.is_dir():
         data = _read_image_tree(FolderSource(path, limits), on_bad_image, limit_per_class, progress, limits)

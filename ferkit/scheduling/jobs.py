@@ -2,7 +2,8 @@
 
 The crontab line only names the script (`<home>/schedules/<name>.sh`); the script
 exports the project's environment (cron starts jobs with almost none), changes to
-the project and appends the run's output, between two dated lines, to the log.
+the project and appends the run's output, between two dated lines, to the log. A
+start while the schedule's last run still goes is skipped (a line in the log says so).
 Every path and value that enters the script or the line is checked for characters
 that would split a crontab line.
 """
@@ -53,9 +54,10 @@ def _environment(project: Path, config: Path, environ: Mapping[str, str]) -> dic
 
 
 def script_text(
-    name: str, project: Path, zenml: Path, pipeline: str, config: Path, log: Path, env: dict[str, str]
+    name: str, project: Path, zenml: Path, pipeline: str, config: Path, log: Path, env: dict[str, str], lock: Path
 ) -> str:
-    """A POSIX shell script that runs the pipeline and appends its output to `log`."""
+    """A POSIX shell script that runs the pipeline and appends its output to `log`, one run at a time
+    (where `flock` exists: Linux; elsewhere runs may overlap)."""
     q = shlex.quote
     exports = "\n".join(f"export {key}={q(value)}" for key, value in sorted(env.items()))
     return f"""#!/bin/sh
@@ -63,6 +65,13 @@ def script_text(
 {exports}
 cd {q(str(project))} || exit 1
 mkdir -p {q(str(log.parent))}
+# One run of this schedule at a time: a start while the last run still goes is skipped and logged.
+# The lock is the kernel's (flock, util-linux): it ends with the run, however the run ends.
+exec 9>>{q(str(lock))}
+if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
+  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) ferkit schedule {name}: skipped, its last run is still going" >> {q(str(log))}
+  exit 0
+fi
 {{
   echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) ferkit schedule {name}: {q(pipeline)} -c {q(str(config))}"
   {q(str(zenml))} pipeline run {q(pipeline)} -c {q(str(config))}
@@ -70,6 +79,11 @@ mkdir -p {q(str(log.parent))}
   echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) ferkit schedule {name}: exit $status"
 }} >> {q(str(log))} 2>&1
 """
+
+
+def lock_path(script: Path) -> Path:
+    """The file a schedule's script locks while its run goes (beside the script)."""
+    return script.with_suffix(".lock")
 
 
 def pipeline_job(
@@ -103,5 +117,6 @@ def pipeline_job(
     script = home / "schedules" / f"{name}.sh"
     refuse_control_characters(str(script), "script path")
     zenml = Path(sys.executable).parent / "zenml"
-    text = script_text(name, project, zenml, refuse_control_characters(pipeline, "pipeline"), config, log_file, env)
+    pipeline = refuse_control_characters(pipeline, "pipeline")
+    text = script_text(name, project, zenml, pipeline, config, log_file, env, lock_path(script))
     return PipelineJob(CronJob(name, cron, shlex.quote(str(script))), script, text, log_file)

@@ -89,6 +89,13 @@ class TestImageTree:
         data = read_fer2013(write_zip(tmp_path / "d.zip", image_tree(4)), limit_per_class=1, progress=False)
         assert data.split_counts() == {"train": 7, "val": 7, "test": 7}
 
+    @pytest.mark.parametrize("setting, shown", [("1", False), ("0", True)])
+    def test_the_bar_follows_ferkit_no_progress(self, tmp_path, monkeypatch, capsys, setting, shown):
+        """Cron logs and CI set FERKIT_NO_PROGRESS=1: the ingest step's bar stays out of them."""
+        monkeypatch.setenv("FERKIT_NO_PROGRESS", setting)
+        read_fer2013(write_zip(tmp_path / "fer.zip", image_tree(1)))
+        assert ("ingest:" in capsys.readouterr().err) is shown
+
 
 class TestBadImageTrees:
     def test_unknown_class_folder_is_named(self, tmp_path):

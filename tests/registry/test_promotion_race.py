@@ -17,47 +17,65 @@ from ferkit.registry import promotion
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "fer_race"
 
-# One registration's decision: `tracking_uri version start_after_s barrier_dir`. Scoring the champion
-# and moving the aliases each take a second more than they would, so the two runs overlap:
-# without the lock, the late one re-reads the champion before the early one has moved it, and the
-# late writer wins even with the lower score.
+# One registration's decision: `tracking_uri version role barrier_dir`. Files in the barrier folder
+# order the two runs, however loaded the machine: the early one takes the lock and holds it until
+# the late one has read the champion (and a second more), so the late one always compares with a
+# champion that is about to move. Without the lock, the late one would move the aliases on that
+# stale comparison and win even with the lower score.
 SCRIPT = textwrap.dedent(
     """
     import sys, time
+    from contextlib import contextmanager
     from pathlib import Path
     import mlflow, numpy as np
     from ferkit.registry import promotion, publish
     from ferkit.registry.decision import Gate
 
-    uri, version, start_after, barrier = sys.argv[1], sys.argv[2], float(sys.argv[3]), Path(sys.argv[4])
+    uri, version, role, barrier = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
     labels = np.arange(600) % 7
+
+    def wait_for(name):
+        deadline = time.monotonic() + 240
+        while not (barrier / name).exists():
+            assert time.monotonic() < deadline, f"{role}: no {name} after 240 s"
+            time.sleep(0.01)
 
     def probs_of(model_version):  # a model right on `race.accuracy` of the images
         right = (np.arange(600) * 7919) % 1000 < 1000 * float(model_version.tags["race.accuracy"])
         predicted = np.where(right, labels, (labels + 1) % 7)
         return np.eye(7)[predicted] * 0.9 + 0.1 / 7
 
-    def slow_probs(model_version):
-        time.sleep(1.0)
-        return probs_of(model_version)
+    if role == "early":
+        lock, move = promotion.champion_lock, promotion.move_aliases
 
-    move = promotion.move_aliases
+        @contextmanager
+        def announced_lock(name):
+            with lock(name):
+                (barrier / "locked").touch()
+                yield
 
-    def slow_move(*args, **kwargs):
-        time.sleep(1.0)
-        move(*args, **kwargs)
+        def late_move(*args, **kwargs):
+            wait_for("read")
+            time.sleep(1.0)  # the late run, unlocked, would act on what it read by now
+            move(*args, **kwargs)
 
-    promotion.move_aliases = slow_move
-    (barrier / version).touch()
-    while len(list(barrier.iterdir())) < 2:
-        time.sleep(0.01)
-    time.sleep(start_after)
+        promotion.champion_lock, promotion.move_aliases = announced_lock, late_move
+    else:
+        read = promotion.version_by_alias
+
+        def announced_read(*args, **kwargs):
+            found = read(*args, **kwargs)
+            (barrier / "read").touch()
+            return found
+
+        promotion.version_by_alias = announced_read
+        wait_for("locked")
     on = publish.GateImages(np.zeros((600, 48, 48), np.uint8), labels, "same-split", "val (600 images)")
     mine = probs_of(client.get_model_version("fer_race", version))
     gate = Gate(registered_model_name="fer_race", resamples=300)
-    print(publish.settle(client, version, gate, on, mine, slow_probs).alias)
+    print(publish.settle(client, version, gate, on, mine, probs_of).alias)
     """
 )
 
@@ -86,7 +104,7 @@ def test_the_better_of_two_racing_registrations_ends_as_champion(tmp_path, late,
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs = [
         subprocess.Popen(
-            [sys.executable, str(script), uri, version, str(0.3 if late == who else 0.0), str(barrier)],
+            [sys.executable, str(script), uri, version, "late" if late == who else "early", str(barrier)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

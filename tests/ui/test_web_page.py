@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import pytest
 import torch
@@ -39,14 +40,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url: str, process: subprocess.Popen, what: str, seconds: float = 90) -> None:
+def wait_for(url: str, process: subprocess.Popen, what: str, said: IO[str], seconds: float = 90) -> None:
+    """Until `url` answers; `said` is the file the process writes its stderr to (a pipe nobody
+    reads would stall a chatty process)."""
     deadline = time.time() + seconds
     while time.time() < deadline:
         try:
             urllib.request.urlopen(url, timeout=2)
             return
         except (OSError, urllib.error.URLError):
-            assert process.poll() is None, f"{what} exited: {process.stderr.read() if process.stderr else ''}"
+            if process.poll() is not None:
+                said.seek(0)
+                pytest.fail(f"{what} exited {process.returncode}: {said.read()[-3000:]}")
             time.sleep(0.5)
     pytest.fail(f"{what} did not answer within {seconds} s")
 
@@ -67,16 +72,15 @@ def photos(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(photos):
-    port = free_port()
+    port, said = free_port(), tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "ferkit.cli", "serve", "--model", str(photos / "model.pt"), "--port", str(port)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=said,
         env={**os.environ, "FERKIT_MAX_FILE_MB": "1"},  # small enough to test the byte limit cheaply
     )
     base = f"http://127.0.0.1:{port}"
-    wait_for(f"{base}/api/health", process, "ferkit serve")
+    wait_for(f"{base}/api/health", process, "ferkit serve", said)
     yield base
     process.terminate()
     process.wait(timeout=20)
@@ -172,14 +176,19 @@ class DevTools:
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
 
     def wait_until(self, expression: str, seconds: float = 60):
-        deadline = time.time() + seconds
+        """Poll `expression` until it is true; a page still loading (its context destroyed or not yet
+        there: a protocol error) counts as not yet."""
+        deadline, error = time.time() + seconds, None
         while time.time() < deadline:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except AssertionError as exc:
+                value, error = None, exc
             if value:
                 return value
             time.sleep(0.3)
-        status = self.evaluate("document.getElementById('status').textContent")
-        pytest.fail(f"the page never satisfied {expression!r}; its status line: {status!r}")
+        status = self.evaluate("document.getElementById('status')?.textContent")
+        pytest.fail(f"the page never satisfied {expression!r}; its status line: {status!r}; last error: {error}")
 
     def choose_file(self, selector: str, path: Path) -> None:
         root = self.call("DOM.getDocument")["root"]["nodeId"]
@@ -191,17 +200,23 @@ class DevTools:
 def browser():
     port = free_port()
     profile = tempfile.mkdtemp(prefix="ferkit-chromium-")
+    said = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads would stall a chatty browser
     process = subprocess.Popen(
         [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--remote-debugging-port={port}", "about:blank"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=said,
     )
     try:
-        wait_for(f"http://127.0.0.1:{port}/json/version", process, "chromium")
-        pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-        page = next(p for p in pages if p["type"] == "page")
-        tools = DevTools(page["webSocketDebuggerUrl"])
+        wait_for(f"http://127.0.0.1:{port}/json/version", process, "chromium", said)
+        deadline = time.time() + 60
+        while True:  # the debugging port can answer before the first tab exists
+            listed = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+            pages = [p for p in listed if p["type"] == "page"]
+            if pages:
+                break
+            assert time.time() < deadline, f"chromium opened no page: {listed}"
+            time.sleep(0.2)
+        tools = DevTools(pages[0]["webSocketDebuggerUrl"])
         yield tools
         tools.socket.close()
     finally:
