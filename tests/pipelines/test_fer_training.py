@@ -377,7 +377,7 @@ def test_compare_trains_each_row_once_and_reports_the_table(stack, smoke_data, t
 
 def test_make_train_with_a_budget_trains_the_epochs_that_fit(tmp_path):
     """`make train BUDGET=<minutes>` as typed, in its own home: the rehearsal's plan is printed, the
-    100,000 configured epochs (far more than 0.2 minutes hold anywhere) shrink to what fits, that
+    100,000 configured epochs (far more than half a minute holds anywhere) shrink to what fits, that
     many train with the config's lighter regularisation for so short a plan (or fewer where the
     budget's deadline comes first, which the run then says), and the plan is kept beside the
     resume state."""
@@ -395,19 +395,19 @@ def test_make_train_with_a_budget_trains_the_epochs_that_fit(tmp_path):
     config.write_text(yaml.safe_dump(smoke))
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "FERKIT_", "MLFLOW_", "MAKE"))}
-    command = ["make", "train", f"CONFIG={config}", "BUDGET=0.2", f"FERKIT_HOME={home}"]
+    command = ["make", "train", f"CONFIG={config}", "BUDGET=0.5", f"FERKIT_HOME={home}"]
     done = subprocess.run(command, cwd=ROOT, env={**env, "FERKIT_NO_PROGRESS": "1"}, capture_output=True, text=True,
                           timeout=900)  # fmt: skip
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-5000:]
-    planned = re.search(r"^time budget 0\.2 min: (\d+) of 100000 epochs fit here.*"
+    planned = re.search(r"^time budget 0\.5 min: (\d+) of 100000 epochs fit here.*"
                         r"lighter regularisation: augment_strength 0\.5, dropout 0\.05$", log, re.MULTILINE)  # fmt: skip
     assert planned, log[-5000:]
     epochs = int(planned.group(1))
     assert 1 <= epochs < 100_000
-    (budget_config,) = (home / "budget").glob("long_smoke-*-0.2min.yaml")  # named by the config's path and budget
+    (budget_config,) = (home / "budget").glob("long_smoke-*-0.5min.yaml")  # named by the config's path and budget
     written = yaml.safe_load(budget_config.read_text())
-    assert written["steps"]["train_model"]["parameters"]["config"]["time_budget_minutes"] == 0.2
+    assert written["steps"]["train_model"]["parameters"]["config"]["time_budget_minutes"] == 0.5
     (plan,) = (home / "resume").glob("train-*.budget.json")
     assert json.loads(plan.read_text())["epochs"] == epochs
     assert json.loads(plan.read_text())["lightened"] == {"augment_strength": 0.5, "dropout": 0.05}

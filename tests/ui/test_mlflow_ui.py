@@ -1,17 +1,14 @@
-"""The MLflow UI, served from a test store, shows the runs and the champion in headless Chromium.
-
-Chromium is Debian's `chromium` package; `.ci/run` installs it. Without it the
-test is skipped with that reason.
-"""
+"""The MLflow UI, served from a test store, shows the runs and the champion in headless Chromium
+(tests/ui/browser.py: Debian's `chromium`, which `.ci/run` installs; skipped with the reason
+without it)."""
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -19,20 +16,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from tests.ui.browser import chromium_page, needs_chromium
+
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Flags for a closed network: no background connections, no sandbox as root.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 
 @pytest.fixture(scope="module")
@@ -90,28 +76,28 @@ def ui(tmp_path_factory):
     server.wait(timeout=20)
 
 
-def rendered_dom(url: str) -> str:
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--dump-dom", url],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
+@pytest.fixture
+def browser():
+    with chromium_page() as tools:
+        yield tools
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-def test_registered_model_page_shows_the_champion(ui):
+def shows(browser, url: str, *texts: str) -> None:
+    """Open `url` and wait (up to 3 minutes: MLflow's app is large for a loaded machine) until the
+    page's text holds every one of `texts`."""
+    browser.call("Page.navigate", url=url)
+    condition = " && ".join(f"document.body.innerText.includes({json.dumps(text)})" for text in texts)
+    browser.wait_until(f"!!document.body && {condition}", seconds=180)
+
+
+@needs_chromium
+def test_registered_model_page_shows_the_champion(ui, browser):
     base, _ = ui
-    dom = rendered_dom(f"{base}/#/models/fer_emotion")
-    assert "fer_emotion" in dom
-    assert "champion" in dom and "challenger" in dom
+    shows(browser, f"{base}/#/models/fer_emotion", "fer_emotion", "champion", "challenger")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-def test_experiment_page_lists_the_runs(ui):
+@needs_chromium
+def test_experiment_page_lists_the_runs(ui, browser):
     base, experiment = ui
-    dom = rendered_dom(f"{base}/#/experiments/{experiment}/runs")  # "Training runs" (3.x opens on GenAI overview)
-    assert "ui-test-run-0" in dom and "ui-test-run-1" in dom
+    # "Training runs" (3.x opens on the GenAI overview)
+    shows(browser, f"{base}/#/experiments/{experiment}/runs", "ui-test-run-0", "ui-test-run-1")

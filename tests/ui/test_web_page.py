@@ -9,19 +9,15 @@ test is skipped with that reason.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO
 
 import pytest
 import torch
@@ -29,31 +25,9 @@ from PIL import Image
 
 from ferkit.data.labels import EMOTIONS
 from ferkit.models import TrainedModel, build_model
-from tests.ui.test_mlflow_ui import CHROMIUM, CHROMIUM_FLAGS
+from tests.ui.browser import chromium_page, free_port, needs_chromium, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, what: str, said: IO[str], seconds: float = 90) -> None:
-    """Until `url` answers; `said` is the file the process writes its stderr to (a pipe nobody
-    reads would stall a chatty process)."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except (OSError, urllib.error.URLError):
-            if process.poll() is not None:
-                said.seek(0)
-                pytest.fail(f"{what} exited {process.returncode}: {said.read()[-3000:]}")
-            time.sleep(0.5)
-    pytest.fail(f"{what} did not answer within {seconds} s")
 
 
 @pytest.fixture(scope="module")
@@ -154,78 +128,13 @@ class TestApi:
             assert json.loads(response.read())["status"] == "ok"
 
 
-class DevTools:
-    """The few DevTools protocol calls the test needs, over one page's websocket."""
-
-    def __init__(self, websocket_url: str):
-        from websockets.sync.client import connect
-
-        self.socket = connect(websocket_url, max_size=None, open_timeout=30)
-        self.ids = itertools.count(1)
-
-    def call(self, method: str, **params) -> dict:
-        message_id = next(self.ids)
-        self.socket.send(json.dumps({"id": message_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.socket.recv(timeout=60))
-            if message.get("id") == message_id:
-                assert "error" not in message, message["error"]
-                return message.get("result", {})
-
-    def evaluate(self, expression: str):
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
-
-    def wait_until(self, expression: str, seconds: float = 60):
-        """Poll `expression` until it is true; a page still loading (its context destroyed or not yet
-        there: a protocol error) counts as not yet."""
-        deadline, error = time.time() + seconds, None
-        while time.time() < deadline:
-            try:
-                value = self.evaluate(expression)
-            except AssertionError as exc:
-                value, error = None, exc
-            if value:
-                return value
-            time.sleep(0.3)
-        status = self.evaluate("document.getElementById('status')?.textContent")
-        pytest.fail(f"the page never satisfied {expression!r}; its status line: {status!r}; last error: {error}")
-
-    def choose_file(self, selector: str, path: Path) -> None:
-        root = self.call("DOM.getDocument")["root"]["nodeId"]
-        node = self.call("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
-        self.call("DOM.setFileInputFiles", files=[str(path)], nodeId=node)
-
-
 @pytest.fixture
 def browser():
-    port = free_port()
-    profile = tempfile.mkdtemp(prefix="ferkit-chromium-")
-    said = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads would stall a chatty browser
-    process = subprocess.Popen(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--remote-debugging-port={port}", "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=said,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/json/version", process, "chromium", said)
-        deadline = time.time() + 60
-        while True:  # the debugging port can answer before the first tab exists
-            listed = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-            pages = [p for p in listed if p["type"] == "page"]
-            if pages:
-                break
-            assert time.time() < deadline, f"chromium opened no page: {listed}"
-            time.sleep(0.2)
-        tools = DevTools(pages[0]["webSocketDebuggerUrl"])
+    with chromium_page() as tools:
         yield tools
-        tools.socket.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+@needs_chromium
 def test_the_page_boxes_and_labels_an_uploaded_photo(server, photos, browser):
     browser.call("Page.enable")
     browser.call("Page.navigate", url=f"{server}/")
