@@ -52,14 +52,16 @@ def watch_stop_requests() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if _Requests.depth == 0:
+        _Requests.pending = None  # what an earlier watch caught on its way out is not this one's
     wrapped = {}
-    for number in WATCHED_SIGNALS:
-        handler = signal.getsignal(number)
-        if callable(handler) and not hasattr(handler, "ferkit_watches"):
-            wrapped[number] = handler
-            signal.signal(number, _watching(handler))
     _Requests.depth += 1
     try:
+        for number in WATCHED_SIGNALS:
+            handler = signal.getsignal(number)
+            if callable(handler) and not hasattr(handler, "ferkit_watches"):
+                wrapped[number] = handler
+                signal.signal(number, _watching(handler))
         yield
     except BaseException as exc:
         pending = _Requests.pending
@@ -70,10 +72,10 @@ def watch_stop_requests() -> Iterator[None]:
         raise_if_stop_requested()
     finally:
         _Requests.depth -= 1
-        for number, handler in wrapped.items():
-            signal.signal(number, handler)
         if _Requests.depth == 0:
             _Requests.pending = None
+        for number, handler in wrapped.items():
+            signal.signal(number, handler)
 
 
 def raise_if_stop_requested() -> None:
@@ -81,8 +83,3 @@ def raise_if_stop_requested() -> None:
     pending = _Requests.pending
     if pending is not None:
         raise pending
-
-
-def is_stop_request(exc: BaseException) -> bool:
-    """Whether `exc` is the stop request a watched handler raised."""
-    return exc is _Requests.pending

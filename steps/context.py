@@ -7,7 +7,9 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from zenml import get_step_context
+# `step` unused here: ZenML looks for `@step` in the (wrapped) entrypoint's globals to keep that
+# line out of a step's cache key.
+from zenml import get_step_context, step  # noqa: F401
 
 from ferkit.stopping import watch_stop_requests
 
@@ -48,7 +50,11 @@ def model_version_id() -> str | None:
 def stops_when_asked(entrypoint: Callable[P, R]) -> Callable[P, R]:
     """Under `@step`: a stop request (`kill`, Ctrl-C) that lands while the step runs stops it, even
     where code that catches everything swallowed it (ZenML's log capture, Python's logging); the
-    step's loops raise it at their next image or batch, or the step when its body returns."""
+    step's loops raise it at their next image or batch, or the step when its body returns.
+
+    ZenML reads the wrapped function for everything it inspects (signature, annotations, source,
+    cache key); a failure's stored source location names this file rather than the step's.
+    """
 
     @functools.wraps(entrypoint)
     def watched(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -140,5 +140,10 @@ def test_cron_runs_an_every_minute_schedule_to_completion(cron_daemon, schedule_
         assert f"ferkit-schedule:{name}" not in listed and not (home / "schedules" / f"{name}.sh").exists()
     finally:
         # A run cron began in the test's last minute would work on in a folder about to go.
-        subprocess.run(["pkill", "-f", str(work)], capture_output=True)
+        subprocess.run(["pkill", "-KILL", "-f", str(work)], capture_output=True)
+        deadline = time.time() + 30
+        while (
+            subprocess.run(["pgrep", "-f", str(work)], capture_output=True).returncode == 0 and time.time() < deadline
+        ):
+            time.sleep(0.2)
         shutil.rmtree(work, ignore_errors=True)

@@ -192,7 +192,7 @@ class TestScheduleCli:
         assert "ferkit schedule probe: exit 1" in log  # zenml ran, said why, and the script logged its exit
 
     @pytest.mark.skipif(shutil.which("flock") is None, reason="flock (util-linux) is not installed")
-    def test_a_start_while_the_last_run_goes_is_skipped_and_logged(self, crontab_file, tmp_path):
+    def test_a_start_while_the_last_run_goes_is_skipped_and_logged(self, crontab_file, tmp_path, capsys):
         """Cron starts a schedule whether or not its last run has ended: an every-hour retraining that
         takes longer would pile runs onto one store. The script takes the schedule's lock (the
         kernel's, held here as a running script holds it) or logs that it skipped."""
@@ -209,8 +209,28 @@ class TestScheduleCli:
             assert "pipelines.nothing" not in log.read_text()  # zenml never started
         subprocess.run(["/bin/sh", "-c", command], timeout=300, env={"PATH": "/usr/bin:/bin"})  # the lock is free
         assert "ferkit schedule probe: exit 1" in log.read_text()
+        with lock.open("a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a run still going when the schedule goes
+            assert main(["schedule", "remove", "probe"]) == 0
+            assert "its last run still goes" in capsys.readouterr().out
+            assert lock.exists()  # a schedule installed again under the name waits for that run
+        install("--cron", "@hourly", "--name", "probe", "--pipeline", "pipelines.nothing", "--log", str(log))
         assert main(["schedule", "remove", "probe"]) == 0
         assert not lock.exists()
+
+    def test_paths_with_quotes_and_dollars_stay_literal_in_the_script(self, crontab_file, tmp_path):
+        project = tmp_path / "it's $HOME `id`"
+        (project / "configs").mkdir(parents=True)
+        (project / "configs" / "c.yaml").write_text("parameters: {}\n")
+        log = project / "p.log"
+        install("--cron", "@hourly", "--name", "odd", "--project", str(project), "--config", "configs/c.yaml",
+                "--pipeline", "pipelines.nothing", "--log", str(log))  # fmt: skip
+        script = Path(os.environ["FERKIT_HOME"]) / "schedules" / "odd.sh"
+        assert subprocess.run(["/bin/sh", "-n", str(script)], capture_output=True).returncode == 0
+        subprocess.run(["/bin/sh", str(script)], timeout=300, env={"PATH": "/usr/bin:/bin"})
+        text = log.read_text()
+        assert f"ferkit schedule odd: pipelines.nothing -c {project}/configs/c.yaml" in text, text
+        assert "ferkit schedule odd: exit" in text
 
     def test_a_malformed_cron_exits_2_with_the_reason(self, crontab_file, capsys):
         assert install("--cron", "0 25 * * *") == 2

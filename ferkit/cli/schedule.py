@@ -62,6 +62,23 @@ def _list(crontab) -> int:
     return 0
 
 
+def _remove_lock(lock: Path) -> bool:
+    """Delete a schedule's lock file unless a run holds it (a run installed again under the same
+    name would otherwise lock a new file beside the running one); False when one does."""
+    import fcntl
+
+    try:
+        with lock.open("a") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            lock.unlink()
+    except FileNotFoundError:
+        pass
+    return True
+
+
 def _remove(crontab, name: str) -> int:
     """The crontab line and the script it runs: the user's crontab is one for every ferkit home, so
     the script may be another home's; the message then says whose."""
@@ -75,8 +92,9 @@ def _remove(crontab, name: str) -> int:
     script = Path(words[0]) if len(words) == 1 else None
     where = ""
     if script is not None and script.name == f"{name}.sh" and script.parent.name == "schedules":
-        script.unlink(missing_ok=True)  # only a script ferkit wrote for this schedule, and its lock
-        lock_path(script).unlink(missing_ok=True)
+        script.unlink(missing_ok=True)  # only a script ferkit wrote for this schedule
+        if not _remove_lock(lock_path(script)):
+            print(f"schedule {name!r}: its last run still goes (removing the schedule does not stop it)")
         if script.parent.parent.resolve() != ferkit_home().resolve():
             where = f", installed from the ferkit home {script.parent.parent}; its script removed"
     print(f"removed schedule {job.name!r} ({job.cron}{where})")

@@ -60,23 +60,36 @@ def script_text(
     (where `flock` exists: Linux; elsewhere runs may overlap)."""
     q = shlex.quote
     exports = "\n".join(f"export {key}={q(value)}" for key, value in sorted(env.items()))
+    when = "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    said = f'echo "== {when} ferkit schedule {name}:'  # the name is letters, digits, '.', '_', '-'
     return f"""#!/bin/sh
 # ferkit schedule {name}: written by `ferkit schedule install`; removed by `ferkit schedule remove {name}`.
 {exports}
 cd {q(str(project))} || exit 1
 mkdir -p {q(str(log.parent))}
 # One run of this schedule at a time: a start while the last run still goes is skipped and logged.
-# The lock is the kernel's (flock, util-linux): it ends with the run, however the run ends.
-exec 9>>{q(str(lock))}
-if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
-  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) ferkit schedule {name}: skipped, its last run is still going" >> {q(str(log))}
-  exit 0
+# The lock is the kernel's (flock, util-linux): it ends with the run, however the run ends. The
+# shell holds it; the pipeline runs without it (9>&-), so nothing the run leaves behind keeps it.
+if ! command exec 9>>{q(str(lock))}; then
+  {said} cannot open the lock file" {q(str(lock))} >> {q(str(log))}
+  exit 1
+fi 2>/dev/null
+if command -v flock >/dev/null 2>&1; then
+  flock -n -E 75 9
+  status=$?
+  if [ "$status" -eq 75 ]; then
+    {said} skipped, its last run is still going" >> {q(str(log))}
+    exit 0
+  elif [ "$status" -ne 0 ]; then
+    {said} cannot take the lock" {q(str(lock))} "(flock exit $status)" >> {q(str(log))}
+    exit 1
+  fi
 fi
 {{
-  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) ferkit schedule {name}: {q(pipeline)} -c {q(str(config))}"
-  {q(str(zenml))} pipeline run {q(pipeline)} -c {q(str(config))}
+  {said}" {q(pipeline)} -c {q(str(config))}
+  {q(str(zenml))} pipeline run {q(pipeline)} -c {q(str(config))} 9>&-
   status=$?
-  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) ferkit schedule {name}: exit $status"
+  {said} exit $status"
 }} >> {q(str(log))} 2>&1
 """
 

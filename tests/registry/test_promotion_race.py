@@ -58,7 +58,10 @@ SCRIPT = textwrap.dedent(
 
         def late_move(*args, **kwargs):
             wait_for("read")
-            time.sleep(1.0)  # the late run, unlocked, would act on what it read by now
+            deadline = time.monotonic() + 3  # the late run, unlocked, would decide by now
+            while time.monotonic() < deadline:
+                assert not (barrier / "decided").exists(), "the late run decided while the lock was held"
+                time.sleep(0.01)
             move(*args, **kwargs)
 
         promotion.champion_lock, promotion.move_aliases = announced_lock, late_move
@@ -70,7 +73,13 @@ SCRIPT = textwrap.dedent(
             (barrier / "read").touch()
             return found
 
-        promotion.version_by_alias = announced_read
+        record = promotion.record_decision
+
+        def announced_decision(*args, **kwargs):
+            record(*args, **kwargs)
+            (barrier / "decided").touch()
+
+        promotion.version_by_alias, promotion.record_decision = announced_read, announced_decision
         wait_for("locked")
     on = publish.GateImages(np.zeros((600, 48, 48), np.uint8), labels, "same-split", "val (600 images)")
     mine = probs_of(client.get_model_version("fer_race", version))
@@ -102,18 +111,19 @@ def test_the_better_of_two_racing_registrations_ends_as_champion(tmp_path, late,
     script.write_text(SCRIPT)
     barrier.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    runs = [
-        subprocess.Popen(
-            [sys.executable, str(script), uri, version, "late" if late == who else "early", str(barrier)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for who, version in (("better", better), ("worse", worse))
-    ]
-    outputs = [run.communicate(timeout=300) for run in runs]
-    assert all(run.returncode == 0 for run in runs), outputs
+    runs, logs = [], [tmp_path / "better.log", tmp_path / "worse.log"]
+    for (who, version), log in zip((("better", better), ("worse", worse)), logs, strict=True):
+        with log.open("w") as out:  # files, not pipes: the early run waits on the late one
+            runs.append(subprocess.Popen(
+                [sys.executable, str(script), uri, version, "late" if late == who else "early", str(barrier)],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+    try:
+        codes = [run.wait(timeout=300) for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+    assert codes == [0, 0], [log.read_text()[-3000:] for log in logs]
     mlflow.set_tracking_uri(uri)
     assert str(promotion.version_by_alias(client, NAME, "champion").version) == better
     if late == "worse":  # it read the champion before the better one moved it, and decided again

@@ -93,7 +93,10 @@ class DevTools:
             if value:
                 return value
             time.sleep(0.3)
-        shown = self.evaluate("document.body ? document.body.innerText.slice(0, 1500) : ''")
+        try:
+            shown = self.evaluate("document.body ? document.body.innerText.slice(0, 1500) : ''")
+        except AssertionError as exc:
+            shown = f"(unreadable: {exc})"
         pytest.fail(f"the page never satisfied {expression!r} in {seconds} s; last error: {error}; it shows: {shown!r}")
 
     def choose_file(self, selector: str, path: Path) -> None:
@@ -137,5 +140,10 @@ def chromium_page() -> Iterator[DevTools]:
         if tools is not None:
             tools.socket.close()
         process.terminate()
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+        said.close()
         shutil.rmtree(profile, ignore_errors=True)
