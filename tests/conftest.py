@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -41,6 +42,22 @@ def _user_state_is_never_written():
     yield
     appeared = sorted(name for name in _NEVER_WRITTEN if (_PROJECT / name).exists() and name not in existing)
     assert not appeared, f"tests wrote user state into the project: {appeared}"
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_store_stays_with_its_test():
+    """`mlflow.set_tracking_uri` also sets $MLFLOW_TRACKING_URI, which every subprocess inherits: a
+    test that points MLflow at its own store leaves the next test of its worker the store it found
+    (a module's fixture's, or none)."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    tracking = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    if tracking is not None and getattr(tracking, "_tracking_uri", before) != before:
+        sys.modules["mlflow"].set_tracking_uri(before)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @pytest.fixture
