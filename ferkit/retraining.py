@@ -216,7 +216,8 @@ def retrain_config(champion: TrainedModel, overrides: dict | None = None) -> Tra
                 f"retraining warm-starts from the champion, so `{key}` cannot change "
                 f"({champion.recipe.get(key)!r} -> {overrides[key]!r}); train anew with fer_training"
             )
-    # The champion's time budget was for its whole training (its phases already shortened to it);
-    # a fine-tune runs on its own schedule unless the overrides give it a budget.
-    recipe = {k: v for k, v in champion.recipe.items() if k in TrainConfig.model_fields and k != "time_budget_minutes"}
+    # The champion's time budget and deadline were for its whole training (its phases already
+    # shortened to the budget); a fine-tune runs on its own schedule unless the overrides give it one.
+    whole_training = ("time_budget_minutes", "deadline")
+    recipe = {k: v for k, v in champion.recipe.items() if k in TrainConfig.model_fields and k not in whole_training}
     return TrainConfig(**{**recipe, **overrides})

@@ -552,6 +552,24 @@ class TestAblationAtTheWholeBudget:
         assert not bench_ablation.same_training(budgeted_short, budgeted_lean)
         assert not bench_ablation.same_training(lean, {**lean, "lr": 0.5})
 
+    def test_a_deadline_is_not_what_a_seed_trains_and_a_seed_it_cut_says_where(self, tmp_path):
+        """The seeds trained before cpu.yaml gained its deadline stand: a quick day trains the same
+        epochs with or without it. A seed whose training it ended early records the epoch."""
+        from tests.benchmarks import bench_seeds
+
+        config = {"steps": {"train_model": {"parameters": {"config": dict(TINY_HYBRID)}}}}
+        plain = bench_seeds.training_fingerprint(config)
+        config["steps"]["train_model"]["parameters"]["config"]["deadline"] = {"minutes": 51, "max_cut": 0.2}
+        assert bench_seeds.training_fingerprint(config) == plain
+        assert bench_ablation.same_training(TINY_HYBRID, {**TINY_HYBRID, "deadline": {"minutes": 51}})
+
+        log = tmp_path / "train.log"
+        assert bench_seeds.cut_at(log) == {}  # no log: nothing to say
+        log.write_text("training: 30/36 ...\ndeadline 51 min: at this pace (1 min an epoch) ...\n")
+        assert bench_seeds.cut_at(log) == {}  # warned, not cut
+        log.write_text(log.read_text() + "deadline: training ends after epoch 33 of 36: 50 min of its 51 min spent\n")
+        assert bench_seeds.cut_at(log) == {"cut_at_epoch": 33, "of_epochs": 36, "cut_by": "deadline"}
+
     def test_the_table_gathers_each_rows_seeds_and_refuses_a_file_of_another_training(
         self, setup, tmp_path, monkeypatch, capsys
     ):

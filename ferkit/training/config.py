@@ -88,6 +88,24 @@ class ShortBudgetSettings(BaseModel):
         return {k: v for k, v in self.model_dump().items() if k != "max_share" and v is not None}
 
 
+class DeadlineSettings(BaseModel):
+    """A wall-clock limit for a schedule that about fits it: where the first epoch's pace says the
+    epochs would overrun `minutes` by at most `max_cut` of them, the schedule is kept as configured
+    and the training ends after the last epoch that ends in time (the one-cycle tail is cut, not
+    replanned; a quick machine trains every epoch, the seeded run as without the limit). A slower
+    machine trains the whole schedule and says how long it takes: cutting more would stop far from
+    the end of the schedule, where `time_budget_minutes` plans fewer epochs instead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    minutes: float = Field(gt=0)  # training minutes (epochs, their scorings of val and state writes)
+    max_cut: float = Field(0.2, ge=0, lt=1)  # the largest share of the epochs the limit may cut off
+
+    def arms(self, projected_seconds: float) -> bool:
+        """Whether a training projected to take `projected_seconds` in all is held to the limit."""
+        return projected_seconds * (1 - self.max_cut) <= self.minutes * 60
+
+
 class Phase(BaseModel):
     """One stage of training: how long, how fast, and which parameters may change."""
 
@@ -134,6 +152,9 @@ class TrainConfig(BaseModel):
     num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None = all cores
     time_budget_minutes: float | None = Field(None, gt=0)  # wall-clock budget: fewer epochs where not all fit
     short_budget: ShortBudgetSettings | None = None  # lighter regularisation when the budget keeps few epochs
+    deadline: DeadlineSettings | None = (
+        None  # a limit that cuts the tail of a schedule that about fits; a budget overrides it
+    )
 
     @field_validator("class_repeats")
     @classmethod
@@ -199,11 +220,13 @@ class TrainConfig(BaseModel):
         """The config as it trains here (precision resolved): what a checkpoint records."""
         recipe = {**self.model_dump(mode="json"), "precision": self.concrete_precision}
         # recipes and fingerprints from before these existed stay as they were
-        for added in ("mix", "progressive", "time_budget_minutes", "short_budget"):
+        for added in ("mix", "progressive", "time_budget_minutes", "short_budget", "deadline"):
             if recipe[added] is None:
                 del recipe[added]
         if self.time_budget_minutes is None:  # short_budget shapes nothing without a budget
             recipe.pop("short_budget", None)
+        else:  # and a budget's own deadline replaces the config's
+            recipe.pop("deadline", None)
         return recipe
 
     def fingerprint(self) -> str:

@@ -42,8 +42,9 @@ from ferkit.training.state import (
 )
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-EndedBy = Literal["all epochs", "early stopping", "time budget"]
-ALL_EPOCHS, EARLY_STOPPING, TIME_BUDGET = "all epochs", "early stopping", "time budget"
+EndedBy = Literal["all epochs", "early stopping", "time budget", "deadline"]
+ALL_EPOCHS, EARLY_STOPPING, TIME_BUDGET, DEADLINE = "all epochs", "early stopping", "time budget", "deadline"
+STOPPED_BY = {TIME_BUDGET: "train.stopped_by_time_budget", DEADLINE: "train.stopped_by_deadline"}
 
 
 @dataclass
@@ -63,11 +64,13 @@ class FitResult:
 
 def ended_by(history: Sequence[dict[str, float]], phases: Sequence[Phase]) -> EndedBy:
     """Why a training with this `history` over these `phases` ended: `time budget` (its deadline came
-    before the last epoch), `early stopping` (the last phase stopped before its epochs ran out; an
-    earlier phase stopping early hands over to the next one) or `all epochs` (of the phases, which
-    a time budget may have shortened)."""
-    if history and history[-1].get("train.stopped_by_time_budget"):
-        return TIME_BUDGET
+    before the last epoch), `deadline` (the config's `deadline` cut the schedule's tail), `early
+    stopping` (the last phase stopped before its epochs ran out; an earlier phase stopping early
+    hands over to the next one) or `all epochs` (of the phases, which a time budget may have
+    shortened)."""
+    for reason, key in STOPPED_BY.items():
+        if history and history[-1].get(key):
+            return reason
     last = len(phases) - 1
     in_last = sum(1 for h in history if int(h["train.phase"]) == last)
     return EARLY_STOPPING if in_last < phases[last].epochs else ALL_EPOCHS
@@ -140,6 +143,9 @@ class _Run:
         self.setup, self.config, self.workers = setup, setup.config, setup.workers
         self.data = data  # training_data_key: a resume state of other faces or weights is refused
         self.deadline, self.out_of_time = deadline, False
+        self.stopped_by = TIME_BUDGET  # what a deadline that ends the training is called
+        # The config's own limit, armed after the first epoch where the schedule about fits it: not under a budget.
+        self.limit = self.config.deadline if deadline is None and self.config.time_budget_minutes is None else None
         self.validation_seconds = deadline.validation_seconds if deadline is not None else 0.0
         self.save_seconds = deadline.save_seconds if deadline is not None else 0.0
         self.val_images, self.val_labels = val_images, val_labels
@@ -232,7 +238,7 @@ class _Run:
             # Early stopping that ends the last phase ends the training anyway: not the budget's doing.
             self.out_of_time = self.out_of_time and not (stopping.should_stop and index == len(self.phases) - 1)
             if self.out_of_time:
-                metrics["train.stopped_by_time_budget"] = self.history[-1]["train.stopped_by_time_budget"] = 1.0
+                metrics[STOPPED_BY[self.stopped_by]] = self.history[-1][STOPPED_BY[self.stopped_by]] = 1.0
                 self._say_out_of_time(epoch_start)
             if self.checkpoint is not None and self.workers.is_main:
                 done = stopping.should_stop or last_of_phase or self.out_of_time
@@ -244,6 +250,8 @@ class _Run:
             self.bar.update(1)
             if epoch_in_phase == first_epoch and index == self.start_phase and not self.out_of_time:
                 self._say_pace(time.perf_counter() - epoch_start)
+                if self.limit is not None:
+                    self._arm_limit(time.perf_counter() - epoch_start)
             val_f1 = f"{metrics['val.macro_f1']:.3f}" if "val.macro_f1" in metrics else "-"
             self.bar.set_postfix(phase=phase.name, val_f1=val_f1, best=self.best.epoch)
             for callback in self.callbacks:
@@ -263,15 +271,39 @@ class _Run:
         # Rank 0's clock decides for every rank, so all stop after the same epoch.
         return bool(distributed.from_main(spent + another > self.deadline.seconds, self.workers))
 
+    def _arm_limit(self, seconds: float) -> None:
+        """After the first epoch this run trains (it took `seconds`, its scoring and state write
+        included): hold the training to the config's deadline where, at this pace, the schedule
+        overruns it by at most the share it may cut; say which. Rank 0's clock decides for all."""
+        limit, left = self.limit, self.config.total_epochs - len(self.history)
+        projected = self.elapsed + time.perf_counter() - self.start + left * seconds
+        armed = bool(distributed.from_main(limit.arms(projected), self.workers))
+        if armed:
+            self.deadline = Deadline(limit.minutes * 60, self.validation_seconds, self.save_seconds, seconds)
+            self.stopped_by = DEADLINE
+        if not self.workers.is_main:
+            return
+        pace = f"at this pace ({duration(seconds)} an epoch) the training takes about {duration(projected)}"
+        if projected <= limit.minutes * 60:
+            said = "within it"
+        elif armed:
+            said = (
+                f"it ends at the deadline, {duration(projected - limit.minutes * 60)} early, with the best epoch so far"
+            )
+        else:
+            said = (f"more than cutting at most {limit.max_cut:.0%} of the epochs saves: the whole schedule trains "
+                    f"(time_budget_minutes plans fewer epochs to fit a budget)")  # fmt: skip
+        self.bar.write(f"deadline {limit.minutes:g} min: {pace}; {said}")
+
     def _say_out_of_time(self, epoch_start: float) -> None:
         if not self.workers.is_main:
             return
         spent = self.elapsed + time.perf_counter() - self.start
+        slower = "slower than the rehearsal found" if self.stopped_by == TIME_BUDGET else "the schedule's tail is cut"
         self.bar.write(
-            f"time budget: training ends after epoch {len(self.history)} of {self.config.total_epochs}: "
+            f"{self.stopped_by}: training ends after epoch {len(self.history)} of {self.config.total_epochs}: "
             f"{duration(spent)} of its {duration(self.deadline.seconds)} spent, and an epoch takes "
-            f"{duration(time.perf_counter() - epoch_start)} here now (slower than the rehearsal found); "
-            f"the best epoch so far is kept"
+            f"{duration(time.perf_counter() - epoch_start)} here now ({slower}); the best epoch so far is kept"
         )
 
     def _say_pace(self, seconds: float) -> None:
@@ -371,7 +403,10 @@ def fit(
     rehearsal said: after the epoch past which another would end beyond the deadline. That epoch
     is scored on val, the best epoch so far is kept, and its metrics carry
     `train.stopped_by_time_budget`. A machine as fast as its rehearsal found ends where the plan
-    said, unless what the plan does not time (logging, warm-up) outgrows its 5% spare.
+    said, unless what the plan does not time (logging, warm-up) outgrows its 5% spare. Without
+    one, the config's own `deadline` is armed after the first epoch where the schedule about fits
+    it at that pace (`DeadlineSettings`), and ends the training the same way
+    (`train.stopped_by_deadline`).
 
     Inside an initialised process group (torchrun, see `ferkit.training.distributed`) each
     rank trains on its slice of every global batch; only rank 0 calls the callbacks and

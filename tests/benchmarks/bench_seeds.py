@@ -12,8 +12,9 @@ from the shell (set-up of that home included). Its champion is then scored with 
 on val (PublicTest) and test (PrivateTest) with the config's headline TTA (or --tta MODE), into
 `seeds_<MODE>.json`: a file holds one mode. A seed already in the output file for the same training
 (the config without its scoring steps, `evaluate_model`, `report_drift` and `register_model`,
-which change no weight) is not trained again; a file holding another training's seeds is refused
-and kept. A seed whose training was interrupted
+which change no weight, and without its `deadline`, which only says when a slow day stops) is not
+trained again; a file holding another training's seeds is refused and kept. A seed whose deadline
+or time budget ended its training early says where (`cut_at_epoch`). A seed whose training was interrupted
 (its home keeps a resume state of the same training config) continues from its last finished
 epoch with `make train` (no FRESH); its row says `resumed` and its minutes are those of the last
 part only, so they stay out of the time summary. A seed that starts from scratch gets an empty
@@ -32,6 +33,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -53,8 +55,8 @@ SCORING_STEPS = ("evaluate_model", "report_drift", "register_model")
 
 def training_fingerprint(config: dict) -> str:
     """What a seed trains, hashed: the run config without its scoring steps (a new TTA mode or gate
-    metric scores the same weights, so the seeds already trained stand), and without a `short_budget`
-    that shapes nothing because no time budget is set (as the trained recipe leaves it out)."""
+    metric scores the same weights, so the seeds already trained stand), and without what shapes no
+    epoch (`without_inert`)."""
     trains = json.loads(json.dumps(config))
     for step in SCORING_STEPS:
         (trains.get("steps") or {}).pop(step, None)
@@ -66,10 +68,20 @@ def training_fingerprint(config: dict) -> str:
 
 def without_inert(train: dict) -> dict:
     """A train config less what shapes nothing: a `short_budget` with no time budget to apply it
-    (the recipe trained is the same with or without it)."""
-    if train.get("time_budget_minutes") is None:
-        return {key: value for key, value in train.items() if key != "short_budget"}
-    return train
+    (the recipe trained is the same with or without it), and a `deadline`, which says when a slow
+    day stops the schedule, not what its epochs train (a row cut by it says so: `cut_at_epoch`)."""
+    inert = {"deadline"} | ({"short_budget"} if train.get("time_budget_minutes") is None else set())
+    return {key: value for key, value in train.items() if key not in inert}
+
+
+CUT = re.compile(r"(deadline|time budget): training ends after epoch (\d+) of (\d+)")
+
+
+def cut_at(log: Path) -> dict:
+    """Where a deadline or time budget ended the seed's training early, from its log; {} when every
+    epoch trained."""
+    found = CUT.findall(log.read_text(errors="replace")) if log.is_file() else []
+    return {"cut_at_epoch": int(found[-1][1]), "of_epochs": int(found[-1][2]), "cut_by": found[-1][0]} if found else {}
 
 
 def trained_precision(config: dict) -> str:
@@ -292,6 +304,7 @@ def main() -> int:
         if code != 0:
             row["error"] = f"make train exited {code}; see the log"
         else:
+            row |= cut_at(home / "train.log")
             row |= {split: score(home, data_path(config), split, tta) for split in ("val", "test")}
         rows[:] = [r for r in rows if r["seed"] != seed] + [row]
         save()

@@ -1,5 +1,5 @@
 """What a fine-tune of the champion trains: its recipe with the fine-tune's schedule, and no time
-budget of its own unless one is asked for (the champion's was for its whole training)."""
+budget or deadline of its own unless one is asked for (the champion's were for its whole training)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,14 @@ def test_a_fine_tune_keeps_the_recipe_but_not_the_champions_budget():
 def test_a_fine_tune_given_a_budget_keeps_it():
     config = retrain_config(champion_trained_within(42.0), {**FINETUNE_OVERRIDES, "time_budget_minutes": 5.0})
     assert config.time_budget_minutes == 5.0
+
+
+def test_a_fine_tune_does_not_inherit_the_champions_deadline():
+    recipe = TrainConfig(architecture="plain_cnn", architecture_kwargs={"widths": [4, 4, 8, 8]}, epochs=6,
+                         deadline={"minutes": 51, "max_cut": 0.2}).recipe()  # fmt: skip
+    champion = TrainedModel(architecture="plain_cnn", architecture_kwargs={"widths": [4, 4, 8, 8]}, state_dict={},
+                            recipe=recipe)  # fmt: skip
+    assert champion.recipe["deadline"] == {"minutes": 51, "max_cut": 0.2}
+    assert retrain_config(champion).deadline is None
+    asked = retrain_config(champion, {**FINETUNE_OVERRIDES, "deadline": {"minutes": 5}})
+    assert asked.deadline is not None and asked.deadline.minutes == 5
