@@ -144,8 +144,11 @@ class _Run:
         self.data = data  # training_data_key: a resume state of other faces or weights is refused
         self.deadline, self.out_of_time = deadline, False
         self.stopped_by = TIME_BUDGET  # what a deadline that ends the training is called
-        # The config's own limit, armed after the first epoch where the schedule about fits it: not under a budget.
+        # The config's own limit (not under a budget), decided once at a pace of the last phase's full-size
+        # epochs: `limit_decision` None until then, then whether it is armed; a resume state keeps it.
         self.limit = self.config.deadline if deadline is None and self.config.time_budget_minutes is None else None
+        self.limit_decision: bool | None = None
+        self.pace_from: tuple[float, int] | None = None  # (clock, epochs trained) where the pace is timed from
         self.validation_seconds = deadline.validation_seconds if deadline is not None else 0.0
         self.save_seconds = deadline.save_seconds if deadline is not None else 0.0
         self.val_images, self.val_labels = val_images, val_labels
@@ -174,6 +177,8 @@ class _Run:
         self.history = state["history"]
         self.best = BestWeights(state["best_f1"], state["best_epoch"], state["best"])
         self.start_phase, self.start_epoch, self.elapsed = (state["phase"], state["epoch_in_phase"], state["seconds"])
+        if self.limit is not None and state.get("limit") is not None:  # decided before the interruption
+            self._decide_limit(state["limit"]["armed"], state["limit"]["validation_seconds"])
         restore_rng(state["rng"], self.setup.generator)
         for past in self.history:  # a resumed run reports its whole history
             for callback in self.callbacks:
@@ -250,8 +255,8 @@ class _Run:
             self.bar.update(1)
             if epoch_in_phase == first_epoch and index == self.start_phase and not self.out_of_time:
                 self._say_pace(time.perf_counter() - epoch_start)
-                if self.limit is not None:
-                    self._arm_limit(time.perf_counter() - epoch_start)
+            if self.limit is not None and self.limit_decision is None and not self.out_of_time:
+                self._consider_limit(index, epoch_start)
             val_f1 = f"{metrics['val.macro_f1']:.3f}" if "val.macro_f1" in metrics else "-"
             self.bar.set_postfix(phase=phase.name, val_f1=val_f1, best=self.best.epoch)
             for callback in self.callbacks:
@@ -271,29 +276,44 @@ class _Run:
         # Rank 0's clock decides for every rank, so all stop after the same epoch.
         return bool(distributed.from_main(spent + another > self.deadline.seconds, self.workers))
 
-    def _arm_limit(self, seconds: float) -> None:
-        """After the first epoch this run trains (it took `seconds`, its scoring and state write
-        included): hold the training to the config's deadline where, at this pace, the schedule
-        overruns it by at most the share it may cut; say which. Rank 0's clock decides for all."""
-        limit, left = self.limit, self.config.total_epochs - len(self.history)
-        projected = self.elapsed + time.perf_counter() - self.start + left * seconds
-        armed = bool(distributed.from_main(limit.arms(projected), self.workers))
-        if armed:
-            self.deadline = Deadline(limit.minutes * 60, self.validation_seconds, self.save_seconds, seconds)
-            self.stopped_by = DEADLINE
+    def _consider_limit(self, index: int, epoch_start: float) -> None:
+        """Decide, once, whether the config's deadline holds this training: at the first scored epoch
+        of the last phase at full size, from the pace of that phase's full-size epochs this run has
+        trained (scorings and state writes included, so the ones left are projected at the same
+        share). A frozen phase or small faces are cheaper than what follows, so they do not count.
+        Armed where the projection overruns the limit by at most the share of epochs it may cut."""
+        epoch = len(self.history)  # the epoch just trained, 1-based
+        if index != len(self.phases) - 1 or self.config.train_size(epoch - 1) is not None:
+            return
+        if self.pace_from is None:
+            self.pace_from = (epoch_start, epoch - 1)
+        left = self.config.total_epochs - epoch
+        if "val.macro_f1" not in self.history[-1] or left <= 0:
+            return
+        now = time.perf_counter()
+        pace = (now - self.pace_from[0]) / (epoch - self.pace_from[1])
+        projected = self.elapsed + now - self.start + left * pace
+        limit = self.limit
+        armed = bool(distributed.from_main(limit.arms(projected), self.workers))  # rank 0's clock decides
+        self._decide_limit(armed, self.validation_seconds)
         if not self.workers.is_main:
             return
-        pace = f"at this pace ({duration(seconds)} an epoch) the training takes about {duration(projected)}"
+        said = f"at this pace ({duration(pace)} an epoch) the training takes about {duration(projected)}"
         if projected <= limit.minutes * 60:
-            said = "within it"
+            said += "; within it (should the machine slow down, training ends at the deadline)"
         elif armed:
-            said = (
-                f"it ends at the deadline, {duration(projected - limit.minutes * 60)} early, with the best epoch so far"
-            )
+            said += f"; it ends at the deadline, about {duration(projected - limit.minutes * 60)} early, with the best epoch so far"
         else:
-            said = (f"more than cutting at most {limit.max_cut:.0%} of the epochs saves: the whole schedule trains "
-                    f"(time_budget_minutes plans fewer epochs to fit a budget)")  # fmt: skip
-        self.bar.write(f"deadline {limit.minutes:g} min: {pace}; {said}")
+            said += (f"; more than cutting at most {limit.max_cut:.0%} of the epochs saves: the whole schedule trains "
+                     f"(time_budget_minutes plans fewer epochs to fit a budget)")  # fmt: skip
+        self.bar.write(f"deadline {limit.minutes:g} min: {said}")
+
+    def _decide_limit(self, armed: bool, validation_seconds: float) -> None:
+        self.limit_decision = armed
+        if armed:  # the next epoch is taken to cost what the one before it did: no plan says more
+            self.deadline = Deadline(self.limit.minutes * 60)
+            self.validation_seconds = max(self.validation_seconds, validation_seconds)
+            self.stopped_by = DEADLINE
 
     def _say_out_of_time(self, epoch_start: float) -> None:
         if not self.workers.is_main:
@@ -375,6 +395,9 @@ class _Run:
                 "best_epoch": self.best.epoch,
                 "seconds": self.elapsed + time.perf_counter() - self.start,
                 "rng": rng_state(self.setup.generator),
+                "limit": None
+                if self.limit_decision is None
+                else {"armed": self.limit_decision, "validation_seconds": self.validation_seconds},
             },
             self.checkpoint,
         )
@@ -404,9 +427,9 @@ def fit(
     is scored on val, the best epoch so far is kept, and its metrics carry
     `train.stopped_by_time_budget`. A machine as fast as its rehearsal found ends where the plan
     said, unless what the plan does not time (logging, warm-up) outgrows its 5% spare. Without
-    one, the config's own `deadline` is armed after the first epoch where the schedule about fits
-    it at that pace (`DeadlineSettings`), and ends the training the same way
-    (`train.stopped_by_deadline`).
+    one, the config's own `deadline` is decided at the first scored epoch of the last phase at
+    full size: armed where the schedule about fits it at that pace (`DeadlineSettings`), it ends
+    the training the same way (`train.stopped_by_deadline`); a resumed training keeps the decision.
 
     Inside an initialised process group (torchrun, see `ferkit.training.distributed`) each
     rank trains on its slice of every global batch; only rank 0 calls the callbacks and
