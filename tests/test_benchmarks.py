@@ -520,6 +520,9 @@ class TestAblationAtTheWholeBudget:
         full = bench_ablation.row_config(cpu, 36, "full")
         # The headline seeds (`make seeds` of cpu.yaml) are the full row's runs.
         assert bench_seeds.training_fingerprint(full) == bench_seeds.training_fingerprint(shipped)
+        # Rows compare at equal epochs: the config's deadline, which cuts a slow day's tail, is left out.
+        assert "deadline" in shipped["steps"]["train_model"]["parameters"]["config"]
+        assert "deadline" not in full["steps"]["train_model"]["parameters"]["config"]
         plain = bench_ablation.row_config(cpu, 36, "no_transformer")
         plain["steps"]["train_model"]["parameters"]["config"]["architecture_kwargs"]["transformer"] = True
         assert plain == full

@@ -245,6 +245,8 @@ class _Run:
             if self.out_of_time:
                 metrics[STOPPED_BY[self.stopped_by]] = self.history[-1][STOPPED_BY[self.stopped_by]] = 1.0
                 self._say_out_of_time(epoch_start)
+            if self.limit is not None and self.limit_decision is None and not self.out_of_time:
+                self._consider_limit(index, epoch_start)  # before the state write, which keeps the decision
             if self.checkpoint is not None and self.workers.is_main:
                 done = stopping.should_stop or last_of_phase or self.out_of_time
                 # Out of time, every phase is done: a resume of the state trains nothing more.
@@ -255,8 +257,6 @@ class _Run:
             self.bar.update(1)
             if epoch_in_phase == first_epoch and index == self.start_phase and not self.out_of_time:
                 self._say_pace(time.perf_counter() - epoch_start)
-            if self.limit is not None and self.limit_decision is None and not self.out_of_time:
-                self._consider_limit(index, epoch_start)
             val_f1 = f"{metrics['val.macro_f1']:.3f}" if "val.macro_f1" in metrics else "-"
             self.bar.set_postfix(phase=phase.name, val_f1=val_f1, best=self.best.epoch)
             for callback in self.callbacks:
@@ -279,8 +279,8 @@ class _Run:
     def _consider_limit(self, index: int, epoch_start: float) -> None:
         """Decide, once, whether the config's deadline holds this training: at the first scored epoch
         of the last phase at full size, from the pace of that phase's full-size epochs this run has
-        trained (scorings and state writes included, so the ones left are projected at the same
-        share). A frozen phase or small faces are cheaper than what follows, so they do not count.
+        trained (their scorings and the earlier ones' state writes included, so the epochs left are
+        projected with scorings at the same share). A frozen phase or small faces are cheaper than what follows, so they do not count.
         Armed where the projection overruns the limit by at most the share of epochs it may cut."""
         epoch = len(self.history)  # the epoch just trained, 1-based
         if index != len(self.phases) - 1 or self.config.train_size(epoch - 1) is not None:
@@ -302,7 +302,8 @@ class _Run:
         if projected <= limit.minutes * 60:
             said += "; within it (should the machine slow down, training ends at the deadline)"
         elif armed:
-            said += f"; it ends at the deadline, about {duration(projected - limit.minutes * 60)} early, with the best epoch so far"
+            over = duration(projected - limit.minutes * 60)
+            said += f"; it ends at the deadline, about {over} early, with the best epoch so far"
         else:
             said += (f"; more than cutting at most {limit.max_cut:.0%} of the epochs saves: the whole schedule trains "
                      f"(time_budget_minutes plans fewer epochs to fit a budget)")  # fmt: skip

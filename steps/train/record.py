@@ -23,7 +23,8 @@ def log_train_config(config: TrainConfig) -> None:
 def log_training(training: Training) -> None:
     """The epochs trained, the chosen one, its val macro-F1 and the time as `train.*` metrics; why the
     training ended as `train.ended_by` (`all epochs` of its plan, `train.budget.epochs` under a time
-    budget and `train.epochs` otherwise; `early stopping`; `time budget`: its deadline came first);
+    budget and `train.epochs` otherwise; `early stopping`; `time budget`: its deadline came first;
+    `deadline`: the config's deadline cut the schedule's tail);
     the time budget's plan as `train.budget.*` params; the curves as a PNG."""
     result = training.result
     tracking.log_metrics(

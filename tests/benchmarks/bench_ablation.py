@@ -102,10 +102,12 @@ def table_key(config_file: str | Path, epochs: int, modes: tuple[str, ...], weig
 
 def shortened(train: dict, epochs: int, config_file: str | Path) -> dict:
     """The config's train config with its single phase at `epochs` and every hybrid part on: each
-    part is measured against the full design, whichever parts the config itself switches off."""
+    part is measured against the full design, whichever parts the config itself switches off. Without
+    the config's `deadline`: rows compare at equal epochs, whatever the day's speed."""
     base = copy.deepcopy(train)
     if len(base.get("phases", [])) != 1:
         raise SystemExit(f"{config_file}: the ablation shortens a single-phase config")
+    base.pop("deadline", None)
     base["phases"][0]["epochs"] = epochs
     base.setdefault("architecture_kwargs", {}).update(attention=True, transformer=True, branches=True)
     return base

@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(train_raw.get("phases", [])) != 1:
         raise SystemExit(f"{args.config}: the benchmark shortens a single-phase config")
     train_raw["phases"][0]["epochs"] = args.epochs
+    train_raw.pop("deadline", None)  # with_gan's longer epochs would be cut more than the controls'
     over_params = steps["oversample_minority"]["parameters"]
     quality_config = QualityConfig(**over_params.get("quality", {}))
     data_path = str(resolve_data_path(args.data))

@@ -430,3 +430,41 @@ def test_make_train_with_a_budget_trains_the_epochs_that_fit(tmp_path):
         assert run.data.params["train.ended_by"] == "time budget"
     else:
         assert trained == epochs and not stopped and run.data.params["train.ended_by"] == "all epochs"
+
+
+def test_make_train_with_a_deadline_cuts_the_schedules_tail(tmp_path):
+    """A config's deadline through `make train` as typed, in its own home: 10,000 configured epochs
+    at a pace far under the 12 s each that a cut of at most 99.99% allows, so the deadline is armed
+    at the first scored epoch and the training ends after the last epoch that ends within its 12 s
+    (0.2 min); the run says so and MLflow records why the training ended."""
+    import re
+
+    import yaml
+
+    smoke = yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
+    smoke["parameters"]["data_path"] = str(write_zip(tmp_path / "fer.zip", image_tree(12)))
+    smoke["steps"]["oversample_minority"]["parameters"]["config"]["enabled"] = False
+    train_config = smoke["steps"]["train_model"]["parameters"]["config"]
+    train_config.update(epochs=10_000, architecture_kwargs={"widths": [8, 8, 16, 16]},
+                        deadline={"minutes": 0.2, "max_cut": 0.9999})  # fmt: skip
+    config = tmp_path / "deadline_smoke.yaml"
+    config.write_text(yaml.safe_dump(smoke))
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "FERKIT_", "MLFLOW_", "MAKE"))}
+    done = subprocess.run(["make", "train", f"CONFIG={config}", f"FERKIT_HOME={home}"], cwd=ROOT,
+                          env={**env, "FERKIT_NO_PROGRESS": "1"}, capture_output=True, text=True, timeout=900)  # fmt: skip
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-5000:]
+    assert re.search(r"^deadline 0\.2 min: at this pace \(.+ an epoch\) the training takes about .+; it ends at the "
+                     r"deadline", log, re.MULTILINE), log[-5000:]  # fmt: skip
+    cut = re.search(r"^deadline: training ends after epoch (\d+) of 10000", log, re.MULTILINE)
+    assert cut, log[-5000:]
+    trained = int(cut.group(1))
+
+    (store,) = home.glob("zenml/local_stores/*/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    (run,) = mlflow.search_runs(experiment_names=["fer_training"], output_format="list")
+    assert run.data.params["train.ended_by"] == "deadline" and run.data.metrics["train.epochs_trained"] == trained
+    stopped = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train.stopped_by_deadline")
+    assert [(m.step, m.value) for m in stopped] == [(trained, 1.0)]
+    assert 1 <= run.data.metrics["train.best_epoch"] <= trained
