@@ -114,13 +114,14 @@ ablation: setup
 # on SEEDS (default 0,1) in homes under $(FERKIT_HOME)/ablation-full/<row> and scores PublicTest and
 # PrivateTest into tests/benchmarks/results/ablation-<EPOCHS>-epochs/<row>.json, then one table
 # gathers them (ablation-<EPOCHS>-epochs.json). The full row is cpu.yaml itself (the same training
-# hash as `make seeds` of it). The table holds one precision: a row this machine would train in
-# another is refused before training. About an hour a run on 2 native-bf16 cores; a rerun trains
-# only what is missing.
+# hash as `make seeds` of it). The table holds one precision and one kind of CPU: a row this machine
+# would train in another precision, or on another kind than the table's, is refused before training
+# (FOLDER=<another folder> starts a table for this kind, gathered into <folder>.json). About an hour a run on 2 native-bf16
+# cores; a rerun trains only what is missing.
 ABLATION_ROWS = full no_attention no_transformer no_branches no_class_weights no_class_balanced_augmentation
 ablation-full: setup
 	@set -e; epochs=$(or $(EPOCHS),36); seeds=$(or $(SEEDS),0$(comma)1); \
-	folder=tests/benchmarks/results/ablation-$$epochs-epochs; homes=$(FERKIT_HOME)/ablation-full; \
+	folder=$(or $(FOLDER),tests/benchmarks/results/ablation-$$epochs-epochs); homes=$(FERKIT_HOME)/ablation-full; \
 	for row in $(or $(subst $(comma), ,$(ROWS)),$(ABLATION_ROWS)); do \
 	  $(BIN)/python tests/benchmarks/bench_ablation.py --epochs $$epochs --write-config $$row --out $$homes/$$row.yaml \
 	    --from-seeds $$folder; \
@@ -128,7 +129,7 @@ ablation-full: setup
 	    --root $$homes/$$row --out $$folder/$$row.json; \
 	done; \
 	$(BIN)/python tests/benchmarks/bench_ablation.py --epochs $$epochs --from-seeds $$folder \
-	  --out $(or $(OUT),tests/benchmarks/results/ablation-$$epochs-epochs.json)
+	  --out $(or $(OUT),$$folder.json)
 
 # The headline over training seeds: `make train` of CONFIG (default cpu.yaml) once per seed in SEEDS
 # (default 0,1,2), each in its own home under $(FERKIT_HOME)/seeds, scored on PublicTest and

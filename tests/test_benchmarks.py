@@ -3,6 +3,7 @@ PrivateTest on every seed, and a rerun trains only what is missing."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -642,6 +643,25 @@ class TestAblationAtTheWholeBudget:
         ):
             bench_ablation.main([*write, "--from-seeds", str(folder)])
         assert not row_file.exists()
+        (folder / "full.json").write_text(json.dumps(report))
+
+        # So is a row this machine would train on another kind of CPU than the table's seeds: the
+        # same seed trains another model there, and a row's difference pairs seeds.
+        elsewhere = copy.deepcopy(report)
+        for row in elsewhere["results"]["rows"]:
+            row["machine"] = {**row["machine"], "cpu": "AMD EPYC (family 25, model 17)", "isa": ["avx512_bf16"]}
+        (folder / "full.json").write_text(json.dumps(elsewhere))
+        with pytest.raises(
+            SystemExit,
+            match=r"full.json: its seeds trained on AMD EPYC \(family 25, model 17\) \[avx512_bf16\]; row "
+            r"no_branches would train on .*FOLDER=<another folder>",
+        ):
+            bench_ablation.main([*write, "--from-seeds", str(folder)])
+        assert not row_file.exists()
+        # and a table is not gathered from rows trained on two kinds.
+        with pytest.raises(SystemExit, match=r"differ in kind of CPU"):
+            bench_ablation.main(argv)
+        assert out.read_bytes() == before
         (folder / "full.json").write_text(json.dumps(report))
 
         # An ablation trained in one process (`make ablation`) is not overwritten by a gathered one.

@@ -81,10 +81,13 @@ class BudgetPlan:
 
 
 def duration(seconds: float) -> str:
-    """Seconds as people say them: 0.4 s, 40 s, 12 min, 2 h 05 min."""
+    """Seconds as people say them: 0.4 s, 40 s, 2 min 28 s, 12 min, 2 h 05 min."""
     minutes = round(seconds / 60)
     if seconds < 90:
         return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+    if seconds < 599.5:  # a few minutes: the seconds still tell an epoch's pace
+        whole, rest = divmod(round(seconds), 60)
+        return f"{whole} min {rest:02d} s"
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 

@@ -323,8 +323,8 @@ class _Run:
         slower = "slower than the rehearsal found" if self.stopped_by == TIME_BUDGET else "the schedule's tail is cut"
         self.bar.write(
             f"{self.stopped_by}: training ends after epoch {len(self.history)} of {self.config.total_epochs}: "
-            f"{duration(spent)} of its {duration(self.deadline.seconds)} spent, and an epoch takes "
-            f"{duration(time.perf_counter() - epoch_start)} here now ({slower}); the best epoch so far is kept"
+            f"{duration(spent)} of its {duration(self.deadline.seconds)} spent, and the last epoch took "
+            f"{duration(time.perf_counter() - epoch_start)} with its scoring ({slower}); the best epoch so far is kept"
         )
 
     def _say_pace(self, seconds: float) -> None:

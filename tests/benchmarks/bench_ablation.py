@@ -137,12 +137,13 @@ def seeds_runs(folder: Path, config_file: str | Path, epochs: int, names: list[s
     """The runs `bench_seeds` trained into `folder/<row>.json` for `names` and `seeds` (None: every
     seed a file holds, so training one more seed never drops the others from the table), as `run_row`
     writes runs, with the TTA and precision they share. A file must hold its row's training (the
-    config `row_config` writes) scored with one TTA at one precision; a row without a file is left
-    out, saying so."""
+    config `row_config` writes) scored with one TTA at one precision, trained on one kind of CPU (bf16
+    kernels of different kinds train different models, like another seed, and a row's difference
+    from the full design pairs seeds); a row without a file is left out, saying so."""
     from tests.benchmarks.bench_seeds import training_fingerprint
 
     runs: list[dict] = []
-    shared: dict[str, set] = {"tta": set(), "precision": set()}
+    shared: dict[str, set] = {"tta": set(), "precision": set(), "kind of CPU": set()}
     for name in names:
         file = folder / f"{name}.json"
         if not file.is_file():
@@ -160,6 +161,8 @@ def seeds_runs(folder: Path, config_file: str | Path, epochs: int, names: list[s
         for row in report["results"]["rows"]:
             if (seeds is not None and row["seed"] not in seeds) or "test" not in row:
                 continue
+            if row.get("machine"):
+                shared["kind of CPU"].add(cpu_kind(row["machine"]))
             runs.append({
                 "row": name,
                 "seed": row["seed"],
@@ -446,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--write-config needs --out: the file to write the row's config to")
         config = row_config(args.config, args.epochs, args.write_config)
         if args.from_seeds:
-            same_precision(Path(args.from_seeds), args.write_config, config)
+            same_kind_of_training(Path(args.from_seeds), args.write_config, config)
         text = yaml.safe_dump(config, sort_keys=False)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
@@ -498,20 +501,35 @@ def write_table(out: Path, table: dict, args, modes: tuple[str, ...], runs: list
     write_report("ablation", out, targets={}, checks={}, results=results, config=shown_path(args.config), note=note)
 
 
-def same_precision(folder: Path, name: str, config: dict) -> None:
+def cpu_kind(measured_on: dict) -> str:
+    """A machine's kind as far as training is concerned: its CPU model and speed-relevant instruction
+    sets (an AMX Xeon and an AVX512-BF16 EPYC train different bf16 models from one seed)."""
+    return f"{measured_on.get('cpu', 'a CPU not recorded')} [{' '.join(measured_on.get('isa', []))}]"
+
+
+def same_kind_of_training(folder: Path, name: str, config: dict) -> None:
     """Refuse, before any training, a row this machine would train in another precision than the
-    rows already in `folder` (`auto` is bf16 on some CPUs, fp32 on others): the table could not
-    gather it."""
+    rows already in `folder` (`auto` is bf16 on some CPUs, fp32 on others), or on another kind of
+    CPU: the table could not gather it."""
     from tests.benchmarks.bench_seeds import trained_precision
 
-    here = trained_precision(config)
+    here, this = trained_precision(config), machine()
     for file in sorted(folder.glob("*.json")):
-        there = json.loads(file.read_text()).get("precision")
+        report = json.loads(file.read_text())
+        there = report.get("precision")
         if there and there != here:
             raise SystemExit(
                 f"{shown_path(file)}: its seeds trained in {there}; row {name} would train in {here} on this "
-                f"machine ({machine().get('cpu', 'its CPU')}), and one table holds one precision: train it "
+                f"machine ({this.get('cpu', 'its CPU')}), and one table holds one precision: train it "
                 f"where `precision: auto` resolves to {there}"
+            )
+        kinds = {cpu_kind(row["machine"]) for row in report.get("results", {}).get("rows", []) if row.get("machine")}
+        if kinds and cpu_kind(this) not in kinds:
+            raise SystemExit(
+                f"{shown_path(file)}: its seeds trained on {', '.join(sorted(kinds))}; row {name} would train on "
+                f"{cpu_kind(this)}, which trains another model from the same seed (its kernels round "
+                "differently), and a row's difference from the full design pairs seeds: train it on that kind "
+                "of CPU, or start a table for this one (`make ablation-full FOLDER=<another folder>`)"
             )
 
 

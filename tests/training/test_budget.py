@@ -416,3 +416,13 @@ def test_budget_config_refuses_a_budget_that_is_no_time(tmp_path):
     assert done.returncode == 2 and not out.exists()
     assert "--minutes 0" in done.stderr and "time_budget_minutes" in done.stderr and "greater than 0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [(0.42, "0.4 s"), (40, "40 s"), (89.4, "89 s"), (148, "2 min 28 s"), (599, "9 min 59 s"),
+     (600, "10 min"), (2891, "48 min"), (7500, "2 h 05 min")],
+)  # fmt: skip
+def test_durations_read_as_people_say_them(seconds, said):
+    """An epoch of a few minutes keeps its seconds (2 min 28 s, not 2 min); longer spans round to minutes."""
+    assert budget_module.duration(seconds) == said

@@ -5,6 +5,7 @@ cutting would stop far from the schedule's end, and a resumed training keeps the
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -62,6 +63,7 @@ def test_a_slow_day_cuts_the_schedules_tail_at_the_deadline(tmp_path, monkeypatc
     assert "deadline 1 min: at this pace (6 s an epoch) the training takes about 66 s; it ends at the deadline" in said
     assert said.count("deadline 1 min:") == 1  # decided once
     assert "deadline: training ends after epoch 10 of 12" in said
+    assert re.search(r"and the last epoch took \d+ s with its scoring \(the schedule's tail is cut\)", said)
 
     # The schedule is the configured one, cut: the same learning rates as the whole 12 epochs'.
     whole = train(TrainConfig(**SMALL, phases=PHASES), data, [1.0] * 7)
@@ -93,7 +95,9 @@ def test_a_machine_too_slow_for_the_cut_allowed_trains_the_whole_schedule(monkey
     slow = train(limited(), data, [1.0] * 7)
     assert len(slow.result.history) == 12 and slow.result.ended_by == "all epochs"
     said = capsys.readouterr().out
-    assert "takes about 2 min; more than cutting at most 20% of the epochs saves: the whole schedule trains" in said
+    assert (
+        "takes about 2 min 00 s; more than cutting at most 20% of the epochs saves: the whole schedule trains" in said
+    )
     # With a larger cut allowed the same machine is held to the deadline (after 6 epochs).
     machine_at(monkeypatch, 10.0)
     held = train(limited(max_cut=0.5), data, [1.0] * 7)
