@@ -671,3 +671,74 @@ class TestAblationAtTheWholeBudget:
         with pytest.raises(SystemExit, match="in-process.json: holds an ablation `make ablation` trained in one"):
             bench_ablation.main([*argv[:-2], "--from-seeds", str(folder), "--out", str(in_process)])
         assert in_process.read_bytes() == kept
+
+
+class TestAveraging:
+    def test_the_averages_follow_the_training_fit_runs_and_are_compared_paired_on_both_splits(self, setup):
+        """The benchmark trains what `fit` trains (the same last weights and recipe EMA), so its
+        averages are those of `make train`'s training; each is scored on PublicTest and PrivateTest."""
+        import torch
+
+        from ferkit.data import read_fer2013
+        from ferkit.data.weights import class_weights
+        from ferkit.models import build_model
+        from ferkit.training import TrainConfig, fit, seed_everything
+        from tests.benchmarks import bench_averaging
+
+        archive, config_file, _ = setup
+        train = {**TINY_HYBRID, "ema_decay": 0.9, "validate_every": 1}
+        config_file.write_text(yaml.safe_dump({"steps": {
+            "compute_class_weights": {"parameters": {"method": "inverse_frequency", "power": 0.5}},
+            "train_model": {"parameters": {"config": train}},
+            "evaluate_model": {"parameters": {"tta": "multi_scale"}},
+        }}))  # fmt: skip
+        data = read_fer2013(archive, progress=False)
+        weights = class_weights(data.split("train").labels, power=0.5).as_list()
+        config = TrainConfig(**train)
+        trained = bench_averaging.train_with_averages(config, data, weights, (0.5, 0.9), (2,))["weights"]
+        assert sorted(trained) == ["ema_0.5", "ema_0.9", "last", "swa_2"]
+
+        seed_everything(config.seed)
+        model = build_model(config.architecture, **config.architecture_kwargs)
+        split, val = data.split("train"), data.split("val")
+        state = config_file.parent / "state.pt"
+        fit(
+            model,
+            split.images,
+            split.labels,
+            val.images,
+            val.labels,
+            config,
+            class_weights=weights,
+            checkpoint_path=state,
+        )
+        for name, value in model.state_dict().items():
+            assert torch.equal(trained["last"][name], value), name
+        fit_ema = torch.load(state, weights_only=False)["ema"]  # the recipe's EMA after fit's last epoch
+        for name, value in trained["ema_0.9"].items():
+            assert torch.equal(fit_ema[f"module.{name}"], value), name
+        # SWA's mean differs from the last weights, and its BatchNorm statistics were measured again.
+        for kind in ("weight", "running_mean"):
+            name = next(k for k in trained["last"] if k.endswith(kind) and trained["last"][k].dim() == 1)
+            assert not torch.equal(trained["swa_2"][name], trained["last"][name]), name
+
+        out = config_file.parent / "averaging.json"
+        argv = ["--data", str(archive), "--config", str(config_file), "--out", str(out)]
+        assert bench_averaging.main([*argv, "--seeds", "0,1", "--decays", "0.5,0.9", "--swa-epochs", "2"]) == 0
+        report = json.loads(out.read_text())
+        assert report["baseline"] == "ema_0.9" and report["table"]["modes"] == ["flip", "multi_scale"]
+        rows = report["results"]["rows"]
+        assert [r["seed"] for r in rows] == [0, 1]
+        for r in rows:
+            for split in ("val", "test"):
+                figures = r["averages"]["swa_2"][split]["multi_scale"]
+                assert 0 <= figures["balanced_accuracy"] <= 1 and 0 <= figures["fear_recall"] <= 1
+        gains = report["results"]["gains"]["multi_scale"]
+        assert all(d == 0 for d in gains["ema_0.9"]["val"]["macro_f1"]["per_seed"])  # the baseline less itself
+        expected = [r["averages"]["last"]["val"]["multi_scale"]["macro_f1"]
+                    - r["averages"]["ema_0.9"]["val"]["multi_scale"]["macro_f1"] for r in rows]  # fmt: skip
+        assert gains["last"]["val"]["macro_f1"]["per_seed"] == pytest.approx(expected, abs=1e-6)
+        # A rerun keeps the seeds already measured for the same table and trains nothing.
+        before = out.read_text()
+        assert bench_averaging.main([*argv, "--seeds", "0", "--decays", "0.5,0.9", "--swa-epochs", "2"]) == 0
+        assert json.loads(out.read_text())["results"]["rows"] == json.loads(before)["results"]["rows"]
