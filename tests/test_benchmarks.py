@@ -495,6 +495,16 @@ def test_a_run_make_train_trained_is_scored_from_its_home_as_the_benchmark_would
     assert list(real.values()) == weights
     assert runs["weights_matched"]["synthetic_images"] == 0
     assert runs["weights_matched"]["train_images"] == runs["with_gan"]["train_images"] - 12
+    # Seed 0's runs trained on another kind of CPU: a run of it here would not pair with them.
+    report = json.loads(out.read_text())
+    report["results"]["runs"] = [r for r in report["results"]["runs"] if r["variant"] != "weights_matched"]
+    for r in report["results"]["runs"]:
+        r["machine"] = {**r["machine"], "cpu": "AMD EPYC (family 25, model 17)", "isa": ["avx2", "avx512_bf16"]}
+    out.write_text(json.dumps(report))
+    with pytest.raises(SystemExit, match=r"seed 0's runs trained on AMD EPYC .* another table \(--out\)") as refused:
+        bench_gan.main([*argv, "--variants", "weights_matched"])
+    assert "which trains another model from the same seed" in str(refused.value)
+    assert json.loads(out.read_text()) == report  # nothing trained, the table kept
 
 
 def test_a_cached_generator_is_reused_only_where_it_trains_at_the_same_precision(monkeypatch, tmp_path):

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks.bench_ablation import (  # noqa: E402 (after the sys.path line)
+    cpu_kind,
     open_table,
     run_row,
     same_training,
@@ -50,9 +51,22 @@ from tests.benchmarks.bench_ablation import (  # noqa: E402 (after the sys.path 
     table_key,
     trained_row,
 )
-from tests.benchmarks.report import shown_path, write_report  # noqa: E402 (after the sys.path line)
+from tests.benchmarks.report import machine, shown_path, write_report  # noqa: E402 (after the sys.path line)
 
 VARIANTS = ("without_gan", "with_gan", "weights_matched")
+
+
+def same_kind_as_its_pairs(out: Path, runs: list[dict], seed: int) -> None:
+    """Refuse, before any training, a run of `seed` on another kind of CPU than the runs of that seed
+    already in the table: the same seed trains another model there, and the variants pair by seed."""
+    here = cpu_kind(machine())
+    there = {cpu_kind(r["machine"]) for r in runs if r["seed"] == seed and r.get("machine")}
+    if there and here not in there:
+        raise SystemExit(
+            f"{shown_path(out)}: seed {seed}'s runs trained on {', '.join(sorted(there))}; this machine is "
+            f"{here}, which trains another model from the same seed, and with_gan pairs with its controls "
+            "by seed: run this seed on that kind of CPU, or start another table (--out)"
+        )
 
 
 def generator_cache(folder: Path, over) -> Path:
@@ -170,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                 for r in runs
             )
         ]
+        if todo:
+            same_kind_as_its_pairs(out, runs, seed)
         # The generator makes the with_gan run's faces and is scored with it, once per seed; the
         # weight-matched control needs only the counts its plan adds, so alone it trains no GAN.
         generator = None
