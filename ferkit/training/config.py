@@ -58,6 +58,17 @@ class MixSettings(BaseModel):
         return MixConfig(**self.model_dump())
 
 
+class SelfDistillSettings(BaseModel):
+    """Progressive self-knowledge distillation (PS-KD, Kim et al. 2021): the model teaches itself.
+    Each face's target is its label blended with what the model predicted for it the last time it
+    trained on it (an epoch earlier), the blend's share rising linearly from 0 at the first epoch
+    to `alpha` at the last. The teacher costs no forward pass: its predictions are the training's own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(0.8, gt=0, le=1)  # the share of the model's own past prediction at the last epoch
+
+
 class ProgressiveSettings(BaseModel):
     """Progressive resizing (as in fast.ai's DAWNBench runs; the train-test resolution effect,
     Touvron et al. 2019): the first epochs see smaller faces, so they cost less, and the last
@@ -139,6 +150,7 @@ class TrainConfig(BaseModel):
     augment: AugmentSettings = Field(default_factory=AugmentSettings)  # batched augmentation
     mix: MixSettings | None = None  # mixup or cutmix after augmentation; None: no mixing
     progressive: ProgressiveSettings | None = None  # smaller faces in the first epochs; None: 48 px throughout
+    self_distill: SelfDistillSettings | None = None  # targets blended with the model's past predictions; None: labels
     tta_flip: bool = True  # average predictions over the image and its mirror at evaluation
     ema_decay: float | None = Field(None, gt=0, lt=1)  # evaluate and keep an exponential moving average
     early_stopping_patience: int | None = Field(10, ge=1)  # validations without improvement end a phase
@@ -203,6 +215,13 @@ class TrainConfig(BaseModel):
         schedule = "onecycle" if self.optimizer == "sgd" else "cosine"
         return [Phase(name="train", epochs=self.epochs, lr=self.lr, optimizer=self.optimizer, schedule=schedule)]
 
+    def distill_share(self, epoch: int) -> float:
+        """The share of each face's target taken from the model's past prediction in `epoch` (0-based,
+        over all phases): 0 without self-distillation and at the first epoch, `alpha` at the last."""
+        if self.self_distill is None or self.total_epochs <= 1:
+            return 0.0
+        return self.self_distill.alpha * epoch / (self.total_epochs - 1)
+
     @property
     def total_epochs(self) -> int:
         return sum(p.epochs for p in self.resolved_phases())
@@ -220,7 +239,7 @@ class TrainConfig(BaseModel):
         """The config as it trains here (precision resolved): what a checkpoint records."""
         recipe = {**self.model_dump(mode="json"), "precision": self.concrete_precision}
         # recipes and fingerprints from before these existed stay as they were
-        for added in ("mix", "progressive", "time_budget_minutes", "short_budget", "deadline"):
+        for added in ("mix", "progressive", "self_distill", "time_budget_minutes", "short_budget", "deadline"):
             if recipe[added] is None:
                 del recipe[added]
         if self.time_budget_minutes is None:  # short_budget shapes nothing without a budget

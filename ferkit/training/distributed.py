@@ -109,3 +109,17 @@ def from_main(value: object, workers: Workers) -> object:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def gather_shards(shard: torch.Tensor, size: int, workers: Workers) -> torch.Tensor:
+    """The rows of a global batch of `size` from every rank's shard (`Workers.shard`: rank r holds
+    positions r, r + world, ...), in the global batch's order; the shard itself for one process."""
+    if not workers.distributed:
+        return shard
+    rows = -(-size // workers.world_size)  # the largest shard; the others are padded to it
+    padded = torch.zeros((rows, *shard.shape[1:]), dtype=shard.dtype, device=shard.device)
+    padded[: len(shard)] = shard
+    parts = [torch.empty_like(padded) for _ in range(workers.world_size)]
+    dist.all_gather(parts, padded)
+    # (world, rows, ...) -> (rows, world, ...): position p is row p // world of rank p % world.
+    return torch.stack(parts).transpose(0, 1).reshape(rows * workers.world_size, *shard.shape[1:])[:size]

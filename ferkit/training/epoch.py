@@ -104,6 +104,10 @@ class EpochSetup:
     repeats: np.ndarray = field(default_factory=lambda: np.ones(len(EMOTIONS), dtype=np.int64))
     ema: torch.optim.swa_utils.AveragedModel | None = None  # updated after every step
     workers: Workers = distributed.SINGLE
+    # Self-distillation: each face's probabilities the last time it trained unmixed, (N, 7) on the
+    # device (its one-hot label before that); None without it. `distill_share` is the epoch's blend.
+    past: torch.Tensor | None = None
+    distill_share: float = 0.0
 
     def batches(self) -> list[np.ndarray]:
         order = epoch_order(self.labels, self.repeats, self.generator)
@@ -118,6 +122,29 @@ class EpochSetup:
 
 def _cross_entropy(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, smoothing: float):
     return F.cross_entropy(logits, y, weight=weights, reduction="none", label_smoothing=smoothing)
+
+
+def past_predictions(labels: np.ndarray, config: TrainConfig, device: torch.device) -> torch.Tensor | None:
+    """The table self-distillation starts from: each face's one-hot label, (N, 7) float32 on `device`,
+    so a face not trained on yet is taught its label alone; None without self-distillation."""
+    if config.self_distill is None:
+        return None
+    return F.one_hot(torch.as_tensor(labels, dtype=torch.long), len(EMOTIONS)).float().to(device)
+
+
+def distilled_targets(y: torch.Tensor, past: torch.Tensor, share: float, smoothing: float) -> torch.Tensor:
+    """Targets (B, 7): the label (smoothed, when asked) blended with the face's past prediction `past`
+    (B, 7), which weighs `share`."""
+    hard = F.one_hot(y, len(EMOTIONS)).float() * (1 - smoothing) + smoothing / len(EMOTIONS)
+    return (1 - share) * hard + share * past
+
+
+def _soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None
+) -> torch.Tensor:
+    """Cross-entropy against probability targets, per image, weighed by the class of its label."""
+    per_image = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)  # (B,)
+    return per_image * weights[y] if weights is not None else per_image
 
 
 def _train_step(
@@ -149,18 +176,34 @@ def _train_step(
         total_weight = weights[y].sum()
     else:
         total_weight = share * weights[y].sum() + (1 - share) * weights[y_partner].sum()
+    rows = torch.as_tensor(idx, device=device)
+    rows_partner = rows[partner.to(device)] if partner is not None else rows
     if workers.distributed:
         mine = torch.as_tensor(workers.shard(idx), device=device)
         x, y, y_partner = x[mine], y[mine], y_partner[mine]
+        rows, rows_partner = rows[mine], rows_partner[mine]
     x = x.contiguous(memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
     data_seconds = time.perf_counter() - data_start
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
         logits = net(x)  # (B, 7)
-    per_image = _cross_entropy(logits.float(), y, weights, config.label_smoothing)
-    if share < 1:  # the partner's label weighs what its pixels are of the image
-        per_image = share * per_image + (1 - share) * _cross_entropy(
-            logits.float(), y_partner, weights, config.label_smoothing
-        )
+    if setup.past is None:
+        per_image = _cross_entropy(logits.float(), y, weights, config.label_smoothing)
+        if share < 1:  # the partner's label weighs what its pixels are of the image
+            per_image = share * per_image + (1 - share) * _cross_entropy(
+                logits.float(), y_partner, weights, config.label_smoothing
+            )
+    else:
+        per_image = _soft_cross_entropy(
+            logits.float(), distilled_targets(y, setup.past[rows], setup.distill_share, config.label_smoothing),
+            y, weights,
+        )  # fmt: skip
+        if share < 1:
+            partner_targets = distilled_targets(
+                y_partner, setup.past[rows_partner], setup.distill_share, config.label_smoothing
+            )
+            per_image = share * per_image + (1 - share) * _soft_cross_entropy(
+                logits.float(), partner_targets, y_partner, weights
+            )
     loss = per_image.sum() / total_weight * workers.world_size  # DDP divides by the world size
     regularization = getattr(setup.model, "regularization", None)
     if regularization is not None:
@@ -171,6 +214,10 @@ def _train_step(
     scheduler.step()
     if setup.ema is not None:
         setup.ema.update_parameters(setup.model)
+    if setup.past is not None and share == 1:  # a mixed image's prediction is no face's
+        # Every rank records the whole global batch, so the tables stay alike.
+        predicted = distributed.gather_shards(F.softmax(logits.detach().float(), dim=1), len(idx), workers)
+        setup.past[torch.as_tensor(idx, device=device)] = predicted
     correct = int((logits.argmax(dim=1) == y).sum())  # under mixing: against each face's own label
     return loss.item() / workers.world_size * len(idx), correct, len(y), data_seconds
 

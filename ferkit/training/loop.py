@@ -29,7 +29,14 @@ from ferkit.runtime import keep_freed_memory, progress_disabled, resolve_device,
 from ferkit.training import distributed
 from ferkit.training.budget import duration
 from ferkit.training.config import Phase, TrainConfig
-from ferkit.training.epoch import EpochSetup, class_repeats, make_optimizer, set_trainable, train_one_epoch
+from ferkit.training.epoch import (
+    EpochSetup,
+    class_repeats,
+    make_optimizer,
+    past_predictions,
+    set_trainable,
+    train_one_epoch,
+)
 from ferkit.training.state import (
     BestWeights,
     EarlyStopping,
@@ -124,7 +131,8 @@ def prepare_epochs(
     # uint8 images live on the device once (66 MB for FER2013): batches are gathered there, not copied per step.
     images = torch.from_numpy(np.ascontiguousarray(train_images)).to(device)
     ema = model_ema(model, config.ema_decay) if config.ema_decay is not None else None
-    return EpochSetup(model, images, train_labels, config, generator, weights, repeats, ema, workers)
+    past = past_predictions(train_labels, config, device)
+    return EpochSetup(model, images, train_labels, config, generator, weights, repeats, ema, workers, past)
 
 
 class _Run:
@@ -174,6 +182,8 @@ class _Run:
         self.setup.model.load_state_dict(state["model"])
         if self.setup.ema is not None:
             self.setup.ema.load_state_dict(state["ema"])
+        if self.setup.past is not None:
+            self.setup.past.copy_(state["past"])
         self.history = state["history"]
         self.best = BestWeights(state["best_f1"], state["best_epoch"], state["best"])
         self.start_phase, self.start_epoch, self.elapsed = (state["phase"], state["epoch_in_phase"], state["seconds"])
@@ -224,6 +234,7 @@ class _Run:
             desc = f"{phase.name} {epoch_in_phase + 1}/{phase.epochs}"
             size = self.config.train_size(len(self.history))
             desc += f" at {size} px" if size is not None else ""
+            self.setup.distill_share = self.config.distill_share(len(self.history))
             metrics = train_one_epoch(self.setup, optimizer, scheduler, desc, net, size)
             last_of_phase = epoch_in_phase + 1 == phase.epochs
             final = index == len(self.phases) - 1 and last_of_phase
@@ -238,6 +249,7 @@ class _Run:
                     "train.phase": float(index),
                     "train.trainable_parameters": float(sum(p.numel() for p in params)),
                     **({"train.image_size": float(size or IMAGE_SIZE)} if self.config.progressive else {}),
+                    **({"train.distill_share": self.setup.distill_share} if self.config.self_distill else {}),
                 },
             )
             # Early stopping that ends the last phase ends the training anyway: not the budget's doing.
@@ -388,6 +400,7 @@ class _Run:
                 "stale": stopping.stale,
                 "model": self.setup.model.state_dict(),
                 "ema": ema.state_dict() if ema is not None else None,
+                "past": self.setup.past.cpu() if self.setup.past is not None else None,
                 "optimizer": None if done else optimizer.state_dict(),  # a new phase builds its own
                 "scheduler": None if done else scheduler.state_dict(),
                 "history": plain_history(self.history),

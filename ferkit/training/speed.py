@@ -10,7 +10,7 @@ from ferkit.models import build_model
 from ferkit.models.ema import model_ema
 from ferkit.runtime import keep_freed_memory, resolve_device, seed_everything
 from ferkit.training.config import TrainConfig
-from ferkit.training.epoch import EpochSetup, class_repeats, make_optimizer, train_one_epoch
+from ferkit.training.epoch import EpochSetup, class_repeats, make_optimizer, past_predictions, train_one_epoch
 
 # Where a training step's time goes, by the operators' own CPU time: name fragments -> group.
 OPERATOR_GROUPS = {
@@ -60,7 +60,11 @@ def training_throughput(
         size=size,
     )
     average = model_ema(model, config.ema_decay) if ema and config.ema_decay is not None else None
-    setup = EpochSetup(model, device_images, labels, config, generator, repeats=class_repeats(config), ema=average)
+    setup = EpochSetup(
+        model, device_images, labels, config, generator, repeats=class_repeats(config), ema=average,
+        past=past_predictions(labels, config, device),  # self-distillation's soft targets, as fit() keeps them
+    )  # fmt: skip
+    setup.distill_share = config.distill_share(config.total_epochs - 1)
     if profile:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
             figures = train_one_epoch(setup, optimizer, scheduler, "measure", size=size)

@@ -18,12 +18,12 @@ from torch import nn
 
 from ferkit.models import TrainedModel
 from ferkit.training import TrainConfig, fit, seed_everything
-from ferkit.training.distributed import Workers, current
+from ferkit.training.distributed import Workers, current, gather_shards
 from tests.factories import image_tree, write_zip
 
 ROOT = Path(__file__).parents[2]
 
-# Class weights, repeats, erasing and an EMA all in play; no BatchNorm or dropout (their
+# Class weights, repeats, erasing, an EMA and self-distillation (its table gathered from both ranks) all in play; no BatchNorm or dropout (their
 # per-rank statistics and masks would differ from one process's by design).
 CONFIG = {
     "epochs": 2,
@@ -34,6 +34,7 @@ CONFIG = {
     "class_repeats": {"disgust": 2},
     "augment": {"erase": 0.5},
     "ema_decay": 0.9,
+    "self_distill": {"alpha": 0.8},
     "device": "cpu",
     "num_threads": 1,
     "tta_flip": False,
@@ -115,6 +116,10 @@ class TestGloo:
         shards = [Workers(rank, 3).shard(batch) for rank in range(3)]
         assert sorted(np.concatenate(shards).tolist()) == list(range(10))
         assert Workers(0, 1).shard(batch).tolist() == list(range(10))
+
+    def test_one_process_gathers_its_own_shard(self):
+        shard = torch.arange(14.0).view(2, 7)
+        assert gather_shards(shard, 2, Workers(0, 1)) is shard
 
     def test_without_a_process_group_there_is_one_worker(self):
         assert current() == Workers(0, 1) and current().is_main and not current().distributed

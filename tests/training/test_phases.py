@@ -169,6 +169,17 @@ class TestResume:
         for key, value in reference.state_dict.items():
             torch.testing.assert_close(resumed.state_dict[key], value, rtol=0, atol=0)
 
+    def test_resume_keeps_the_self_distillation_table(self, tmp_path):
+        """The soft targets of the epochs after a resume come from the predictions of those before."""
+        options = dict(self_distill={"alpha": 0.8}, class_repeats={"happy": 2})
+        reference, _ = self._run(**options)
+        assert [h["train.distill_share"] for h in reference.history] == pytest.approx([0, 0.8 / 3, 1.6 / 3, 0.8])
+        with pytest.raises(KeyboardInterrupt):
+            self._run(tmp_path / "s.pt", interrupt_after=2, **options)
+        resumed, _ = self._run(tmp_path / "s.pt", **options)
+        for key, value in reference.state_dict.items():
+            torch.testing.assert_close(resumed.state_dict[key], value, rtol=0, atol=0)
+
     def test_resume_with_early_stopping_class_weights_and_repeats(self, tmp_path):
         options = dict(early_stopping_patience=1, use_class_weights=True, class_repeats={"happy": 2})
         reference, _ = self._run(**options)

@@ -12,6 +12,7 @@ from ferkit.models import build_model
 from ferkit.models.predict import to_input
 from ferkit.training import TrainConfig, fit, predict_proba, seed_everything
 from ferkit.training.config import AugmentSettings, Phase
+from ferkit.training.epoch import distilled_targets
 from ferkit.training.loop import ended_by
 from tests.factories import TINY_HYBRID
 
@@ -245,6 +246,66 @@ class TestMix:
         model.load_state_dict(result.state_dict)
         assert np.isfinite(result.history[-1]["train.loss"])
         assert (predict_proba(model, vx).argmax(1) == vy).mean() > 0.9
+
+
+class TestSelfDistill:
+    def test_the_share_rises_from_nothing_at_the_first_epoch_to_alpha_at_the_last(self):
+        config = TrainConfig(epochs=5, self_distill={"alpha": 0.6}, **SMALL)
+        assert [config.distill_share(e) for e in range(5)] == pytest.approx([0, 0.15, 0.3, 0.45, 0.6])
+        assert TrainConfig(epochs=5, **SMALL).distill_share(4) == 0
+        with pytest.raises(ValueError, match="alpha"):
+            TrainConfig(self_distill={"alpha": 1.5})
+
+    def test_a_target_blends_the_label_with_the_past_prediction(self):
+        y = torch.tensor([0, 3])
+        past = torch.tensor([[0.1, 0, 0, 0.9, 0, 0, 0], [0, 0, 0, 1.0, 0, 0, 0]])
+        targets = distilled_targets(y, past, share=0.5, smoothing=0.0)
+        torch.testing.assert_close(targets[0], torch.tensor([0.55, 0, 0, 0.45, 0, 0, 0]))
+        torch.testing.assert_close(targets[1], F.one_hot(torch.tensor(3), 7).float())
+        smoothed = distilled_targets(y, past, share=0.0, smoothing=0.07)
+        torch.testing.assert_close(smoothed[0], torch.tensor([0.94, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01]))
+        torch.testing.assert_close(distilled_targets(y, past, 0.3, 0.1).sum(1), torch.ones(2))
+
+    def test_the_first_epoch_trains_on_the_labels_and_later_ones_on_the_blend(self):
+        x, y = two_class_faces(128, seed=0)
+        weights = [1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0]
+        runs = []
+        for distill in (None, {"alpha": 0.8}):
+            config = TrainConfig(epochs=3, self_distill=distill, **{**SMALL, "use_class_weights": True})
+            seed_everything(0)
+            model = build_model(config.architecture, **config.architecture_kwargs)
+            runs.append(fit(model, x, y, x[:32], y[:32], config, class_weights=weights).history)
+        plain, distilled = runs
+        assert distilled[0]["train.loss"] == pytest.approx(plain[0]["train.loss"], rel=1e-5)
+        assert distilled[2]["train.loss"] != pytest.approx(plain[2]["train.loss"], rel=1e-3)
+
+    def test_the_table_holds_each_trained_face_s_last_prediction_and_the_rest_their_labels(self, tmp_path):
+        x, y = two_class_faces(256, seed=0)
+        config = TrainConfig(epochs=2, self_distill={"alpha": 0.8}, max_batches_per_epoch=2, **SMALL)
+        seed_everything(0)
+        model = build_model(config.architecture, **config.architecture_kwargs)
+        fit(model, x, y, x[:32], y[:32], config, checkpoint_path=tmp_path / "state.pt")
+        past = torch.load(tmp_path / "state.pt", weights_only=True)["past"]  # (256, 7)
+        labels = F.one_hot(torch.as_tensor(y), 7).float()
+        untouched = (past == labels).all(1)
+        assert 64 <= int((~untouched).sum()) <= 128  # 2 epochs of 2 batches of 32; some faces in both
+        torch.testing.assert_close(past.sum(1), torch.ones(256))
+        assert (past[~untouched] > 0).all()  # a softmax, not a label
+
+    def test_a_model_trained_with_self_distillation_learns(self):
+        x, y = two_class_faces(256, seed=0)
+        vx, vy = two_class_faces(128, seed=1)
+        config = TrainConfig(epochs=4, self_distill={"alpha": 0.8}, **SMALL)
+        model = build_model(config.architecture, **config.architecture_kwargs)
+        model.load_state_dict(fit(model, x, y, vx, vy, config).state_dict)
+        assert (predict_proba(model, vx).argmax(1) == vy).mean() > 0.9
+
+    def test_a_recipe_without_it_keeps_its_fingerprint(self):
+        plain = TrainConfig(epochs=1, **SMALL)
+        assert "self_distill" not in plain.recipe()
+        distilled = TrainConfig(epochs=1, self_distill={}, **SMALL)
+        assert distilled.recipe()["self_distill"] == {"alpha": 0.8}
+        assert distilled.fingerprint() != plain.fingerprint()
 
 
 class TestProgressive:
