@@ -314,6 +314,10 @@ class TestSeeds:
         path.write_text(yaml.safe_dump(config))
         assert bench_seeds.main() == 0 and trained == []  # the gate's metric changes no weight
         assert json.loads(out.read_text())["results"]["test"]["macro_f1"]["mean"] == 0.7
+        assert json.loads(out.read_text())["config"] == str(path)  # outside the repository: its full path
+        monkeypatch.setattr(bench_seeds, "ROOT", tmp_path)  # a config of the repository is named from its root
+        assert bench_seeds.main() == 0 and json.loads(out.read_text())["config"] == "c.yaml"
+        monkeypatch.setattr(bench_seeds, "ROOT", ROOT)
 
         # The same config on a machine where `auto` resolves to another precision trains other weights.
         here = bench_seeds.trained_precision(config)
