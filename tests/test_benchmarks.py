@@ -692,6 +692,26 @@ class TestAblationAtTheWholeBudget:
 
 
 class TestAveraging:
+    def test_a_self_distilled_recipe_trains_as_fit_trains_it(self, setup):
+        """The blend of labels and past predictions rises per epoch in the benchmark as in `fit`."""
+        import torch
+
+        from ferkit.data import read_fer2013
+        from ferkit.models import build_model
+        from ferkit.training import TrainConfig, fit, seed_everything
+        from tests.benchmarks import bench_averaging
+
+        archive, _, _ = setup
+        config = TrainConfig(**{**TINY_HYBRID, "ema_decay": 0.9, "self_distill": {"alpha": 0.8}})
+        data = read_fer2013(archive, progress=False)
+        trained = bench_averaging.train_with_averages(config, data, None, (), ())["weights"]
+        seed_everything(config.seed)
+        model = build_model(config.architecture, **config.architecture_kwargs)
+        split, val = data.split("train"), data.split("val")
+        fit(model, split.images, split.labels, val.images, val.labels, config)
+        for name, value in model.state_dict().items():
+            assert torch.equal(trained["last"][name], value), name
+
     def test_the_averages_follow_the_training_fit_runs_and_are_compared_paired_on_both_splits(self, setup):
         """The benchmark trains what `fit` trains (the same last weights and recipe EMA), so its
         averages are those of `make train`'s training; each is scored on PublicTest and PrivateTest."""

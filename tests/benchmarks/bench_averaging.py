@@ -134,6 +134,7 @@ def train_with_averages(config, data, weights, decays: tuple[float, ...], swa_ep
         optimizer, scheduler = make_optimizer(params, phase, config.weight_decay, phase.epochs * steps)
         for index in range(phase.epochs):
             desc = f"{phase.name} {index + 1}/{phase.epochs}"
+            setup.distill_share = config.distill_share(epoch)  # self-distillation's blend, as `fit` sets it
             metrics = train_one_epoch(setup, optimizer, scheduler, desc, setup.model, config.train_size(epoch))
             epoch += 1
             ends = [*ends, {k: v.detach().clone() for k, v in setup.model.state_dict().items()}][-keep:] if keep else []
