@@ -336,6 +336,41 @@ class TestSeeds:
         assert bench_seeds.main() == 1  # in its own file seed 0 trains again (and here fails)
         assert [t["steps"]["train_model"]["parameters"]["config"]["batch_size"] for t in trained] == [32]
 
+    def test_a_seed_trained_on_another_kind_of_cpu_is_said_and_the_file_lists_the_kinds(
+        self, tmp_path, monkeypatch, capsys
+    ):
+        from tests.benchmarks import bench_seeds
+        from tests.benchmarks.report import cpu_kind, machine
+
+        scored = {"accuracy": 0.7, "balanced_accuracy": 0.7, "macro_f1": 0.7, "log_loss": 0.8, "recall": {}}
+        monkeypatch.setattr(bench_seeds, "train_seed", lambda *args, **kwargs: (0, 1.0))
+        monkeypatch.setattr(bench_seeds, "score", lambda home, data, split, tta: scored)
+        config = {"steps": {"train_model": {"parameters": {"config": TINY_HYBRID}}}}
+        out, root, path = tmp_path / "seeds.json", tmp_path / "seeds", tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(config))
+        elsewhere = {"cpus": 2, "cpu": "Another CPU", "isa": ["avx2"]}
+        out.write_text(json.dumps({
+            "training_sha256": bench_seeds.training_fingerprint(config),
+            "precision": bench_seeds.trained_precision(config),
+            "results": {"tta": "flip", "rows": [{"seed": 0, "machine": elsewhere, "val": scored, "test": scored}]},
+        }))  # fmt: skip
+        argv = ["bench_seeds", "--config", str(path), "--seeds", "0,1", "--root", str(root), "--out", str(out)]
+        monkeypatch.setattr("sys.argv", argv)
+        assert bench_seeds.main() == 0
+        said = capsys.readouterr()
+        here = cpu_kind(machine())
+        assert f"seed 1 trains on {here}; the file's other seeds trained on Another CPU [avx2]" in said.out + said.err
+        report = json.loads(out.read_text())
+        assert report["results"]["kinds_of_cpu"] == sorted([here, "Another CPU [avx2]"])
+        assert [r["seed"] for r in report["results"]["rows"]] == [0, 1]  # seed 0 kept, not trained again
+
+        # A seed of the kind the file already holds says nothing.
+        monkeypatch.setattr("sys.argv", [*argv[:4], "2", *argv[5:]])
+        assert bench_seeds.main() == 0
+        said = capsys.readouterr()
+        assert "trains on" not in said.out + said.err
+        assert json.loads(out.read_text())["results"]["kinds_of_cpu"] == sorted([here, "Another CPU [avx2]"])
+
 
 class TestClassOffsets:
     """Decision offsets are judged on faces their fit never saw: a real skew is found, noise is not."""

@@ -69,6 +69,37 @@ def test_evaluate_headline_tta_from_the_command_line(tmp_path):
     assert "Traceback" not in none.stderr
 
 
+def test_evaluate_scores_at_the_recipes_precision_unless_asked(tmp_path):
+    import torch
+
+    from ferkit.models import TrainedModel, build_model
+
+    torch.manual_seed(0)
+    net = build_model("plain_cnn", widths=[4, 4, 8, 8])
+    checkpoint = tmp_path / "model.pt"
+    recipe = {"tta_flip": True, "precision": "bf16"}  # trained in bf16: scored so by default
+    TrainedModel("plain_cnn", {"widths": (4, 4, 8, 8)}, net.state_dict(), recipe=recipe).save(checkpoint)
+    data = write_zip(tmp_path / "d.zip", image_tree(2))
+    scored = {}
+    for precision in (None, "bf16", "fp32"):
+        asked = ["--precision", precision] if precision else []
+        result = run_cli(
+            "evaluate", "--model", str(checkpoint), "--data", str(data), "--bootstrap", "10", "--json", *asked
+        )
+        assert result.returncode == 0, result.stderr
+        scored[precision] = json.loads(result.stdout)
+    assert scored[None]["precision"] == scored["bf16"]["precision"] == "bf16"
+    assert scored[None]["metrics"] == scored["bf16"]["metrics"]
+    assert scored["fp32"]["precision"] == "fp32"
+    assert scored["fp32"]["metrics"]["log_loss"] != scored["bf16"]["metrics"]["log_loss"]  # bf16 rounds
+    shown = run_cli(
+        "evaluate", "--model", str(checkpoint), "--data", str(data), "--bootstrap", "10", "--precision", "fp32"
+    )
+    assert shown.returncode == 0 and "TTA flip, fp32)" in shown.stdout
+    bad = run_cli("evaluate", "--model", str(checkpoint), "--data", str(data), "--precision", "fp16")
+    assert bad.returncode == 2 and "invalid choice: 'fp16'" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_fresh_config_turns_caching_off_and_clears_the_resume_states(tmp_path):
     import os
     from pathlib import Path

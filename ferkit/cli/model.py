@@ -23,6 +23,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="headline test-time augmentation (default: the mode the registry gated the version on, "
         "else the recipe's); every mode is reported",
     )
+    ev.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default=None,
+        help="precision of the forward passes (default: the recipe's, the one the checkpoint was chosen at)",
+    )
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
     ev.add_argument("--report", help="folder for the report (markdown, HTML, PNGs)")
     ev.add_argument("--json", action="store_true", help="print JSON: figures, per-class table, confusion matrix")
@@ -85,7 +91,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise CommandError(f"{data.report.source} has no {args.split} images to evaluate", NOT_FOUND)
     has_val = data.split_counts()["val"] > 0 and args.split != "val"
     result = evaluate(model, data, split=args.split, tta=tta, fit_temperature_on="val" if has_val else None,
-                      leakage_mask=train_copy_mask(data), bootstrap_resamples=args.bootstrap)  # fmt: skip
+                      leakage_mask=train_copy_mask(data), bootstrap_resamples=args.bootstrap,
+                      precision=args.precision)  # fmt: skip
     if args.report:
         write_report(result, args.report)
     if args.json:
@@ -93,7 +100,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(json.dumps({**_evaluation_json(args, result), "unread": unread}, indent=2))
         return 0
     print(
-        f"{args.model} on {args.split} ({result.images} images, TTA {result.tta}); "
+        f"{args.model} on {args.split} ({result.images} images, TTA {result.tta}, {result.precision}); "
         f"classes: {', '.join(result.classes_present)}"
     )
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece"):
@@ -119,6 +126,7 @@ def _evaluation_json(args: argparse.Namespace, result) -> dict:
         "data": str(args.data),
         "split": args.split,
         "tta": result.tta,
+        "precision": result.precision,
         "images": result.images,
         "classes_present": result.classes_present,
         "metrics": result.flat_metrics(),

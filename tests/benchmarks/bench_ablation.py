@@ -38,7 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.report import machine, shown_path, write_report  # noqa: E402
+from tests.benchmarks.report import cpu_kind, machine, shown_path, write_report  # noqa: E402
 
 # name -> (what is switched off, edit of the train config)
 ROWS = {
@@ -499,12 +499,6 @@ def write_table(out: Path, table: dict, args, modes: tuple[str, ...], runs: list
     results["summary"] = summarise(runs, "row", modes, baseline="full")
     note += f"; PublicTest decides, PrivateTest is reported; views: {', '.join(modes)}"
     write_report("ablation", out, targets={}, checks={}, results=results, config=shown_path(args.config), note=note)
-
-
-def cpu_kind(measured_on: dict) -> str:
-    """A machine's kind as far as training is concerned: its CPU model and speed-relevant instruction
-    sets (an AMX Xeon and an AVX512-BF16 EPYC train different bf16 models from one seed)."""
-    return f"{measured_on.get('cpu', 'a CPU not recorded')} [{' '.join(measured_on.get('isa', []))}]"
 
 
 def same_kind_of_training(folder: Path, name: str, config: dict) -> None:

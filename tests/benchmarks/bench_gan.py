@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks.bench_ablation import (  # noqa: E402 (after the sys.path line)
-    cpu_kind,
     open_table,
     run_row,
     same_training,
@@ -51,7 +50,7 @@ from tests.benchmarks.bench_ablation import (  # noqa: E402 (after the sys.path 
     table_key,
     trained_row,
 )
-from tests.benchmarks.report import machine, shown_path, write_report  # noqa: E402 (after the sys.path line)
+from tests.benchmarks.report import cpu_kind, machine, shown_path, write_report  # noqa: E402 (after the sys.path line)
 
 VARIANTS = ("without_gan", "with_gan", "weights_matched")
 

@@ -46,7 +46,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.report import machine, write_report  # noqa: E402
+from tests.benchmarks.report import cpu_kind, machine, write_report  # noqa: E402
 
 FIGURES = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")
 # Steps that score, report or register the trained model: none changes what a seed trains.
@@ -202,6 +202,21 @@ def score_trained(home: Path, data: str, tta: str) -> dict:
         return {"error": f"no model scored in {home}: {said[-1] if said else f'exit {error.returncode}'}"}
 
 
+def trained_on(rows: list[dict]) -> list[str]:
+    """The kinds of CPU the rows' seeds trained on (a row scored only names none)."""
+    return sorted({cpu_kind(r["machine"]) for r in rows if r.get("machine") and not r.get("scored_only")})
+
+
+def another_kind(seed: int, kinds: list[str]) -> str:
+    """What a seed trained on another kind of CPU than the file's other seeds means for the table."""
+    return (
+        f"seed {seed} trains on {cpu_kind(machine())}; the file's other seeds trained on {'; '.join(kinds)}. "
+        "Another kind of CPU rounds differently and trains another model from the same seed, so the "
+        "spread over these seeds holds that difference too (the file lists its kinds of CPU); "
+        "give another --out to keep a table of one kind"
+    )
+
+
 def summary(rows: list[dict], split: str) -> dict:
     """Mean, sample standard deviation, min and max of each figure (and each recall) over the seeds."""
     done = [r for r in rows if split in r]
@@ -277,6 +292,7 @@ def main() -> int:
         results["minutes"] = (
             {"mean": round(statistics.fmean(minutes), 1), "max": round(max(minutes), 1)} if minutes else {}
         )
+        results["kinds_of_cpu"] = trained_on(rows)
         recorded = {"precision": precision} if precision else {}  # scored only, from a file without one: unknown
         write_report("seeds", out, {}, results, {}, config=named, training_sha256=fingerprint, **recorded)
 
@@ -291,6 +307,9 @@ def main() -> int:
             rows[:] = [r for r in rows if r["seed"] != seed] + [row | score_trained(home, data_path(config), tta)]
             save()
             continue
+        elsewhere = trained_on([r for r in rows if r["seed"] != seed])
+        if elsewhere and cpu_kind(machine()) not in elsewhere:
+            tqdm.write(another_kind(seed, elsewhere))
         home, resume, moved = prepare_home(root, seed, seed_config(config, seed))
         if moved:
             tqdm.write(f"seed {seed}: {home} held another run; moved to {moved}, this seed starts from scratch")

@@ -27,6 +27,12 @@ def machine() -> dict:
     }
 
 
+def cpu_kind(measured_on: dict) -> str:
+    """A machine's kind as far as training is concerned: its CPU model and speed-relevant instruction
+    sets (an AMX Xeon and an AVX512-BF16 EPYC train different bf16 models from one seed)."""
+    return f"{measured_on.get('cpu', 'a CPU not recorded')} [{' '.join(measured_on.get('isa', []))}]"
+
+
 def shown_path(path: str | Path) -> str:
     """`path` relative to the repository when it lies inside it (as a config is named), else absolute."""
     resolved = Path(path).resolve()
