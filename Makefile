@@ -110,7 +110,8 @@ ablation: setup
 	  $(if $(ROWS),--rows $(ROWS)) --out $(or $(OUT),tests/benchmarks/results/ablation-$(or $(EPOCHS),16)-epochs.json)
 
 # The ablation at the whole budget (EPOCHS, default 36: cpu.yaml's own), each run a `make train`:
-# every row's config is written to $(FERKIT_HOME)/ablation-full/<row>.yaml, `bench_seeds` trains it
+# every row's config is written beside its table (<folder>/<row>.yaml, so the table names a config
+# any checkout holds), `bench_seeds` trains it
 # on SEEDS (default 0,1) in homes under $(FERKIT_HOME)/ablation-full/<row> and scores PublicTest and
 # PrivateTest into tests/benchmarks/results/ablation-<EPOCHS>-epochs/<row>.json, then one table
 # gathers them (ablation-<EPOCHS>-epochs.json). The full row is cpu.yaml itself (the same training
@@ -123,9 +124,9 @@ ablation-full: setup
 	@set -e; epochs=$(or $(EPOCHS),36); seeds=$(or $(SEEDS),0$(comma)1); \
 	folder=$(or $(FOLDER),tests/benchmarks/results/ablation-$$epochs-epochs); homes=$(FERKIT_HOME)/ablation-full; \
 	for row in $(or $(subst $(comma), ,$(ROWS)),$(ABLATION_ROWS)); do \
-	  $(BIN)/python tests/benchmarks/bench_ablation.py --epochs $$epochs --write-config $$row --out $$homes/$$row.yaml \
+	  $(BIN)/python tests/benchmarks/bench_ablation.py --epochs $$epochs --write-config $$row --out $$folder/$$row.yaml \
 	    --from-seeds $$folder; \
-	  $(BIN)/python tests/benchmarks/bench_seeds.py --config $$homes/$$row.yaml --seeds $$seeds \
+	  $(BIN)/python tests/benchmarks/bench_seeds.py --config $$folder/$$row.yaml --seeds $$seeds \
 	    --root $$homes/$$row --out $$folder/$$row.json; \
 	done; \
 	$(BIN)/python tests/benchmarks/bench_ablation.py --epochs $$epochs --from-seeds $$folder \

@@ -170,7 +170,8 @@ class TestAblation:
         (["class-offsets"], "--seeds 0,1,2 "),
         (["ablation-full"], "epochs=36; seeds=0,1; "),
         (["ablation-full", "ROWS=full,no_branches"], "for row in full no_branches; do "),
-        (["ablation-full"], "--write-config $row --out $homes/$row.yaml --from-seeds $folder; "),
+        (["ablation-full"], "--write-config $row --out $folder/$row.yaml --from-seeds $folder; "),
+        (["ablation-full"], "bench_seeds.py --config $folder/$row.yaml --seeds $seeds "),
         # Training one more seed gathers every seed the rows' files hold, not only the new one.
         (["ablation-full", "SEEDS=1"], "bench_ablation.py --epochs $epochs --from-seeds $folder --out "),
     ],
@@ -717,6 +718,21 @@ class TestAblationAtTheWholeBudget:
         assert out.read_bytes() == before
         (folder / "full.json").write_text(json.dumps(report))
 
+        # A row's config beside its table is not written over by another training's (the recipe
+        # changed since): the table goes on naming the config that trained it.
+        beside = folder / "no_transformer.yaml"
+        write = ["--config", str(config), "--epochs", "3", "--write-config", "no_transformer", "--out", str(beside)]
+        assert bench_ablation.main([*write, "--from-seeds", str(folder)]) == 0
+        written = beside.read_bytes()
+        assert written.startswith(b"# The ablation's no_transformer row: ")
+        assert bench_seeds.training_fingerprint(yaml.safe_load(written)) == json.loads(
+            (folder / "no_transformer.json").read_text()
+        )["training_sha256"]
+        write[write.index("3")] = "4"
+        with pytest.raises(SystemExit, match=r"no_transformer.json holds seeds of another training .*another folder"):
+            bench_ablation.main([*write, "--from-seeds", str(folder)])
+        assert beside.read_bytes() == written
+
         # An ablation trained in one process (`make ablation`) is not overwritten by a gathered one.
         in_process = tmp_path / "in-process.json"
         in_process.write_text(json.dumps({"results": {"table": {"config": str(config), "budget_epochs": 3}}}))
@@ -835,8 +851,9 @@ class TestRecordedConfigs:
         from ferkit.training import TrainConfig
         from tests.benchmarks.bench_seeds import training_fingerprint
 
-        tables = sorted(self.RESULTS.glob("seeds*.json"))
-        assert len(tables) >= 20
+        # `make ablation-full` trains each row's config from beside its table.
+        tables = sorted(self.RESULTS.glob("seeds*.json")) + sorted(self.RESULTS.glob("ablation-*-epochs/*.json"))
+        assert len(tables) >= 26
         for table in tables:
             report = json.loads(table.read_text())
             path = ROOT / report["config"]

@@ -450,7 +450,13 @@ def main(argv: list[str] | None = None) -> int:
         config = row_config(args.config, args.epochs, args.write_config)
         if args.from_seeds:
             same_kind_of_training(Path(args.from_seeds), args.write_config, config)
-        text = yaml.safe_dump(config, sort_keys=False)
+            same_training(Path(args.from_seeds) / f"{args.write_config}.json", config)
+        change = "with every part on" if args.write_config == "full" else f"without the {ROWS[args.write_config][0]}"
+        text = (
+            f"# The ablation's {args.write_config} row: {shown_path(args.config)} {change}, {args.epochs} epochs.\n"
+            f"#   python tests/benchmarks/bench_ablation.py --epochs {args.epochs} --write-config {args.write_config} "
+            f"--out {shown_path(args.out)}\n" + yaml.safe_dump(config, sort_keys=False)
+        )
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
         return 0
@@ -499,6 +505,22 @@ def write_table(out: Path, table: dict, args, modes: tuple[str, ...], runs: list
     results["summary"] = summarise(runs, "row", modes, baseline="full")
     note += f"; PublicTest decides, PrivateTest is reported; views: {', '.join(modes)}"
     write_report("ablation", out, targets={}, checks={}, results=results, config=shown_path(args.config), note=note)
+
+
+def same_training(table: Path, config: dict) -> None:
+    """Refuse, before its config beside it is written over, a row whose file holds another training's
+    seeds (the config changed since): the table keeps naming the config that trained it."""
+    from tests.benchmarks.bench_seeds import training_fingerprint
+
+    if not table.exists():
+        return
+    held = json.loads(table.read_text()).get("training_sha256")
+    if held and held != training_fingerprint(config):
+        raise SystemExit(
+            f"{shown_path(table)} holds seeds of another training (training_sha256 {held}, this row now trains "
+            f"{training_fingerprint(config)}): start another table (`make ablation-full FOLDER=<another folder>`) "
+            "or move the folder aside"
+        )
 
 
 def same_kind_of_training(folder: Path, name: str, config: dict) -> None:
