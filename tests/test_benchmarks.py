@@ -725,9 +725,10 @@ class TestAblationAtTheWholeBudget:
         assert bench_ablation.main([*write, "--from-seeds", str(folder)]) == 0
         written = beside.read_bytes()
         assert written.startswith(b"# The ablation's no_transformer row: ")
-        assert bench_seeds.training_fingerprint(yaml.safe_load(written)) == json.loads(
-            (folder / "no_transformer.json").read_text()
-        )["training_sha256"]
+        assert (
+            bench_seeds.training_fingerprint(yaml.safe_load(written))
+            == json.loads((folder / "no_transformer.json").read_text())["training_sha256"]
+        )
         write[write.index("3")] = "4"
         with pytest.raises(SystemExit, match=r"no_transformer.json holds seeds of another training .*another folder"):
             bench_ablation.main([*write, "--from-seeds", str(folder)])

@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         config = row_config(args.config, args.epochs, args.write_config)
         if args.from_seeds:
             same_kind_of_training(Path(args.from_seeds), args.write_config, config)
-            same_training(Path(args.from_seeds) / f"{args.write_config}.json", config)
+            table_trained_it(Path(args.from_seeds) / f"{args.write_config}.json", config)
         change = "with every part on" if args.write_config == "full" else f"without the {ROWS[args.write_config][0]}"
         text = (
             f"# The ablation's {args.write_config} row: {shown_path(args.config)} {change}, {args.epochs} epochs.\n"
@@ -507,7 +507,7 @@ def write_table(out: Path, table: dict, args, modes: tuple[str, ...], runs: list
     write_report("ablation", out, targets={}, checks={}, results=results, config=shown_path(args.config), note=note)
 
 
-def same_training(table: Path, config: dict) -> None:
+def table_trained_it(table: Path, config: dict) -> None:
     """Refuse, before its config beside it is written over, a row whose file holds another training's
     seeds (the config changed since): the table keeps naming the config that trained it."""
     from tests.benchmarks.bench_seeds import training_fingerprint
