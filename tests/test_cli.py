@@ -88,10 +88,24 @@ def test_evaluate_scores_at_the_recipes_precision_unless_asked(tmp_path):
         )
         assert result.returncode == 0, result.stderr
         scored[precision] = json.loads(result.stdout)
+    assert scored[None]["data"] == str(data)  # the data read, also when it comes from $FER2013_PATH
     assert scored[None]["precision"] == scored["bf16"]["precision"] == "bf16"
     assert scored[None]["metrics"] == scored["bf16"]["metrics"]
     assert scored["fp32"]["precision"] == "fp32"
     assert scored["fp32"]["metrics"]["log_loss"] != scored["bf16"]["metrics"]["log_loss"]  # bf16 rounds
+    import os
+
+    from_env = run_cli(
+        "evaluate",
+        "--model",
+        str(checkpoint),
+        "--bootstrap",
+        "10",
+        "--json",
+        env={**os.environ, "FER2013_PATH": str(data)},
+    )
+    assert from_env.returncode == 0, from_env.stderr
+    assert json.loads(from_env.stdout)["data"] == str(data)
     shown = run_cli(
         "evaluate", "--model", str(checkpoint), "--data", str(data), "--bootstrap", "10", "--precision", "fp32"
     )

@@ -97,7 +97,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         write_report(result, args.report)
     if args.json:
         unread = {"bad_reasons": data.report.bad_reasons, "refused_links": data.report.refused_links}
-        print(json.dumps({**_evaluation_json(args, result), "unread": unread}, indent=2))
+        print(json.dumps({**_evaluation_json(args, result, data.report.source), "unread": unread}, indent=2))
         return 0
     print(
         f"{args.model} on {args.split} ({result.images} images, TTA {result.tta}, {result.precision}); "
@@ -109,8 +109,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluation_json(args: argparse.Namespace, result) -> dict:
-    """Figures, the per-class table and the confusion matrix (rows: true emotion, columns: predicted)."""
+def _evaluation_json(args: argparse.Namespace, result, source: str) -> dict:
+    """Figures, the per-class table and the confusion matrix (rows: true emotion, columns: predicted);
+    `source` is the data read (`--data`, else $FER2013_PATH)."""
     from sklearn.metrics import confusion_matrix
 
     from ferkit.data.labels import EMOTIONS
@@ -123,7 +124,7 @@ def _evaluation_json(args: argparse.Namespace, result) -> dict:
     ]  # fmt: skip
     return {
         "model": args.model,
-        "data": str(args.data),
+        "data": source,
         "split": args.split,
         "tta": result.tta,
         "precision": result.precision,
